@@ -1,0 +1,213 @@
+"""Requantization of int32 accumulators by a profile's rule: ``q = saturate(Z_out + M * acc)``.
+
+``M = S_in * S_w / S_out`` (one per output channel for per-channel weights) is derived from the
+float32 scales as the rule says (``effective_multiplier``), turned into the rule's integer form
+once (``prepare_requant``), and applied to every accumulator (``requantize``; kernels call
+``requantize_scalar`` inside their loops). DESIGN.md section 2, docs/fixedpoint.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from npquant import fixedpoint as fp
+from npquant.profiles import MultiplierDerivation, RequantKind, RequantRule
+
+KIND_DOUBLE_ROUNDING, KIND_SINGLE_ROUNDING, KIND_FLOAT32, KIND_FLOAT64, KIND_POWER_OF_TWO = range(5)
+_KIND_CODES = {
+    RequantKind.DOUBLE_ROUNDING: KIND_DOUBLE_ROUNDING,
+    RequantKind.SINGLE_ROUNDING: KIND_SINGLE_ROUNDING,
+    RequantKind.FLOAT32: KIND_FLOAT32,
+    RequantKind.FLOAT64: KIND_FLOAT64,
+    RequantKind.POWER_OF_TWO: KIND_POWER_OF_TWO,
+}
+
+
+def effective_multiplier(input_scale: float, weight_scale, output_scale: float,
+                         derivation: MultiplierDerivation | str) -> np.ndarray:
+    """``M = S_in S_w / S_out`` computed the way a framework computes it (float64 array).
+
+    All scales are float32 values (as frameworks store them). ``weight_scale`` may be an array
+    (per channel). The derivations differ in the last bits of ``M``, which is enough to move an
+    output by one:
+
+    * ``double``: ``f64(S_in) f64(S_w) / f64(S_out)`` (TFLite per-channel conv);
+    * ``float32_product``: ``f64(f32(S_in S_w)) / f64(S_out)`` (TFLite per-tensor);
+    * ``float32_ratio``: ``f32(f32(S_in S_w) / S_out)`` (ONNX Runtime, FBGEMM);
+    * ``float32_reciprocal``: ``f32(f32(S_w S_in) f32(1 / S_out))`` (QNNPACK).
+    """
+    s_in = _positive_float32(input_scale, "input_scale")
+    s_w = _positive_float32(weight_scale, "weight_scale")
+    s_out = _positive_float32(output_scale, "output_scale")
+    d = MultiplierDerivation(derivation)
+    if d is MultiplierDerivation.DOUBLE:
+        m = s_in.astype(np.float64) * s_w.astype(np.float64) / s_out.astype(np.float64)
+    elif d is MultiplierDerivation.FLOAT32_PRODUCT:
+        m = (s_in * s_w).astype(np.float64) / s_out.astype(np.float64)
+    elif d is MultiplierDerivation.FLOAT32_RATIO:
+        m = ((s_in * s_w) / s_out).astype(np.float64)
+    else:
+        m = ((s_w * s_in) * (np.float32(1.0) / s_out)).astype(np.float64)
+    if not np.all(np.isfinite(m)) or np.any(m <= 0):
+        raise ValueError(f"effective multiplier S_in*S_w/S_out is not finite and > 0: {m}")
+    return np.atleast_1d(m)
+
+
+@dataclass(frozen=True)
+class RequantParams:
+    """A rule's integer form for each output channel (1-D arrays of one length).
+
+    ``quantized_multiplier``/``shift``: ``M = M0 2^shift / 2^31`` for the fixed-point kinds;
+    ``M = 2^shift`` (``shift = -n <= 0``, ``M0`` unused) for ``power_of_two``;
+    ``multiplier``: ``M`` as the float kinds multiply by it (a float32 value for ``float32``).
+    """
+
+    rule: RequantRule
+    multiplier: np.ndarray
+    quantized_multiplier: np.ndarray
+    shift: np.ndarray
+
+    @property
+    def kind_code(self) -> int:
+        """The integer that numba kernels receive for ``rule.kind``."""
+        return _KIND_CODES[self.rule.kind]
+
+    @property
+    def ties_code(self) -> int:
+        """The integer that numba kernels receive for ``rule.ties``."""
+        return self.rule.ties.code
+
+    @property
+    def channels(self) -> int:
+        """Number of per-channel multipliers (1 for per-tensor)."""
+        return int(self.multiplier.shape[0])
+
+
+def prepare_requant(rule: RequantRule, input_scale: float, weight_scale,
+                    output_scale: float) -> RequantParams:
+    """Derive ``M`` per ``rule.derivation`` and convert it to the integer form ``rule.kind`` needs.
+
+    Fixed-point kinds use TFLite's ``QuantizeMultiplier`` (single rounding: its
+    ``TFLITE_SINGLE_ROUNDING`` variant). ``power_of_two`` needs ``M = 2^-n`` exactly and stores the
+    right shift as ``shift = -n``.
+    """
+    m = effective_multiplier(input_scale, weight_scale, output_scale, rule.derivation)
+    return requant_params_from_multiplier(rule, m)
+
+
+def requant_params_from_multiplier(rule: RequantRule, multiplier) -> RequantParams:
+    """``prepare_requant`` from real multipliers already derived (1-D, one per channel)."""
+    m = np.atleast_1d(np.asarray(multiplier, dtype=np.float64))
+    if m.ndim != 1 or not np.all(np.isfinite(m)) or np.any(m <= 0):
+        raise ValueError(f"multiplier must be a 1-D array of finite values > 0, got {multiplier!r}")
+    kind = rule.kind
+    n = m.shape[0]
+    qm = np.zeros(n, dtype=np.int32)
+    shift = np.zeros(n, dtype=np.int32)
+    if kind in (RequantKind.DOUBLE_ROUNDING, RequantKind.SINGLE_ROUNDING):
+        derive = (fp.quantize_multiplier if kind is RequantKind.DOUBLE_ROUNDING
+                  else fp.quantize_multiplier_single_rounding)
+        for i, mi in enumerate(m):
+            q, s = derive(float(mi))
+            if s > 31:
+                raise ValueError(f"multiplier[{i}]={mi!r} is too large to requantize (>= 2^31)")
+            qm[i], shift[i] = q, s
+        stored = m
+    elif kind is RequantKind.POWER_OF_TWO:
+        for i, mi in enumerate(m):
+            shift[i] = -fp.power_of_two_shift(float(mi))
+        stored = m
+    elif kind is RequantKind.FLOAT32:
+        stored = m.astype(np.float32).astype(np.float64)
+    else:
+        stored = m
+    return RequantParams(rule=rule, multiplier=stored, quantized_multiplier=qm, shift=shift)
+
+
+@numba.njit(cache=True)
+def requantize_scalar(acc: int, kind: int, ties: int, quantized_multiplier: int, shift: int,
+                      multiplier: float) -> int:
+    """``M * acc`` rounded by rule ``kind`` (codes ``KIND_*``), without zero point or clamp.
+
+    Contract: ``acc`` in int32; for double rounding ``acc * 2^max(shift, 0)`` in int32
+    (``check_requant_domain``); parameters come from ``prepare_requant``.
+    """
+    if kind == KIND_DOUBLE_ROUNDING:
+        return fp.double_rounding_multiply_scalar(acc, quantized_multiplier, shift, ties)
+    if kind == KIND_SINGLE_ROUNDING:
+        return fp.single_rounding_multiply_scalar(acc, quantized_multiplier, shift)
+    if kind == KIND_FLOAT32:
+        return fp.float32_multiply_scalar(acc, np.float32(multiplier), ties)
+    if kind == KIND_FLOAT64:
+        return fp.float64_multiply_scalar(acc, multiplier, ties)
+    return fp.rounding_shift_right_scalar(acc, -shift, ties)
+
+
+@numba.vectorize(["int64(int64, int64, int64, int64, int64, float64)"], cache=True)
+def _vec_requantize(acc, kind, ties, qm, shift, mult):
+    return requantize_scalar(acc, kind, ties, qm, shift, mult)
+
+
+def requantize(acc: np.ndarray, params: RequantParams, *, channel_axis: int | None,
+               zero_point: int, qmin: int, qmax: int) -> np.ndarray:
+    """``q = clamp(Z_out + round_rule(M[c] * acc), qmin, qmax)`` for an int32 accumulator array.
+
+    ``channel_axis`` is the axis of ``acc`` that indexes ``params``' channels (None for
+    per-tensor). Activation clamps (ReLU, ReLU6) are folded into ``qmin``/``qmax``: ReLU is
+    ``qmin = Z_out``. Returns int64; the caller casts to the output dtype.
+    """
+    acc = np.asarray(acc)
+    if acc.dtype != np.int32:
+        raise TypeError(f"acc must be int32, got {acc.dtype}")
+    if qmin > qmax:
+        raise ValueError(f"qmin={qmin} > qmax={qmax}")
+    qm, shift, mult = _broadcast_params(acc, params, channel_axis)
+    acc64 = acc.astype(np.int64)
+    check_requant_domain(acc64, params, shift)
+    scaled = _vec_requantize(acc64, np.int64(params.kind_code), np.int64(params.ties_code),
+                             qm, shift, mult)
+    return np.clip(scaled + int(zero_point), qmin, qmax)
+
+
+def check_requant_domain(acc64: np.ndarray, params: RequantParams, shift=None) -> None:
+    """Raise if double rounding would shift an accumulator out of int32 (``M >= 1`` only)."""
+    if params.rule.kind is not RequantKind.DOUBLE_ROUNDING or np.all(params.shift <= 0):
+        return
+    if shift is None:
+        shift = params.shift
+    shifted = acc64 * (np.int64(1) << np.maximum(shift, 0))
+    bad = (shifted < fp.INT32_MIN) | (shifted > fp.INT32_MAX)
+    if np.any(bad):
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"accumulator {int(acc64[idx])} at index {idx} times 2^shift leaves "
+                         "int32 in double-rounding requantization (M >= 1)")
+
+
+def _broadcast_params(acc: np.ndarray, params: RequantParams, channel_axis: int | None):
+    qm = params.quantized_multiplier.astype(np.int64)
+    shift = params.shift.astype(np.int64)
+    mult = params.multiplier.astype(np.float64)
+    if channel_axis is None:
+        if params.channels != 1:
+            raise ValueError(f"{params.channels} per-channel multipliers need a channel_axis")
+        return qm[0], shift[0], mult[0]
+    axis = channel_axis % acc.ndim
+    if acc.shape[axis] != params.channels and params.channels != 1:
+        raise ValueError(f"acc has {acc.shape[axis]} channels on axis {axis} but "
+                         f"{params.channels} multipliers")
+    shape = [1] * acc.ndim
+    shape[axis] = params.channels
+    return qm.reshape(shape), shift.reshape(shape), mult.reshape(shape)
+
+
+def _positive_float32(value, name: str) -> np.ndarray:
+    arr = np.atleast_1d(np.asarray(value, dtype=np.float64))
+    if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+        raise ValueError(f"{name} must be finite and > 0, got {value!r}")
+    out = arr.astype(np.float32)
+    if np.any(out == 0) or not np.all(np.isfinite(out)):
+        raise ValueError(f"{name}={value!r} is not representable as a positive float32")
+    return out
