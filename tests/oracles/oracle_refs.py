@@ -1,0 +1,225 @@
+"""Obviously-right reference arithmetic for the framework oracle tests (int64 numpy, float64).
+
+Every function here is a direct transcription of one rounding or accumulation rule, written
+element-wise with int64 numpy (all intermediate values are bounded well inside int64; the bound is
+stated) or Python ints. The oracle tests compute the exact accumulator here, apply each candidate
+requantization rule, and measure which one a framework kernel follows.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+f32 = np.float32
+
+
+# --------------------------------------------------------------------------- rounding of reals
+def round_half_away(x: np.ndarray) -> np.ndarray:
+    """C ``round()``: nearest integer, ties away from zero (float64 in, int64 out).
+
+    Written as trunc + compare of the exact fraction: ``floor(|x| + 0.5)`` would be wrong at
+    0.49999999999999994, where ``|x| + 0.5`` rounds up to 1.0 in float64.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    t = np.trunc(x)
+    frac = x - t  # exact in binary floating point
+    return (t + np.where(np.abs(frac) >= 0.5, np.sign(x), 0.0)).astype(np.int64)
+
+
+def round_half_even(x: np.ndarray) -> np.ndarray:
+    """``nearbyint`` in the default mode: nearest integer, ties to even (int64 out)."""
+    return np.rint(np.asarray(x)).astype(np.int64)
+
+
+# --------------------------------------------------------------------------- gemmlowp fixed point
+def tflite_quantize_multiplier(real: float) -> tuple[int, int]:
+    """TFLite ``QuantizeMultiplier``: ``real = q * 2^(shift - 31)``, q in [2^30, 2^31).
+
+    ``frexp`` gives ``real = f * 2^shift`` with f in [0.5, 1); ``q = round_half_away(f * 2^31)``;
+    if that rounds up to 2^31 the significand is halved and the exponent bumped (the carry).
+    Shifts below -31 flush to zero.
+    """
+    if real == 0.0:
+        return 0, 0
+    f, shift = math.frexp(real)
+    q = int(round_half_away(np.float64(f * 2.0**31)))
+    if q == 2**31:
+        q //= 2
+        shift += 1
+    if shift < -31:
+        return 0, 0
+    return q, shift
+
+
+def srdhm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """gemmlowp SaturatingRoundingDoublingHighMul: ``round(a * b / 2^31)`` with ties up
+    (toward +inf), computed as (a*b + nudge) / 2^31 truncated toward zero, where
+    nudge = 2^30 for a*b >= 0 and 1 - 2^30 otherwise. The one overflow, a = b = INT32_MIN,
+    saturates to INT32_MAX. |a*b| <= 2^62 fits int64.
+    """
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    ab = a * b
+    t = ab + np.where(ab >= 0, 2**30, 1 - 2**30)
+    res = np.where(t >= 0, t >> 31, -((-t) >> 31))  # C division truncates toward zero
+    return np.where((a == INT32_MIN) & (b == INT32_MIN), INT32_MAX, res)
+
+
+def rounding_divide_by_pot(x: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """gemmlowp RoundingDivideByPOT: ``x / 2^e`` rounded to nearest, ties away from zero."""
+    x = np.asarray(x, dtype=np.int64)
+    e = np.asarray(e, dtype=np.int64)
+    mask = (np.int64(1) << e) - 1
+    remainder = x & mask
+    threshold = (mask >> 1) + (x < 0)
+    return (x >> e) + (remainder > threshold)
+
+
+def shift_ties_up(x: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """``x / 2^e`` rounded to nearest, ties toward +inf: ``(x + 2^(e-1)) >> e`` (e >= 0)."""
+    x = np.asarray(x, dtype=np.int64)
+    e = np.asarray(e, dtype=np.int64)
+    half = np.where(e > 0, np.int64(1) << np.maximum(e - 1, 0), 0)
+    return (x + half) >> e
+
+
+def mbqm_double_rounding(acc: np.ndarray, q: np.ndarray, shift: np.ndarray,
+                         final: str = "away") -> np.ndarray:
+    """TFLite ``MultiplyByQuantizedMultiplier`` (double rounding):
+    ``RDBPOT(SRDHM(acc * 2^max(shift,0), q), max(-shift,0))``.
+
+    ``final="away"`` is gemmlowp's RoundingDivideByPOT (ties away from zero); ``final="up"`` is
+    the same with the last shift rounding ties toward +inf (``(v + 2^(e-1)) >> e``).
+    """
+    shift = np.asarray(shift, dtype=np.int64)
+    left = np.maximum(shift, 0)
+    right = np.maximum(-shift, 0)
+    x = np.asarray(acc, dtype=np.int64) << left
+    v = srdhm(x, q)
+    return rounding_divide_by_pot(v, right) if final == "away" else shift_ties_up(v, right)
+
+
+def mbqm_single_rounding(acc: np.ndarray, q: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """Single rounding (TFLITE_SINGLE_ROUNDING, ruy): ``(acc*q + 2^(30-shift)) >> (31-shift)``,
+    i.e. ``round(acc * q * 2^(shift-31))`` with ties toward +inf. |acc*q| < 2^62."""
+    acc = np.asarray(acc, dtype=np.int64)
+    q = np.asarray(q, dtype=np.int64)
+    total = 31 - np.asarray(shift, dtype=np.int64)
+    return (acc * q + (np.int64(1) << (total - 1))) >> total
+
+
+# --------------------------------------------------------------------------- accumulators
+def conv2d_acc(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, x_zp: int,
+               stride: tuple[int, int], pads: tuple[int, int, int, int],
+               dilation: tuple[int, int] = (1, 1), groups: int = 1,
+               w_zp: int = 0) -> np.ndarray:
+    """Exact int64 accumulator ``sum (x - Zx)(w - Zw) + bias`` of a grouped conv, NCHW / OIHW.
+
+    Padding (top, bottom, left, right) pads x with its zero point, i.e. with real 0.
+    """
+    x = x.astype(np.int64) - x_zp
+    x = np.pad(x, ((0, 0), (0, 0), (pads[0], pads[1]), (pads[2], pads[3])))  # real 0 = 0 here
+    w = w.astype(np.int64) - w_zp
+    n, c, h, wd = x.shape
+    o, cg, kh, kw = w.shape
+    sh, sw = stride
+    dh, dw = dilation
+    oh = (h - (kh - 1) * dh - 1) // sh + 1
+    ow = (wd - (kw - 1) * dw - 1) // sw + 1
+    og = o // groups
+    acc = np.zeros((n, o, oh, ow), dtype=np.int64)
+    for g in range(groups):
+        xs = x[:, g * cg:(g + 1) * cg]
+        ws = w[g * og:(g + 1) * og]
+        for i in range(kh):
+            for j in range(kw):
+                patch = xs[:, :, i * dh: i * dh + (oh - 1) * sh + 1: sh,
+                           j * dw: j * dw + (ow - 1) * sw + 1: sw]
+                acc[:, g * og:(g + 1) * og] += np.einsum("nchw,oc->nohw", patch, ws[:, :, i, j])
+    if bias is not None:
+        acc += np.asarray(bias, dtype=np.int64)[None, :, None, None]
+    return acc
+
+
+def matmul_acc(x: np.ndarray, w_ok: np.ndarray, bias: np.ndarray | None, x_zp: int,
+               w_zp: int | np.ndarray = 0) -> np.ndarray:
+    """Exact int64 ``sum_k (x[n,k] - Zx)(w[o,k] - Zw[o]) + bias[o]`` -> (N, O)."""
+    xz = x.astype(np.int64) - x_zp
+    wz = w_ok.astype(np.int64) - np.asarray(w_zp, dtype=np.int64).reshape(-1, 1)
+    acc = xz @ wz.T
+    if bias is not None:
+        acc = acc + np.asarray(bias, dtype=np.int64)[None, :]
+    return acc
+
+
+def clamp(v: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Saturate to [lo, hi]."""
+    return np.clip(v, lo, hi)
+
+
+def tflite_activation_range(act: str, scale: float, zp: int, qmin: int = -128,
+                            qmax: int = 127) -> tuple[int, int]:
+    """TFLite CalculateActivationRangeQuantized: RELU clamps below at Z; RELU6 also above at
+    Z + round_half_away(f32(6 / S)), all inside [qmin, qmax]."""
+    if act == "NONE":
+        return qmin, qmax
+    lo = max(qmin, zp)
+    if act == "RELU":
+        return lo, qmax
+    six = int(round_half_away(np.float64(f32(6.0) / f32(scale))))
+    return lo, min(qmax, zp + six)
+
+
+# --------------------------------------------------------------------------- requantization rules
+def effective_scale(sx: float, sw: np.ndarray, sy: float, derivation: str) -> np.ndarray:
+    """The real multiplier M = s_x s_w / s_y as a framework derives it from float32 scales.
+
+    - ``"double"``: ``double(s_x) * double(s_w) / double(s_y)`` (TFLite per-channel / reference);
+    - ``"f32prod"``: ``double(f32(s_x * s_w)) / double(s_y)`` (TFLite per-tensor
+      GetQuantizedConvolutionMultipler, which multiplies the float scales first);
+    - ``"f32"``: ``f32(f32(s_x * s_w) / s_y)`` (ONNX Runtime, FBGEMM, XNNPACK);
+    - ``"qnnpack"``: ``f32(f32(s_w * s_x) * f32(1 / s_y))`` (PyTorch QNNPACK).
+    Returns float64 values (exactly representing the float32 ones where the result is float32).
+    """
+    sx, sy = f32(sx), f32(sy)
+    sw = np.asarray(sw, dtype=np.float32)
+    if derivation == "double":
+        return np.float64(sx) * sw.astype(np.float64) / np.float64(sy)
+    if derivation == "f32prod":
+        return (sx * sw).astype(np.float64) / np.float64(sy)
+    if derivation == "f32":
+        return ((sx * sw) / sy).astype(np.float64)
+    if derivation == "qnnpack":
+        return ((sw * sx) * (f32(1.0) / sy)).astype(np.float64)
+    raise ValueError(derivation)
+
+
+def requantize(acc: np.ndarray, m: np.ndarray, rule: str, ch_axis: int = 1) -> np.ndarray:
+    """Scale an exact int64 accumulator by M (one value, or one per channel on ``ch_axis``),
+    before the zero point is added. Rules:
+
+    - ``"gemmlowp"``: TFLite double rounding, M -> (q, shift) by QuantizeMultiplier;
+    - ``"gemmlowp_up"``: same, the final shift rounds ties toward +inf;
+    - ``"single"``: single rounding ``(acc q + 2^(30-shift)) >> (31-shift)``;
+    - ``"f32_rne"``: ``nearbyint(f32(f32(acc) * f32(M)))``, ties to even;
+    - ``"f64_away"``: ``round(double(acc) * double(M))``, ties away from zero.
+    """
+    acc = np.asarray(acc, dtype=np.int64)
+    m = np.atleast_1d(np.asarray(m, dtype=np.float64))
+    shape = [1] * acc.ndim
+    if m.size > 1:
+        shape[ch_axis] = m.size
+    if rule in ("gemmlowp", "gemmlowp_up", "single"):
+        qs = np.array([tflite_quantize_multiplier(float(v)) for v in m], dtype=np.int64)
+        q, sh = qs[:, 0].reshape(shape), qs[:, 1].reshape(shape)
+        if rule == "single":
+            return mbqm_single_rounding(acc, q, sh)
+        return mbqm_double_rounding(acc, q, sh, "away" if rule == "gemmlowp" else "up")
+    if rule == "f32_rne":
+        return round_half_even(acc.astype(np.float32) * m.astype(np.float32).reshape(shape))
+    if rule == "f64_away":
+        return round_half_away(acc.astype(np.float64) * m.reshape(shape))
+    raise ValueError(rule)
