@@ -115,7 +115,7 @@ def saturating_rounding_doubling_high_mul_scalar(a: int, b: int) -> int:
 def rounding_shift_right_scalar(x: int, exponent: int, ties: int) -> int:
     """``round(x / 2^exponent)`` with the given tie rule (TIES_UP, TIES_AWAY or TIES_EVEN).
 
-    Contract: ``exponent`` in 0..62, ``x`` in int64 with ``|x| + 2^exponent`` below 2^63.
+    Contract: ``exponent`` in 0..62, ``x`` any int64 (no step can overflow: ``floor * 2^e <= x``).
     ``>>`` is an arithmetic shift (floor division by ``2^exponent``); the remainder
     ``r = x - (floor(x / 2^e) * 2^e)`` in ``[0, 2^e)`` decides the rounding against the half
     ``h = 2^(e-1)``: round up when ``r > h``, and when ``r == h`` as the tie rule says.
@@ -324,11 +324,9 @@ def rounding_shift_right(x, exponent, *, ties: Ties | str) -> np.ndarray:
 
     ``Ties.UP`` is ``(x + 2^(n-1)) >> n`` (TIDL, Qcode, most accelerators, ARM ``VRSHR``);
     ``Ties.AWAY`` is gemmlowp's ``RoundingDivideByPOT``; ``Ties.EVEN`` is convergent rounding.
-    ``exponent`` in 0..62; ``|x|`` must be below ``2^62``. Returns int64.
+    ``exponent`` in 0..62; ``x`` any int64. Returns int64.
     """
     x64 = _as_int64(x, "x")
-    if np.any(np.abs(x64) >= 2**62):
-        raise ValueError("x must satisfy |x| < 2^62 for a rounding shift in int64")
     e64 = _as_shift(exponent, "exponent", 0, 62)
     return _vec_shift(x64, e64, np.int64(Ties(ties).code))
 
