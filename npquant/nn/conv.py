@@ -1,0 +1,148 @@
+"""2-d convolution (NCHW input, OIHW weight, groups) as im2col + one large float GEMM.
+
+Layout, chosen by measurement (docs/training.md): the patches of all images are gathered into
+``cols[c, kh, kw, n, oh, ow] = x_pad[n, c, oh*s + kh*d, ow*s + kw*d]`` (eq. 1), so that for
+each group g the convolution is a single matrix product
+
+    y[g] (O/G, N*OH*OW) = W[g] (O/G, C/G*KH*KW) @ cols[g] (C/G*KH*KW, N*OH*OW)      (eq. 2)
+
+and its backward is two more products: ``dW[g] = dY[g] @ cols[g]^T`` and
+``dcols[g] = W[g]^T @ dY[g]``, after which ``col2im`` scatters ``dcols`` back onto the padded
+input (the adjoint of eq. 1: every patch position adds into the pixel it was copied from).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from npquant.nn.tensor import Function, Tensor
+
+
+def _pair(v: int | tuple[int, int], name: str) -> tuple[int, int]:
+    """(v, v) for an int, or the 2-tuple itself; a TypeError/ValueError names the argument."""
+    if isinstance(v, int | np.integer) and not isinstance(v, bool):
+        return int(v), int(v)
+    if isinstance(v, tuple | list) and len(v) == 2 and all(
+        isinstance(e, int | np.integer) and not isinstance(e, bool) for e in v
+    ):
+        return int(v[0]), int(v[1])
+    raise TypeError(f"{name} must be an int or a pair of ints, got {v!r}")
+
+
+def conv_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
+    """floor((size + 2p - d(k-1) - 1) / s) + 1, the PyTorch formula."""
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def im2col(xp: np.ndarray, kh: int, kw: int, stride: tuple[int, int],
+           dilation: tuple[int, int], oh: int, ow: int) -> np.ndarray:
+    """Gather patches of the padded input ``xp`` (N, C, Hp, Wp) into (C, KH, KW, N, OH, OW), eq. 1.
+
+    One strided slice copy per kernel tap (KH*KW NumPy copies), no Python loop over pixels.
+    """
+    n, c = xp.shape[:2]
+    (sh, sw), (dh, dw) = stride, dilation
+    xt = xp.transpose(1, 0, 2, 3)
+    cols = np.empty((c, kh, kw, n, oh, ow), dtype=xp.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            cols[:, i, j] = xt[:, :, i * dh: i * dh + sh * (oh - 1) + 1: sh,
+                               j * dw: j * dw + sw * (ow - 1) + 1: sw]
+    return cols
+
+
+def col2im(dcols: np.ndarray, hp: int, wp: int, stride: tuple[int, int],
+           dilation: tuple[int, int]) -> np.ndarray:
+    """Adjoint of ``im2col``: add (C, KH, KW, N, OH, OW) patches back into (N, C, Hp, Wp)."""
+    c, kh, kw, n, oh, ow = dcols.shape
+    (sh, sw), (dh, dw) = stride, dilation
+    dxt = np.zeros((c, n, hp, wp), dtype=dcols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            # Overlapping patches (stride < kernel) hit the same pixel: += sums them.
+            dxt[:, :, i * dh: i * dh + sh * (oh - 1) + 1: sh,
+                j * dw: j * dw + sw * (ow - 1) + 1: sw] += dcols[:, i, j]
+    return dxt.transpose(1, 0, 2, 3)
+
+
+class Conv2dFn(Function):
+    """y = conv2d(x, w) + b with stride, zero padding, dilation and groups (eq. 2)."""
+
+    @staticmethod
+    def forward(ctx, x, w, b, stride, padding, dilation, groups):
+        n, c, h, wd = x.shape
+        o, cg, kh, kw = w.shape
+        ph, pw = padding
+        oh = conv_output_size(h, kh, stride[0], ph, dilation[0])
+        ow = conv_output_size(wd, kw, stride[1], pw, dilation[1])
+        xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
+        cols = im2col(xp, kh, kw, stride, dilation, oh, ow)
+        colsg = cols.reshape(groups, cg * kh * kw, n * oh * ow)
+        wg = w.reshape(groups, o // groups, cg * kh * kw)
+        y = np.matmul(wg, colsg).reshape(o, n, oh, ow).transpose(1, 0, 2, 3)
+        y = np.ascontiguousarray(y)
+        if b is not None:
+            y += b.reshape(1, o, 1, 1)
+        ctx.colsg, ctx.wg, ctx.w_shape = colsg, wg, w.shape
+        ctx.xp_shape, ctx.x_shape = xp.shape, x.shape
+        ctx.stride, ctx.padding, ctx.dilation, ctx.groups = stride, padding, dilation, groups
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        groups = ctx.groups
+        o, cg, kh, kw = ctx.w_shape
+        n, _, oh, ow = grad.shape
+        # dY in the GEMM layout (G, O/G, N*OH*OW).
+        gg = np.ascontiguousarray(grad.transpose(1, 0, 2, 3)).reshape(groups, o // groups, -1)
+        dx = dw = db = None
+        if ctx.needs_input_grad[1]:
+            dw = np.matmul(gg, ctx.colsg.transpose(0, 2, 1)).reshape(ctx.w_shape)
+        if len(ctx.needs_input_grad) > 2 and ctx.needs_input_grad[2]:
+            db = grad.sum(axis=(0, 2, 3))
+        if ctx.needs_input_grad[0]:
+            dcols = np.matmul(ctx.wg.transpose(0, 2, 1), gg)
+            dcols = dcols.reshape(groups * cg, kh, kw, n, oh, ow)
+            dxp = col2im(dcols, ctx.xp_shape[2], ctx.xp_shape[3], ctx.stride, ctx.dilation)
+            ph, pw = ctx.padding
+            dx = np.ascontiguousarray(
+                dxp[:, :, ph: ph + ctx.x_shape[2], pw: pw + ctx.x_shape[3]])
+        return (dx, dw) if len(ctx.needs_input_grad) == 2 else (dx, dw, db)
+
+
+def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, *,
+           stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0,
+           dilation: int | tuple[int, int] = 1, groups: int = 1) -> Tensor:
+    """2-d cross-correlation as ``torch.nn.functional.conv2d``: x (N,C,H,W), weight (O,C/G,KH,KW).
+
+    Padding is zero padding (real 0). Raises ValueError on a shape mismatch, printing both
+    shapes, and on an empty output.
+    """
+    stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
+    dilation = _pair(dilation, "dilation")
+    if min(stride) < 1 or min(dilation) < 1 or min(padding) < 0:
+        raise ValueError(f"stride {stride} and dilation {dilation} must be >= 1, "
+                         f"padding {padding} >= 0")
+    if x.ndim != 4:
+        raise ValueError(f"conv2d input must be 4-d NCHW, got shape {x.shape}")
+    if weight.ndim != 4:
+        raise ValueError(f"conv2d weight must be 4-d OIHW, got shape {weight.shape}")
+    o, cg, kh, kw = weight.shape
+    if not isinstance(groups, int) or groups < 1 or o % groups:
+        raise ValueError(f"groups={groups!r} must be a positive int dividing out_channels {o}")
+    if x.shape[1] != cg * groups:
+        raise ValueError(f"conv2d input shape {x.shape} has {x.shape[1]} channels but weight "
+                         f"shape {weight.shape} with groups={groups} expects {cg * groups}")
+    if bias is not None and bias.shape != (o,):
+        raise ValueError(f"conv2d bias shape {bias.shape} != ({o},) for weight {weight.shape}")
+    if x.dtype != weight.dtype:
+        raise TypeError(f"conv2d input dtype {x.dtype} != weight dtype {weight.dtype}")
+    oh = conv_output_size(x.shape[2], kh, stride[0], padding[0], dilation[0])
+    ow = conv_output_size(x.shape[3], kw, stride[1], padding[1], dilation[1])
+    if oh < 1 or ow < 1:
+        raise ValueError(f"conv2d input shape {x.shape} too small for kernel {(kh, kw)} with "
+                         f"padding {padding} and dilation {dilation}")
+    kwargs = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
+    if bias is None:
+        return Conv2dFn.apply(x, weight, b=None, **kwargs)
+    return Conv2dFn.apply(x, weight, bias, **kwargs)

@@ -1,0 +1,317 @@
+"""Differentiable layer ops on Tensors (NCHW): linear, batch norm, activations, pools, dropout.
+
+Each op is a ``Function`` whose backward sits right under its forward; the convolution lives
+in ``npquant.nn.conv``. Shapes follow PyTorch so the same state dict fits both.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from npquant.nn.conv import _pair, conv2d, conv_output_size
+from npquant.nn.tensor import Add, Function, Reshape, Tensor
+
+__all__ = ["add", "adaptive_avg_pool2d", "avg_pool2d", "batch_norm2d", "conv2d", "dropout",
+           "flatten", "linear", "max_pool2d", "relu", "relu6"]
+
+
+# -- linear ---------------------------------------------------------------------------------
+class LinearFn(Function):
+    """y = x W^T + b for x (N, in), W (out, in); dx = dy W, dW = dy^T x, db = sum_n dy."""
+
+    @staticmethod
+    def forward(ctx, x, w, b=None):
+        ctx.x, ctx.w, ctx.has_bias = x, w, b is not None
+        y = x @ w.T
+        return y + b if b is not None else y
+
+    @staticmethod
+    def backward(ctx, grad):
+        dx = grad @ ctx.w if ctx.needs_input_grad[0] else None
+        dw = grad.T @ ctx.x if ctx.needs_input_grad[1] else None
+        if not ctx.has_bias:
+            return dx, dw
+        return dx, dw, (grad.sum(axis=0) if ctx.needs_input_grad[2] else None)
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``torch.nn.functional.linear``: x (N, in), weight (out, in), bias (out,)."""
+    if x.ndim != 2 or weight.ndim != 2 or x.shape[1] != weight.shape[1]:
+        raise ValueError(f"linear input shape {x.shape} does not match weight shape "
+                         f"{weight.shape} (expected (N, {weight.shape[-1]}))")
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise ValueError(f"linear bias shape {bias.shape} != ({weight.shape[0]},)")
+    if x.dtype != weight.dtype:
+        raise TypeError(f"linear input dtype {x.dtype} != weight dtype {weight.dtype}")
+    return LinearFn.apply(x, weight) if bias is None else LinearFn.apply(x, weight, bias)
+
+
+# -- batch norm -----------------------------------------------------------------------------
+class BatchNorm2dTrainFn(Function):
+    """Training-mode batch norm over (N, H, W) per channel (Ioffe & Szegedy, arXiv:1502.03167).
+
+    With M = N*H*W, mu = mean(x), var = mean((x - mu)^2) (biased), xhat = (x - mu)/sqrt(var+eps):
+    y = gamma * xhat + beta. Backward, with g = dy * gamma:
+    dx = (1/sqrt(var+eps)) * (g - mean(g) - xhat * mean(g * xhat)).
+    """
+
+    @staticmethod
+    def forward(ctx, x, gamma, beta, eps):
+        mu = x.mean(axis=(0, 2, 3), keepdims=True)
+        xc = x - mu
+        var = (xc * xc).mean(axis=(0, 2, 3), keepdims=True)
+        invstd = 1.0 / np.sqrt(var + eps)
+        xhat = xc * invstd
+        ctx.xhat, ctx.invstd, ctx.gamma = xhat, invstd, gamma
+        ctx.batch_mean, ctx.batch_var = mu.reshape(-1), var.reshape(-1)
+        return xhat * gamma.reshape(1, -1, 1, 1) + beta.reshape(1, -1, 1, 1)
+
+    @staticmethod
+    def backward(ctx, grad):
+        xhat = ctx.xhat
+        dgamma = (grad * xhat).sum(axis=(0, 2, 3))
+        dbeta = grad.sum(axis=(0, 2, 3))
+        dx = None
+        if ctx.needs_input_grad[0]:
+            g = grad * ctx.gamma.reshape(1, -1, 1, 1)
+            m = grad.shape[0] * grad.shape[2] * grad.shape[3]
+            dx = ctx.invstd * (g - g.sum(axis=(0, 2, 3), keepdims=True) / m
+                               - xhat * ((g * xhat).sum(axis=(0, 2, 3), keepdims=True) / m))
+        return dx, dgamma, dbeta
+
+
+class BatchNorm2dEvalFn(Function):
+    """Eval-mode batch norm: y = gamma (x - mean_run)/sqrt(var_run + eps) + beta, an affine map."""
+
+    @staticmethod
+    def forward(ctx, x, gamma, beta, running_mean, running_var, eps):
+        invstd = (1.0 / np.sqrt(running_var + eps)).astype(x.dtype)
+        xhat = (x - running_mean.reshape(1, -1, 1, 1)) * invstd.reshape(1, -1, 1, 1)
+        ctx.xhat, ctx.scale = xhat, (gamma * invstd).reshape(1, -1, 1, 1)
+        return xhat * gamma.reshape(1, -1, 1, 1) + beta.reshape(1, -1, 1, 1)
+
+    @staticmethod
+    def backward(ctx, grad):
+        dx = grad * ctx.scale if ctx.needs_input_grad[0] else None
+        return dx, (grad * ctx.xhat).sum(axis=(0, 2, 3)), grad.sum(axis=(0, 2, 3))
+
+
+def batch_norm2d(x: Tensor, gamma: Tensor, beta: Tensor, running_mean: np.ndarray,
+                 running_var: np.ndarray, *, training: bool, momentum: float = 0.1,
+                 eps: float = 1e-5) -> Tensor:
+    """``torch.nn.functional.batch_norm`` for NCHW; updates the running stats in training.
+
+    Running update (PyTorch): ``run = (1 - momentum) * run + momentum * batch``, where the
+    batch variance used for ``running_var`` is the *unbiased* one, var * M / (M - 1).
+    """
+    c = gamma.shape[0]
+    if x.ndim != 4 or x.shape[1] != c:
+        raise ValueError(f"batch_norm2d input shape {x.shape} does not match {c} channels "
+                         f"(expected (N, {c}, H, W))")
+    if not training:
+        return BatchNorm2dEvalFn.apply(x, gamma, beta, running_mean=running_mean,
+                                       running_var=running_var, eps=eps)
+    m = x.shape[0] * x.shape[2] * x.shape[3]
+    if m < 2:
+        raise ValueError(f"batch_norm2d in training needs more than 1 value per channel, "
+                         f"got input shape {x.shape}")
+    out = BatchNorm2dTrainFn.apply(x, gamma, beta, eps=eps)
+    ctx = out._node.ctx if out._node is not None else None
+    if ctx is None:  # no tape (inside no_grad): recompute the statistics for the update
+        mean = x.data.mean(axis=(0, 2, 3))
+        var = x.data.var(axis=(0, 2, 3))
+    else:
+        mean, var = ctx.batch_mean, ctx.batch_var
+    running_mean *= 1.0 - momentum
+    running_mean += momentum * mean
+    running_var *= 1.0 - momentum
+    running_var += momentum * var * (m / (m - 1))
+    return out
+
+
+# -- activations ----------------------------------------------------------------------------
+class ReLUFn(Function):
+    """y = max(x, 0); dy/dx = 1 where x > 0, else 0 (0 at x = 0, as PyTorch)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.mask = x > 0
+        return np.maximum(x, 0)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (grad * ctx.mask,)
+
+
+class ReLU6Fn(Function):
+    """y = min(max(x, 0), 6); dy/dx = 1 on the open interval (0, 6) (PyTorch's hardtanh)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.mask = (x > 0) & (x < 6)
+        return np.clip(x, 0, 6)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (grad * ctx.mask,)
+
+
+def relu(x: Tensor) -> Tensor:
+    """max(x, 0)."""
+    return ReLUFn.apply(x)
+
+
+def relu6(x: Tensor) -> Tensor:
+    """min(max(x, 0), 6)."""
+    return ReLU6Fn.apply(x)
+
+
+def add(a: Tensor, b: Tensor) -> Tensor:
+    """Residual add of two same-shape tensors (shape mismatch is a ValueError, no broadcast)."""
+    if a.shape != b.shape:
+        raise ValueError(f"add operands differ in shape: {a.shape} vs {b.shape}")
+    return Add.apply(a, b)
+
+
+# -- pools ----------------------------------------------------------------------------------
+def _windows(xp: np.ndarray, kh: int, kw: int, s: tuple[int, int], oh: int, ow: int):
+    """Yield ((i, j), view) for every kernel tap: view[n, c, y, x] = xp[n, c, y*s+i, x*s+j]."""
+    for i in range(kh):
+        for j in range(kw):
+            yield (i, j), xp[:, :, i: i + s[0] * (oh - 1) + 1: s[0],
+                             j: j + s[1] * (ow - 1) + 1: s[1]]
+
+
+def _pool_geometry(x: Tensor, kernel_size, stride, padding, name: str):
+    k = _pair(kernel_size, "kernel_size")
+    s = k if stride is None else _pair(stride, "stride")
+    p = _pair(padding, "padding")
+    if x.ndim != 4:
+        raise ValueError(f"{name} input must be 4-d NCHW, got shape {x.shape}")
+    if min(k) < 1 or min(s) < 1 or min(p) < 0 or p[0] * 2 > k[0] or p[1] * 2 > k[1]:
+        raise ValueError(f"{name}: kernel_size {k}, stride {s} must be >= 1 and padding {p} "
+                         f"at most half the kernel")
+    oh = conv_output_size(x.shape[2], k[0], s[0], p[0], 1)
+    ow = conv_output_size(x.shape[3], k[1], s[1], p[1], 1)
+    if oh < 1 or ow < 1:
+        raise ValueError(f"{name} input shape {x.shape} is smaller than kernel {k}")
+    return k, s, p, oh, ow
+
+
+class MaxPool2dFn(Function):
+    """y = max over each window; the gradient goes to the first maximum in row-major window
+    order (PyTorch's CPU kernel keeps the first max it meets). Padding is -inf."""
+
+    @staticmethod
+    def forward(ctx, x, k, s, p, oh, ow):
+        xp = x
+        if p[0] or p[1]:
+            xp = np.pad(x, ((0, 0), (0, 0), (p[0], p[0]), (p[1], p[1])),
+                        constant_values=-np.inf)
+        out = np.full(x.shape[:2] + (oh, ow), -np.inf, dtype=x.dtype)
+        arg = np.zeros(out.shape, dtype=np.int16)
+        for t, ((_i, _j), v) in enumerate(_windows(xp, k[0], k[1], s, oh, ow)):
+            better = v > out  # strict: ties keep the earlier tap
+            np.copyto(out, v, where=better)
+            arg[better] = t
+        ctx.arg, ctx.k, ctx.s, ctx.p, ctx.xp_shape, ctx.x_shape = arg, k, s, p, xp.shape, x.shape
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        dxp = np.zeros(ctx.xp_shape, dtype=grad.dtype)
+        oh, ow = grad.shape[2:]
+        for t, (_, v) in enumerate(_windows(dxp, ctx.k[0], ctx.k[1], ctx.s, oh, ow)):
+            v += np.where(ctx.arg == t, grad, 0)  # v is a view into dxp
+        p, (h, w) = ctx.p, ctx.x_shape[2:]
+        return (np.ascontiguousarray(dxp[:, :, p[0]: p[0] + h, p[1]: p[1] + w]),)
+
+
+def max_pool2d(x: Tensor, kernel_size: int | tuple[int, int], stride=None, padding=0) -> Tensor:
+    """``torch.nn.functional.max_pool2d`` (dilation 1, floor mode); stride defaults to kernel."""
+    k, s, p, oh, ow = _pool_geometry(x, kernel_size, stride, padding, "max_pool2d")
+    return MaxPool2dFn.apply(x, k=k, s=s, p=p, oh=oh, ow=ow)
+
+
+class AvgPool2dFn(Function):
+    """y = (1/(KH*KW)) * sum over each window, zero padding counted (count_include_pad=True);
+    the backward spreads dy/(KH*KW) over the window."""
+
+    @staticmethod
+    def forward(ctx, x, k, s, p, oh, ow):
+        xp = np.pad(x, ((0, 0), (0, 0), (p[0], p[0]), (p[1], p[1]))) if p[0] or p[1] else x
+        out = np.zeros(x.shape[:2] + (oh, ow), dtype=x.dtype)
+        for _, v in _windows(xp, k[0], k[1], s, oh, ow):
+            out += v
+        ctx.k, ctx.s, ctx.p, ctx.xp_shape, ctx.x_shape = k, s, p, xp.shape, x.shape
+        return out / (k[0] * k[1])
+
+    @staticmethod
+    def backward(ctx, grad):
+        dxp = np.zeros(ctx.xp_shape, dtype=grad.dtype)
+        g = grad / (ctx.k[0] * ctx.k[1])
+        for _, v in _windows(dxp, ctx.k[0], ctx.k[1], ctx.s, *grad.shape[2:]):
+            v += g
+        p, (h, w) = ctx.p, ctx.x_shape[2:]
+        return (np.ascontiguousarray(dxp[:, :, p[0]: p[0] + h, p[1]: p[1] + w]),)
+
+
+def avg_pool2d(x: Tensor, kernel_size: int | tuple[int, int], stride=None, padding=0) -> Tensor:
+    """``torch.nn.functional.avg_pool2d`` with count_include_pad=True, floor mode."""
+    k, s, p, oh, ow = _pool_geometry(x, kernel_size, stride, padding, "avg_pool2d")
+    return AvgPool2dFn.apply(x, k=k, s=s, p=p, oh=oh, ow=ow)
+
+
+class GlobalAvgPoolFn(Function):
+    """y[n, c, 0, 0] = mean over (H, W) of x[n, c]; dx = dy / (H*W) broadcast."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.shape = x.shape
+        return x.mean(axis=(2, 3), keepdims=True)
+
+    @staticmethod
+    def backward(ctx, grad):
+        h, w = ctx.shape[2:]
+        return (np.broadcast_to(grad / (h * w), ctx.shape).copy(),)
+
+
+def adaptive_avg_pool2d(x: Tensor, output_size: int | tuple[int, int] = 1) -> Tensor:
+    """``torch.nn.functional.adaptive_avg_pool2d`` for output size 1 (global average pool)."""
+    if _pair(output_size, "output_size") != (1, 1):
+        raise ValueError(f"adaptive_avg_pool2d supports output_size 1 only, got {output_size}")
+    if x.ndim != 4:
+        raise ValueError(f"adaptive_avg_pool2d input must be 4-d NCHW, got shape {x.shape}")
+    return GlobalAvgPoolFn.apply(x)
+
+
+# -- shape and regularization -----------------------------------------------------------------
+def flatten(x: Tensor) -> Tensor:
+    """(N, ...) -> (N, prod(...)), C-order as ``torch.flatten(x, 1)``."""
+    if x.ndim < 1:
+        raise ValueError(f"flatten needs a batch axis, got shape {x.shape}")
+    return Reshape.apply(x, shape=(x.shape[0], -1))
+
+
+class DropoutFn(Function):
+    """Inverted dropout: y = x * mask / (1 - p), mask ~ Bernoulli(1 - p); dx = dy * mask/(1-p)."""
+
+    @staticmethod
+    def forward(ctx, x, scale_mask):
+        ctx.scale_mask = scale_mask
+        return x * scale_mask
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (grad * ctx.scale_mask,)
+
+
+def dropout(x: Tensor, p: float, *, training: bool, rng: np.random.Generator) -> Tensor:
+    """Zero each element with probability ``p`` in training, scaling by 1/(1-p); identity in
+    eval."""
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout probability p={p} must be in [0, 1)")
+    if not training or p == 0.0:
+        return x
+    keep = rng.random(x.shape) >= p
+    return DropoutFn.apply(x, scale_mask=(keep / (1.0 - p)).astype(x.dtype))
