@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from oracle_refs import conv2d_acc, f32, matmul_acc
+from oracle_refs import conv2d_acc, effective_scale, f32, matmul_acc, requantize
 
 
 def _padding(mode: str, in_hw, k_hw, stride, dilation):
@@ -123,3 +123,50 @@ def conv_case(rng: np.random.Generator, *, kind: str = "conv", per_channel: bool
     return ConvCase(x=x, w=w, bias=bias, x_scale=x_scale, x_zp=x_zp, w_scale=w_scale,
                     y_scale=y_scale, y_zp=y_zp, activation=act, dyadic=dyadic, acc=acc,
                     **kw_shape)
+
+
+def discriminating_accs(m_a: float, m_b: float, rule: str, limit: int = 2**21) -> np.ndarray:
+    """All accumulators in [-A, A] (A = 126 / M, capped at ``limit``, so that no output
+    saturates) whose requantized value under ``rule`` differs between the multipliers m_a and
+    m_b: the accumulators that land between the two rounding boundaries, acc * M within
+    ~acc * |m_a - m_b| of a half."""
+    a = min(int(126 / max(m_a, m_b)), limit)
+    acc = np.arange(-a, a + 1, dtype=np.int64)
+    return acc[requantize(acc, m_a, rule) != requantize(acc, m_b, rule)]
+
+
+def probe_case(rng: np.random.Generator, *, kind: str, rule: str, derivations: tuple[str, str],
+               per_channel: bool = False, channels: int = 16, max_draws: int = 200) -> ConvCase:
+    """A 1x1 case whose accumulators sit exactly where two multiplier derivations disagree.
+
+    The input equals its zero point, so acc[o] = bias[o]: the biases are set to accumulators
+    found by :func:`discriminating_accs` for random float32 scales with M in [2^-14, 2^-10]
+    (small M gives a wide accumulator range, hence some disagreements). Per-channel cases repeat
+    the same scale on every channel (the per-channel code path with one known M).
+    """
+    for _ in range(max_draws):
+        sx = float(f32(10.0 ** rng.uniform(-3, -1)))
+        sw = float(f32(10.0 ** rng.uniform(-3, -1)))
+        sy = float(f32(sx * sw / 2.0 ** rng.uniform(-14, -10)))
+        m_a, m_b = (float(effective_scale(sx, [sw], sy, d)[0]) for d in derivations)
+        found = discriminating_accs(m_a, m_b, rule)
+        if found.size:
+            break
+    else:
+        raise RuntimeError(f"no discriminating accumulator for {derivations} in {max_draws} draws")
+    bias = rng.choice(found, channels).astype(np.int32)
+    x_zp = int(rng.integers(-128, 128))
+    w_scale = np.full(channels if per_channel else 1, sw, dtype=np.float32)
+    if kind == "fc":
+        x = np.full((1, 1), x_zp, np.int8)
+        w = rng.integers(-127, 128, (channels, 1)).astype(np.int8)
+        acc = bias.astype(np.int64)[None, :]
+        extra = {}
+    else:
+        cin = 1 if kind == "conv" else channels
+        x = np.full((1, cin, 1, 1), x_zp, np.int8)
+        w = rng.integers(-127, 128, (channels, 1, 1, 1)).astype(np.int8)
+        acc = bias.astype(np.int64)[None, :, None, None]
+        extra = {"groups": 1 if kind == "conv" else channels}
+    return ConvCase(x=x, w=w, bias=bias, x_scale=sx, x_zp=x_zp, w_scale=w_scale, y_scale=sy,
+                    y_zp=0, acc=acc, **extra)

@@ -181,7 +181,9 @@ def effective_scale(sx: float, sw: np.ndarray, sy: float, derivation: str) -> np
     - ``"f32prod"``: ``double(f32(s_x * s_w)) / double(s_y)`` (TFLite per-tensor
       GetQuantizedConvolutionMultipler, which multiplies the float scales first);
     - ``"f32"``: ``f32(f32(s_x * s_w) / s_y)`` (ONNX Runtime, FBGEMM, XNNPACK);
-    - ``"qnnpack"``: ``f32(f32(s_w * s_x) * f32(1 / s_y))`` (PyTorch QNNPACK).
+    - ``"qnnpack"``: ``f32(f32(s_w * s_x) * f32(1 / s_y))`` (PyTorch QNNPACK);
+    - ``"f32_of_double"``: ``f32(double(s_x) double(s_w) / double(s_y))`` (a rival: the exact
+      quotient rounded once to float32).
     Returns float64 values (exactly representing the float32 ones where the result is float32).
     """
     sx, sy = f32(sx), f32(sy)
@@ -192,6 +194,9 @@ def effective_scale(sx: float, sw: np.ndarray, sy: float, derivation: str) -> np
         return (sx * sw).astype(np.float64) / np.float64(sy)
     if derivation == "f32":
         return ((sx * sw) / sy).astype(np.float64)
+    if derivation == "f32_of_double":
+        return (np.float64(sx) * sw.astype(np.float64) / np.float64(sy)).astype(np.float32
+                                                                               ).astype(np.float64)
     if derivation == "qnnpack":
         return ((sw * sx) * (f32(1.0) / sy)).astype(np.float64)
     raise ValueError(derivation)
@@ -203,6 +208,8 @@ def requantize(acc: np.ndarray, m: np.ndarray, rule: str, ch_axis: int = 1) -> n
 
     - ``"gemmlowp"``: TFLite double rounding, M -> (q, shift) by QuantizeMultiplier;
     - ``"gemmlowp_up"``: same, the final shift rounds ties toward +inf;
+    - ``"gemmlowp_up8"``: ``gemmlowp_up`` on the channels of whole groups of 8 (channels
+      ``< 8 * (C // 8)``), ``gemmlowp`` on the remaining ``C % 8`` (TFLite optimized depthwise);
     - ``"single"``: single rounding ``(acc q + 2^(30-shift)) >> (31-shift)``;
     - ``"f32_rne"``: ``nearbyint(f32(f32(acc) * f32(M)))``, ties to even;
     - ``"f64_away"``: ``round(double(acc) * double(M))``, ties away from zero.
@@ -212,6 +219,12 @@ def requantize(acc: np.ndarray, m: np.ndarray, rule: str, ch_axis: int = 1) -> n
     shape = [1] * acc.ndim
     if m.size > 1:
         shape[ch_axis] = m.size
+    if rule == "gemmlowp_up8":
+        up = requantize(acc, m, "gemmlowp_up", ch_axis)
+        away = requantize(acc, m, "gemmlowp", ch_axis)
+        full = (acc.shape[ch_axis] // 8) * 8
+        return np.where((np.arange(acc.shape[ch_axis]) < full).reshape(
+            [-1 if a == ch_axis else 1 for a in range(acc.ndim)]), up, away)
     if rule in ("gemmlowp", "gemmlowp_up", "single"):
         qs = np.array([tflite_quantize_multiplier(float(v)) for v in m], dtype=np.int64)
         q, sh = qs[:, 0].reshape(shape), qs[:, 1].reshape(shape)
