@@ -1,0 +1,246 @@
+"""Integer 2-D convolution (groups, depthwise with depth multiplier) over NCHW / OIHW integers.
+
+Layouts (as the float side, PyTorch): activations ``x (N, C, H, W)``; weights
+``w (O, C / groups, KH, KW)``; output ``(N, O, OH, OW)``. Depthwise is ``groups == C`` with
+``w (C m, 1, KH, KW)``: output channel ``o`` reads input channel ``o // m`` (depth multiplier m).
+
+Each output is eq. 1 of ``npquant.integer.accumulator`` over the receptive field:
+
+    acc[n, o, i, j] = bias[o] + sum_{ci,kh,kw} (x[n, g Cg + ci, y, z] - Zx)(w[o, ci, kh, kw] - Zw)
+    y = i sh + kh dh - pt,  z = j sw + kw dw - pl
+
+with ``g = o // (O / groups)``. Padding pads with the input zero point ``Zx`` (real 0), never with
+integer 0, so a padded tap adds ``(Zx - Zx)(w - Zw) = 0``. Output size
+``OH = (H + pt + pb - ((KH - 1) dh + 1)) // sh + 1``.
+
+The convolution is lowered to the GEMM of ``npquant.integer.gemm`` per group (im2col: one row per
+output pixel, one column per ``(ci, kh, kw)``, which is also the reduction order); depthwise layers
+run a direct loop (``_depthwise_i32``) when the operand bound proves int32 exact.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numba
+import numpy as np
+from numba import prange
+
+from npquant.integer import accumulator as accm
+from npquant.integer._checks import (
+    ACTIVATION_DTYPES,
+    WEIGHT_DTYPES,
+    check_bias,
+    check_int_array,
+    check_out_dtype,
+    check_profile,
+    check_zero_point,
+    check_zero_points,
+    pair,
+)
+from npquant.integer.epilogue import activation_range, requantize_accumulators, resolve_requant
+from npquant.integer.gemm import accumulate
+from npquant.integer.result import KernelResult
+from npquant.profiles import AccumulatorRule, Profile
+from npquant.requant import RequantParams
+
+Padding = int | tuple[int, int] | tuple[int, int, int, int] | str
+
+
+def conv_padding(padding: Padding, in_hw: tuple[int, int], kernel_hw: tuple[int, int],
+                 stride: tuple[int, int], dilation: tuple[int, int]
+                 ) -> tuple[int, int, int, int]:
+    """Explicit pads ``(top, bottom, left, right)`` from an int, a pair ``(ph, pw)``, a 4-tuple,
+    or TFLite's ``"SAME"``/``"VALID"``.
+
+    SAME (TFLite ``ComputePaddingHeightWidth``): ``out = ceil(in / s)``, total pad
+    ``max((out - 1) s + (k - 1) d + 1 - in, 0)``, the odd pixel at the bottom/right.
+    """
+    if isinstance(padding, str):
+        if padding not in ("SAME", "VALID"):
+            raise ValueError(f"padding must be 'SAME', 'VALID', an int or a tuple, got {padding!r}")
+        if padding == "VALID":
+            return 0, 0, 0, 0
+        pads = []
+        for n, k, s, d in zip(in_hw, kernel_hw, stride, dilation, strict=True):
+            out = (n + s - 1) // s
+            total = max((out - 1) * s + (k - 1) * d + 1 - n, 0)
+            pads += [total // 2, total - total // 2]
+        return pads[0], pads[1], pads[2], pads[3]
+    if isinstance(padding, (int, np.integer)) and not isinstance(padding, bool):
+        p = (int(padding),) * 4
+    elif isinstance(padding, (tuple, list)) and len(padding) == 2:
+        p = (int(padding[0]), int(padding[0]), int(padding[1]), int(padding[1]))
+    elif isinstance(padding, (tuple, list)) and len(padding) == 4:
+        p = tuple(int(v) for v in padding)
+    else:
+        raise TypeError(f"padding must be an int, a pair, a 4-tuple or 'SAME'/'VALID', "
+                        f"got {padding!r}")
+    if min(p) < 0:
+        raise ValueError(f"padding must be >= 0, got {padding!r}")
+    return p[0], p[1], p[2], p[3]
+
+
+@numba.njit(cache=True, parallel=True)
+def _im2col(xp, kh_len, kw_len, sh, sw, dh, dw, oh_len, ow_len, groups, cols):
+    """im2col: ``cols[g, row, col] = xp[n, g Cg + ci, i sh + a dh, j sw + b dw]``.
+
+    ``row = (n OH + i) OW + j`` (one per output pixel), ``col = (ci KH + a) KW + b``.
+
+    Contract: xp (N, C, Hp, Wp) already padded with the zero point; cols int16
+    (groups, N OH OW, Cg KH KW); every index in range (the caller computed OH, OW).
+    """
+    n_len, c_len = xp.shape[0], xp.shape[1]
+    cg = c_len // groups
+    for n in prange(n_len):
+        for i in range(oh_len):
+            for j in range(ow_len):
+                row = (n * oh_len + i) * ow_len + j
+                for g in range(groups):
+                    col = 0
+                    for ci in range(cg):
+                        c = g * cg + ci
+                        for a in range(kh_len):
+                            for b in range(kw_len):
+                                cols[g, row, col] = xp[n, c, i * sh + a * dh, j * sw + b * dw]
+                                col += 1
+
+
+@numba.njit(cache=True, parallel=True)
+def _depthwise_i32(xp, w, zx, zw, bias, mult, sh, sw, dh, dw, out):
+    """Direct depthwise convolution, exact in int32: ``out[n, o, i, j]`` for ``o = c m + q``.
+
+    Contract: xp (N, C, Hp, Wp) padded with zx; w (C m, KH, KW) int; zw, bias int64 (C m,);
+    out int32 (N, C m, OH, OW); the exact sums fit int32 (the caller's bound). The innermost loop
+    runs over output columns j so that, for stride 1, it reads contiguous inputs.
+    """
+    n_len, o_len, oh_len, ow_len = out.shape
+    kh_len, kw_len = w.shape[1], w.shape[2]
+    for t in prange(n_len * o_len):
+        n = t // o_len
+        o = t % o_len
+        c = o // mult
+        row = np.empty(ow_len, dtype=np.int32)
+        for i in range(oh_len):
+            for j in range(ow_len):
+                row[j] = np.int32(bias[o])
+            for a in range(kh_len):
+                for b in range(kw_len):
+                    wv = np.int32(w[o, a, b] - zw[o])
+                    y = i * sh + a * dh
+                    for j in range(ow_len):
+                        xv = np.int32(xp[n, c, y, j * sw + b * dw] - zx)
+                        row[j] = np.int32(row[j] + xv * wv)
+            for j in range(ow_len):
+                out[n, o, i, j] = row[j]
+
+
+def conv2d(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, *,
+           x_zero_point: int, out_zero_point: int, w_zero_point: Any = 0,
+           stride: int | tuple[int, int] = 1, padding: Padding = 0,
+           dilation: int | tuple[int, int] = 1, groups: int = 1,
+           x_scale: float | None = None, w_scale: Any = None, out_scale: float | None = None,
+           requant: RequantParams | None = None, profile: Profile | str = "tflite",
+           out_dtype: Any = np.int8, activation: str | None = None,
+           accumulator: AccumulatorRule | None = None, layer: str = "conv2d",
+           return_accumulators: bool = False) -> np.ndarray | KernelResult:
+    """Integer convolution ``y = requant(conv(x - Zx, w - Zw) + bias)`` (module docstring).
+
+    Args:
+        x: ``(N, C, H, W)`` int8/uint8/int16. w: ``(O, C / groups, KH, KW)`` int8/uint8.
+        bias: int32 ``(O,)`` (scale ``S_x S_w[o]``, zero point 0) or None.
+        stride, dilation: int or ``(h, w)``. padding: int, ``(ph, pw)``,
+            ``(top, bottom, left, right)``, or ``"SAME"``/``"VALID"`` (TFLite).
+        groups: C and O divisible by it; ``groups == C`` with ``w.shape[1] == 1`` is depthwise
+            and uses the profile's ``depthwise_conv`` rule (else its ``conv`` rule).
+        x_scale, w_scale (number or ``(O,)`` per channel), out_scale, or ``requant``: as in
+            ``fully_connected``. Zero points: ``w_zero_point`` an int or ``(O,)``.
+        profile, out_dtype, activation, accumulator, layer, return_accumulators: as in
+            ``fully_connected``; accumulators come back as ``(N, O, OH, OW)``.
+
+    Returns ``(N, O, OH, OW)`` of ``out_dtype``, or ``KernelResult(out, acc)``.
+    """
+    prof = check_profile(profile)
+    x = check_int_array("x", x, ACTIVATION_DTYPES, 4)
+    w = check_int_array("w", w, WEIGHT_DTYPES, 4)
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise ValueError(f"groups must be an int >= 1, got {groups!r}")
+    n_len, c_len, h_len, w_len = x.shape
+    o_len, cg, kh_len, kw_len = w.shape
+    if c_len % groups or o_len % groups or cg * groups != c_len:
+        raise ValueError(f"groups={groups}: x has C={c_len} channels and w has O={o_len}, "
+                         f"C/groups={cg} (x {x.shape}, w {w.shape})")
+    sh, sw = pair("stride", stride)
+    dh, dw = pair("dilation", dilation)
+    pt, pb, pl, pr = conv_padding(padding, (h_len, w_len), (kh_len, kw_len), (sh, sw), (dh, dw))
+    oh_len = (h_len + pt + pb - ((kh_len - 1) * dh + 1)) // sh + 1
+    ow_len = (w_len + pl + pr - ((kw_len - 1) * dw + 1)) // sw + 1
+    if oh_len < 1 or ow_len < 1:
+        raise ValueError(f"empty output {oh_len}x{ow_len}: x {x.shape}, w {w.shape}, "
+                         f"pads {(pt, pb, pl, pr)}, stride {(sh, sw)}, dilation {(dh, dw)}")
+    b = check_bias(bias, o_len)
+    zx = check_zero_point("x_zero_point", x_zero_point, x.dtype)
+    zw = check_zero_points("w_zero_point", w_zero_point, w.dtype, o_len)
+    odt = check_out_dtype(out_dtype)
+    zo = check_zero_point("out_zero_point", out_zero_point, odt)
+    rule = accm.check_rule(accumulator if accumulator is not None else prof.accumulator)
+    depthwise = groups == c_len and cg == 1
+    op_rule = prof.depthwise_conv if depthwise else prof.conv
+    params = resolve_requant(op_rule, requant, x_scale, w_scale, out_scale, o_len)
+    act = activation_range(activation, out_scale, zo, odt, prof)
+
+    xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=zx) \
+        if pt or pb or pl or pr else x
+    acc = _accumulate_conv(xp, w, zx, zw, b, rule, (sh, sw), (dh, dw), groups,
+                           (oh_len, ow_len), depthwise, layer)
+    out = requantize_accumulators(acc, params, channel_axis=1, out_zero_point=zo, act_range=act,
+                                  out_dtype=odt)
+    return KernelResult(out, acc) if return_accumulators else out
+
+
+def depthwise_conv2d(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None,
+                     **kwargs: Any) -> np.ndarray | KernelResult:
+    """Depthwise convolution: ``conv2d(x, w, bias, groups=C, ...)`` with ``w (C m, 1, KH, KW)``.
+
+    The keyword arguments are those of ``conv2d`` (without ``groups``); the profile's
+    ``depthwise_conv`` rule applies.
+    """
+    x = check_int_array("x", x, ACTIVATION_DTYPES, 4)
+    w = check_int_array("w", w, WEIGHT_DTYPES, 4)
+    if w.shape[1] != 1 or w.shape[0] % x.shape[1]:
+        raise ValueError(f"depthwise w must be (C*m, 1, KH, KW) with C={x.shape[1]}, "
+                         f"got w {w.shape} (x {x.shape})")
+    kwargs.setdefault("layer", "depthwise_conv2d")
+    return conv2d(x, w, bias, groups=x.shape[1], **kwargs)
+
+
+def _accumulate_conv(xp, w, zx, zw, b, rule, stride, dilation, groups, out_hw, depthwise, layer):
+    """Accumulators ``(N, O, OH, OW)`` of the (padded) input, under ``rule``."""
+    n_len = xp.shape[0]
+    o_len, cg, kh_len, kw_len = w.shape
+    oh_len, ow_len = out_hw
+    og = o_len // groups
+    if depthwise:
+        bound = accm.operand_bound(xp, zx, w, zw, kh_len * kw_len, b)
+        pairs = rule.pair_saturation and accm.pairs_may_saturate(xp, w)
+        plan = accm.plan_accumulation(rule, bound, pairs)
+        if plan.kind == accm.PLAN_EXACT and plan.fits_int32:
+            acc = np.empty((n_len, o_len, oh_len, ow_len), dtype=np.int32)
+            _depthwise_i32(xp, w.reshape(o_len, kh_len, kw_len), np.int64(zx), zw, b,
+                           np.int64(o_len // xp.shape[1]), stride[0], stride[1], dilation[0],
+                           dilation[1], acc)
+            return acc.astype(accm.accumulator_dtype(rule), copy=False)
+    cols = np.empty((groups, n_len * oh_len * ow_len, cg * kh_len * kw_len), dtype=np.int16)
+    _im2col(xp, kh_len, kw_len, stride[0], stride[1], dilation[0], dilation[1], oh_len, ow_len,
+            groups, cols)
+    wmat = w.reshape(groups, og, cg * kh_len * kw_len)
+    acc = np.empty((n_len * oh_len * ow_len, o_len), dtype=accm.accumulator_dtype(rule))
+    per_image = oh_len * ow_len
+    for g in range(groups):
+        def index_of(m: int, j: int, g: int = g) -> tuple[int, ...]:
+            return (m // per_image, g * og + j, (m % per_image) // ow_len, m % ow_len)
+
+        sl = slice(g * og, (g + 1) * og)
+        acc[:, sl] = accumulate(cols[g], wmat[g], zx, zw[sl], b[sl], rule, layer=layer,
+                                index_of=index_of)
+    return np.ascontiguousarray(acc.reshape(n_len, oh_len, ow_len, o_len).transpose(0, 3, 1, 2))

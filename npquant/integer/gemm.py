@@ -1,0 +1,196 @@
+"""Integer GEMM and the fully-connected layer: ``q_out = requant(sum_k (a - Za)(w - Zw) + bias)``.
+
+Layout: activations ``x (N, K)``, weights ``w (O, K)`` (PyTorch ``Linear``), output ``(N, O)``.
+
+The accumulators are computed with the zero-point expansion of gemmlowp (doc/low-precision.md;
+Jacob et al. 2018, arXiv:1712.05877, eq. 7):
+
+    sum_k (a_k - Za)(w_k - Zw) = sum_k a_k w_k - Zw sum_k a_k - Za sum_k w_k + K Za Zw      (eq. 2)
+
+so the inner loop multiplies the stored integers only, and the zero points enter through one row
+sum per activation row and one column sum per weight row. The inner product runs on int16
+operands into an int32 accumulator that wraps (``_gemm_i32``): when the operand bound of
+``npquant.integer.accumulator`` proves the exact value of eq. 1 fits in int32, eq. 2 evaluated
+modulo 2^32 *is* that value, however the raw sum ``sum a w`` wrapped on the way. Otherwise the
+plain int64 loop of eq. 1 (``_gemm_i64``) or the sequential accumulator model runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numba
+import numpy as np
+from numba import prange
+
+from npquant.integer import accumulator as accm
+from npquant.integer._checks import (
+    ACTIVATION_DTYPES,
+    WEIGHT_DTYPES,
+    check_bias,
+    check_int_array,
+    check_out_dtype,
+    check_profile,
+    check_zero_point,
+    check_zero_points,
+)
+from npquant.integer.epilogue import activation_range, requantize_accumulators, resolve_requant
+from npquant.integer.result import KernelResult
+from npquant.profiles import AccumulatorRule, Profile
+from npquant.requant import RequantParams
+
+# Columns of w per cache block of the fast kernel: NB rows of K int16 stay in L2 while every
+# activation row streams past them.
+_NB = 64
+
+
+@numba.njit(cache=True)
+def _gemm_i64(a, w, za, zw, bias, out):
+    """The plain loop of eq. 1 in int64: ``out[m, n] = bias[n] + sum_k (a[m,k]-za)(w[n,k]-zw[n])``.
+
+    Contract: a (M, K), w (N, K) integer; zw, bias int64 (N,); out int64 (M, N); every sum fits
+    in int64 (|a - za|, |w - zw| < 2^16 and K < 2^30).
+    """
+    m_rows, k_len = a.shape
+    for m in range(m_rows):
+        for n in range(w.shape[0]):
+            acc = bias[n]
+            for k in range(k_len):
+                acc += (np.int64(a[m, k]) - za) * (np.int64(w[n, k]) - zw[n])
+            out[m, n] = acc
+
+
+@numba.njit(cache=True, parallel=True)
+def _gemm_i32(a, w, za, zw, bias, out):
+    """Eq. 2 modulo 2^32: raw int16 products summed into wrapping int32 accumulators.
+
+    Contract: a (M, K) int16, w (N, K) int16, C-contiguous; zw, bias int64 (N,); out int32 (M, N).
+    The exact value of eq. 1 must fit int32 (the caller's bound); then the wrapped result is exact.
+    The inner loop over k is contiguous in both operands, so LLVM emits vpmaddwd (vpdpwssd with
+    AVX-512 VNNI); four columns share each load of a[m, k]. Rows run in parallel (prange), and
+    blocks of _NB weight rows are reused from cache by all rows.
+    """
+    m_rows, k_len = a.shape
+    n_cols = w.shape[0]
+    row_sum = np.zeros(m_rows, dtype=np.int64)
+    col_sum = np.zeros(n_cols, dtype=np.int64)
+    for m in prange(m_rows):
+        s = np.int32(0)
+        for k in range(k_len):
+            s = np.int32(s + np.int32(a[m, k]))
+        row_sum[m] = s
+    for n in prange(n_cols):
+        s = np.int32(0)
+        for k in range(k_len):
+            s = np.int32(s + np.int32(w[n, k]))
+        col_sum[n] = s
+    # constant term per column: bias - Za sum w + K Za Zw   (mod 2^32 suffices)
+    const = np.empty(n_cols, dtype=np.int64)
+    for n in range(n_cols):
+        const[n] = bias[n] - za * col_sum[n] + k_len * za * zw[n]
+    n_blocks = (n_cols + _NB - 1) // _NB
+    for m in prange(m_rows):
+        for nb in range(n_blocks):
+            n0 = nb * _NB
+            n1 = min(n0 + _NB, n_cols)
+            n = n0
+            while n + 4 <= n1:
+                s0 = np.int32(0)
+                s1 = np.int32(0)
+                s2 = np.int32(0)
+                s3 = np.int32(0)
+                for k in range(k_len):
+                    av = np.int32(a[m, k])
+                    s0 = np.int32(s0 + av * np.int32(w[n, k]))
+                    s1 = np.int32(s1 + av * np.int32(w[n + 1, k]))
+                    s2 = np.int32(s2 + av * np.int32(w[n + 2, k]))
+                    s3 = np.int32(s3 + av * np.int32(w[n + 3, k]))
+                out[m, n] = np.int32(s0 - zw[n] * row_sum[m] + const[n])
+                out[m, n + 1] = np.int32(s1 - zw[n + 1] * row_sum[m] + const[n + 1])
+                out[m, n + 2] = np.int32(s2 - zw[n + 2] * row_sum[m] + const[n + 2])
+                out[m, n + 3] = np.int32(s3 - zw[n + 3] * row_sum[m] + const[n + 3])
+                n += 4
+            while n < n1:
+                s0 = np.int32(0)
+                for k in range(k_len):
+                    s0 = np.int32(s0 + np.int32(a[m, k]) * np.int32(w[n, k]))
+                out[m, n] = np.int32(s0 - zw[n] * row_sum[m] + const[n])
+                n += 1
+
+
+def accumulate(a: np.ndarray, w: np.ndarray, za: int, zw: np.ndarray, bias: np.ndarray,
+               rule: AccumulatorRule, *, layer: str,
+               index_of: Callable[[int, int], tuple[int, ...]]) -> np.ndarray:
+    """Accumulators ``(M, N)`` of eq. 1 for ``a (M, K)`` and ``w (N, K)`` under ``rule``.
+
+    ``a``/``w`` hold stored integers (int8/uint8/int16), ``zw``/``bias`` are int64 ``(N,)``.
+    Returns int32 (``rule.bits <= 32``) or int64. Picks the fast kernel when the operand bound
+    proves it exact (npquant.integer.accumulator), else the int64 loop or the step-by-step model.
+    """
+    k_len = a.shape[1]
+    bound = accm.operand_bound(a, za, w, zw, k_len, bias)
+    pairs = rule.pair_saturation and accm.pairs_may_saturate(a, w)
+    plan = accm.plan_accumulation(rule, bound, pairs)
+    out_dtype = accm.accumulator_dtype(rule)
+    if plan.kind == accm.PLAN_EMULATE:
+        acc = accm.emulate_accumulation(a, w, za, zw, bias, rule, layer=layer, index_of=index_of)
+        return acc.astype(out_dtype)
+    if plan.fits_int32:
+        out = np.empty((a.shape[0], w.shape[0]), dtype=np.int32)
+        _gemm_i32(np.ascontiguousarray(a, dtype=np.int16), np.ascontiguousarray(w, dtype=np.int16),
+                  np.int64(za), zw, bias, out)
+        return out.astype(out_dtype, copy=False)
+    out64 = np.empty((a.shape[0], w.shape[0]), dtype=np.int64)
+    _gemm_i64(a, w, np.int64(za), zw, bias, out64)
+    if plan.kind == accm.PLAN_WRAP:
+        out64 = accm.wrap_to_bits(out64, rule.bits)
+    return out64.astype(out_dtype)
+
+
+def fully_connected(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, *,
+                    x_zero_point: int, out_zero_point: int, w_zero_point: Any = 0,
+                    x_scale: float | None = None, w_scale: Any = None,
+                    out_scale: float | None = None, requant: RequantParams | None = None,
+                    profile: Profile | str = "tflite", out_dtype: Any = np.int8,
+                    activation: str | None = None, accumulator: AccumulatorRule | None = None,
+                    layer: str = "fully_connected", return_accumulators: bool = False
+                    ) -> np.ndarray | KernelResult:
+    """Integer fully-connected layer ``y = requant(x w^T + bias)`` (eq. 1, computed as eq. 2).
+
+    Args:
+        x: activations ``(N, K)``, int8/uint8/int16.
+        w: weights ``(O, K)``, int8/uint8 (PyTorch ``Linear`` layout).
+        bias: int32 ``(O,)`` with scale ``S_x S_w[o]`` and zero point 0, or None.
+        x_zero_point, w_zero_point, out_zero_point: zero points (``w_zero_point`` an int or one
+            per output channel).
+        x_scale, w_scale, out_scale: the scales (``w_scale`` a number or ``(O,)``), from which the
+            profile's ``fully_connected`` rule derives ``M``; or give ``requant`` instead.
+        profile: a ``Profile`` or its name; its ``fully_connected`` rule and ``accumulator``.
+        out_dtype: int8, uint8 or int16.
+        activation: None, "relu" or "relu6" as an integer clamp (``activation_range``).
+        accumulator: overrides ``profile.accumulator``.
+        layer: the name in overflow errors.
+        return_accumulators: also return the accumulators ``(N, O)``.
+
+    Returns the output ``(N, O)`` of ``out_dtype``, or a ``KernelResult(out, acc)``.
+    """
+    prof = check_profile(profile)
+    x = check_int_array("x", x, ACTIVATION_DTYPES, 2)
+    w = check_int_array("w", w, WEIGHT_DTYPES, 2)
+    if x.shape[1] != w.shape[1]:
+        raise ValueError(f"x has K={x.shape[1]} features but w has K={w.shape[1]} "
+                         f"(x {x.shape}, w {w.shape})")
+    o = w.shape[0]
+    b = check_bias(bias, o)
+    za = check_zero_point("x_zero_point", x_zero_point, x.dtype)
+    zw = check_zero_points("w_zero_point", w_zero_point, w.dtype, o)
+    odt = check_out_dtype(out_dtype)
+    zo = check_zero_point("out_zero_point", out_zero_point, odt)
+    rule = accm.check_rule(accumulator if accumulator is not None else prof.accumulator)
+    params = resolve_requant(prof.fully_connected, requant, x_scale, w_scale, out_scale, o)
+    act = activation_range(activation, out_scale, zo, odt, prof)
+    acc = accumulate(x, w, za, zw, b, rule, layer=layer, index_of=lambda m, n: (m, n))
+    out = requantize_accumulators(acc, params, channel_axis=1, out_zero_point=zo, act_range=act,
+                                  out_dtype=odt)
+    return KernelResult(out, acc) if return_accumulators else out
