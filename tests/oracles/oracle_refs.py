@@ -236,3 +236,166 @@ def requantize(acc: np.ndarray, m: np.ndarray, rule: str, ch_axis: int = 1) -> n
     if rule == "f64_away":
         return round_half_away(acc.astype(np.float64) * m.reshape(shape))
     raise ValueError(rule)
+
+
+# --------------------------------------------------------------------------- elementwise add
+def tflite_add_multipliers(sa: float, sb: float, sy: float, left_shift: int = 20):
+    """TFLite int8 ADD Prepare: both inputs are rescaled to twice the larger input scale, with
+    ``left_shift`` = 20 bits of headroom, then the sum to the output scale (double arithmetic on
+    the float32 scales; ``2 * max(sa, sb)`` is a float32 product, exact)."""
+    sa, sb, sy = f32(sa), f32(sb), f32(sy)
+    twice_max = np.float64(f32(2) * max(sa, sb))
+    real_a = np.float64(sa) / twice_max
+    real_b = np.float64(sb) / twice_max
+    real_y = twice_max / (np.float64(1 << left_shift) * np.float64(sy))
+    return [tflite_quantize_multiplier(float(r)) for r in (real_a, real_b, real_y)]
+
+
+def tflite_add(a: np.ndarray, b: np.ndarray, sa: float, za: int, sb: float, zb: int, sy: float,
+               zy: int, lo: int = -128, hi: int = 127, final: str = "away",
+               left_shift: int = 20) -> np.ndarray:
+    """TFLite int8 ADD (reference kernel): each ``(q - Z) * 2^20`` is scaled by its multiplier
+    (double rounding), the two are summed, the sum scaled to the output (double rounding), then
+    ``+ Z_y`` and clamped. ``final`` is the tie rule of the three final shifts ("away"/"up")."""
+    (qa, sha), (qb, shb), (qy, shy) = tflite_add_multipliers(sa, sb, sy, left_shift)
+    xa = (a.astype(np.int64) - za) << left_shift
+    xb = (b.astype(np.int64) - zb) << left_shift
+    s = mbqm_double_rounding(xa, qa, sha, final) + mbqm_double_rounding(xb, qb, shb, final)
+    return clamp(mbqm_double_rounding(s, qy, shy, final) + zy, lo, hi)
+
+
+def tflite_add_optimized(a: np.ndarray, b: np.ndarray, sa: float, za: int, sb: float, zb: int,
+                         sy: float, zy: int, lo: int = -128, hi: int = 127) -> np.ndarray:
+    """TFLite int8 ADD, optimized x86 kernel, as measured (docs/framework_facts.md): the same
+    multipliers as :func:`tflite_add`, but each input is rescaled with *single* rounding
+    (``(x q + 2^(30-shift)) >> (31-shift)``, ties up) and only the output step uses gemmlowp
+    double rounding (ties away)."""
+    (qa, sha), (qb, shb), (qy, shy) = tflite_add_multipliers(sa, sb, sy)
+    xa = (a.astype(np.int64) - za) << 20
+    xb = (b.astype(np.int64) - zb) << 20
+    s = mbqm_single_rounding(xa, qa, sha) + mbqm_single_rounding(xb, qb, shb)
+    return clamp(mbqm_double_rounding(s, qy, shy, "away") + zy, lo, hi)
+
+
+def xnnpack_add(a: np.ndarray, b: np.ndarray, sa: float, za: int, sb: float, zb: int, sy: float,
+                zy: int, lo: int = -128, hi: int = 127) -> np.ndarray:
+    """XNNPACK qs8 vadd: ``r_a = f32(s_a / s_y)``, ``r_b = f32(s_b / s_y)``; with e the binary
+    exponent of max(r_a, r_b), ``shift = 20 - e`` and integer multipliers
+    ``m = nearbyint(r * 2^shift)`` (ties to even, < 2^21); then
+    ``((q_a - Z_a) m_a + (q_b - Z_b) m_b + 2^(shift-1)) >> shift`` (one rounding, ties up),
+    clamped, + Z_y. Requires 2^-10 <= r < 2^8 (else XNNPACK declines the op)."""
+    ra, rb = f32(sa) / f32(sy), f32(sb) / f32(sy)
+    e = math.frexp(float(max(ra, rb)))[1] - 1  # r = 1.f * 2^e
+    shift = 20 - e
+    ma = int(np.rint(np.float64(ra) * 2.0**shift))
+    mb = int(np.rint(np.float64(rb) * 2.0**shift))
+    acc = (a.astype(np.int64) - za) * ma + (b.astype(np.int64) - zb) * mb + (1 << (shift - 1))
+    return clamp((acc >> shift) + zy, lo, hi)
+
+
+# --------------------------------------------------------------------------- pools
+def pool_windows(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
+                 pads: tuple[int, int, int, int]):
+    """Yield (oh, ow, window values int64 (N, C, k), count) for NCHW x; padded cells excluded."""
+    n, c, h, w = x.shape
+    kh, kw = kernel
+    oh_n = (h + pads[0] + pads[1] - kh) // stride[0] + 1
+    ow_n = (w + pads[2] + pads[3] - kw) // stride[1] + 1
+    for oh in range(oh_n):
+        for ow in range(ow_n):
+            h0, w0 = oh * stride[0] - pads[0], ow * stride[1] - pads[2]
+            hs, ws = slice(max(h0, 0), min(h0 + kh, h)), slice(max(w0, 0), min(w0 + kw, w))
+            win = x[:, :, hs, ws].astype(np.int64).reshape(n, c, -1)
+            yield oh, ow, win, win.shape[2]
+
+
+def tflite_avg_pool(x: np.ndarray, kernel, stride, pads, lo: int = -128,
+                    hi: int = 127) -> np.ndarray:
+    """TFLite int8 AVERAGE_POOL_2D (reference): sum of the in-bounds q values (no zero point:
+    input and output share qparams), divided by the in-bounds count rounding half away from
+    zero, ``(sum ± count/2) / count`` with C truncating division; then clamped."""
+    outs = {}
+    for oh, ow, win, cnt in pool_windows(x, kernel, stride, pads):
+        s = win.sum(axis=2)
+        num = np.where(s > 0, s + cnt // 2, s - cnt // 2)
+        outs[oh, ow] = np.where(num >= 0, num // cnt, -((-num) // cnt))
+    return _assemble(outs, x, lo, hi)
+
+
+def max_pool(x: np.ndarray, kernel, stride, pads, lo: int = -128, hi: int = 127) -> np.ndarray:
+    """Max over the in-bounds window, then clamped."""
+    outs = {(oh, ow): win.max(axis=2) for oh, ow, win, _ in pool_windows(x, kernel, stride, pads)}
+    return _assemble(outs, x, lo, hi)
+
+
+def _assemble(outs: dict, x: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    oh_n = 1 + max(k[0] for k in outs)
+    ow_n = 1 + max(k[1] for k in outs)
+    y = np.zeros(x.shape[:2] + (oh_n, ow_n), dtype=np.int64)
+    for (oh, ow), v in outs.items():
+        y[:, :, oh, ow] = v
+    return clamp(y, lo, hi)
+
+
+# --------------------------------------------------------------------------- quantize / dequantize
+def quantize_rule(x: np.ndarray, s: float, z: int, rule: str, lo: int = -128,
+                  hi: int = 127) -> np.ndarray:
+    """float32 -> int by one named rule, + Z, clamped (``x`` float32, ``s`` as float32):
+
+    - ``"away_f32div"``: ``round_half_away(f32(x / s))`` (TFLite reference);
+    - ``"away_f64div"``: ``round_half_away(double(x) / double(s))``;
+    - ``"rne_f32div"``: ``nearbyint(f32(x / s))`` (ONNX Runtime QuantizeLinear);
+    - ``"rne_mul_inv"``: ``nearbyint(f32(x * f32(1 / s)))`` (XNNPACK);
+    - ``"opt8"``: ``rne_mul_inv`` on whole blocks of 8 elements of the flat array,
+      ``away_f64div`` on the tail (TFLite optimized QUANTIZE).
+    """
+    x = np.asarray(x, dtype=np.float32)
+    s32 = f32(s)
+    if rule == "away_f32div":
+        r = round_half_away((x / s32).astype(np.float64))
+    elif rule == "away_f64div":
+        r = round_half_away(x.astype(np.float64) / np.float64(s32))
+    elif rule == "rne_f32div":
+        r = round_half_even(x / s32)
+    elif rule == "rne_mul_inv":
+        r = round_half_even(x * (f32(1.0) / s32))
+    elif rule == "opt8":
+        full = (x.size // 8) * 8
+        flat = np.concatenate([quantize_rule(x.ravel()[:full], s, 0, "rne_mul_inv", -2**40, 2**40),
+                               quantize_rule(x.ravel()[full:], s, 0, "away_f64div", -2**40, 2**40)])
+        r = flat.reshape(x.shape)
+    else:
+        raise ValueError(rule)
+    return clamp(r + z, lo, hi)
+
+
+def dequantize_rule(q: np.ndarray, s: float, z: int, rule: str) -> np.ndarray:
+    """int -> float32 by one named rule (``s`` as float32):
+
+    - ``"exact_once"``: ``f32(s * (q - Z))``, the exact product rounded once (TFLite reference,
+      XNNPACK);
+    - ``"two_step"``: ``f32(f32(q * s) + f32(-Z * s))``, two roundings;
+    - ``"opt8"``: ``two_step`` on whole blocks of 8 of the flat array, ``exact_once`` on the tail
+      (TFLite optimized DEQUANTIZE).
+    """
+    s32 = f32(s)
+    qi = np.asarray(q).astype(np.int64)
+    if rule == "exact_once":
+        return (np.float64(s32) * (qi - z)).astype(np.float32)
+    if rule == "two_step":
+        return qi.astype(np.float32) * s32 + f32(-z) * s32
+    if rule == "opt8":
+        full = (qi.size // 8) * 8
+        flat = np.concatenate([dequantize_rule(qi.ravel()[:full], s, z, "two_step"),
+                               dequantize_rule(qi.ravel()[full:], s, z, "exact_once")])
+        return flat.reshape(qi.shape)
+    raise ValueError(rule)
+
+
+def near_ties(rng: np.random.Generator, s: float, n: int) -> np.ndarray:
+    """float32 inputs at f32((k + 1/2) s) and one ulp either side: where quantize rules differ."""
+    k = rng.integers(-120, 120, n)
+    x = ((k + 0.5) * np.float64(f32(s))).astype(np.float32)
+    step = rng.integers(-1, 2, n)
+    up, down = np.nextafter(x, np.float32(np.inf)), np.nextafter(x, np.float32(-np.inf))
+    return np.where(step > 0, up, np.where(step < 0, down, x)).astype(np.float32)
