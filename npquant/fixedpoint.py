@@ -115,13 +115,14 @@ def saturating_rounding_doubling_high_mul_scalar(a: int, b: int) -> int:
 def rounding_shift_right_scalar(x: int, exponent: int, ties: int) -> int:
     """``round(x / 2^exponent)`` with the given tie rule (TIES_UP, TIES_AWAY or TIES_EVEN).
 
-    Contract: ``exponent`` in 0..62, ``x`` any int64 (no step can overflow: ``floor * 2^e <= x``).
+    Contract: ``exponent`` in -31..62, ``x`` any int64 (no step can overflow: ``floor * 2^e <= x``);
+    a negative exponent is an exact left shift of an int32 ``x``.
     ``>>`` is an arithmetic shift (floor division by ``2^exponent``); the remainder
     ``r = x - (floor(x / 2^e) * 2^e)`` in ``[0, 2^e)`` decides the rounding against the half
     ``h = 2^(e-1)``: round up when ``r > h``, and when ``r == h`` as the tie rule says.
     """
-    if exponent == 0:
-        return x
+    if exponent <= 0:
+        return x << -exponent  # a power-of-two multiplier >= 1 is an exact left shift
     floor = x >> exponent
     remainder = x - (floor << exponent)
     half = 1 << (exponent - 1)
@@ -280,16 +281,16 @@ def quantize_multiplier_array(real_multipliers: np.ndarray) -> tuple[np.ndarray,
 def power_of_two_shift(real_multiplier: float) -> int:
     """The right shift ``n`` of a power-of-two multiplier ``M = 2^-n`` (TIDL, Qcode).
 
-    ``M`` must be an exact power of two with ``n`` in 0..62, as power-of-two scales give
-    (``S_in S_w / S_out = 2^(a + b - c)``).
+    ``M`` must be an exact power of two with ``n`` in -31..62, as power-of-two scales give
+    (``S_in S_w / S_out = 2^(a + b - c)``); ``n < 0`` (``M > 1``) is an exact left shift.
     """
     m = _check_real_multiplier(real_multiplier)
     q, e = math.frexp(m)
     if q != 0.5:
         raise ValueError(f"real_multiplier={m!r} is not a power of two")
     n = 1 - e
-    if not 0 <= n <= 62:
-        raise ValueError(f"real_multiplier={m!r} = 2^{-n}: the right shift must be in 0..62")
+    if not -31 <= n <= 62:
+        raise ValueError(f"real_multiplier={m!r} = 2^{-n}: the shift must be in -31..62")
     return n
 
 

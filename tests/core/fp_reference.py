@@ -42,7 +42,7 @@ def rounding_divide_by_pot(x: int, exponent: int) -> int:
 
 def rounding_shift_right(x: int, exponent: int, ties: str) -> int:
     """round(x / 2^exponent) with the tie rule."""
-    return round_fraction(Fraction(x, 2**exponent), ties)
+    return round_fraction(Fraction(x) / Fraction(2) ** exponent, ties)
 
 
 def double_rounding(x: int, m0: int, shift: int, final_ties: str) -> int:

@@ -1,0 +1,5 @@
+"""``python -m npquant``: the command-line interface (npquant.cli)."""
+
+from npquant.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,49 @@
+"""The ``npquant`` command: list profiles, train a float model, run the pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from npquant import __version__
+
+
+def _cmd_profiles(args: argparse.Namespace) -> int:
+    from npquant.profiles import format_profiles, get_profile
+
+    if args.name:
+        p = get_profile(args.name)
+        print(f"{p.name} (version {p.version}): {p.description}")
+        for field_name, text in p.rules():
+            print(f"    {field_name:<22} {text}")
+    else:
+        sys.stdout.write(format_profiles())
+    return 0
+
+
+def _cmd_train(argv: list[str]) -> int:
+    from npquant import train
+
+    return int(train.main(argv) or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="npquant", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"npquant {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_prof = sub.add_parser("profiles", help="list the requantization profiles and their rules")
+    p_prof.add_argument("name", nargs="?", help="show one profile")
+    sub.add_parser("train", help="train a float model (npquant train --help)", add_help=False)
+    if argv and argv[0] == "train":
+        return _cmd_train(argv[1:])
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "profiles":
+            return _cmd_profiles(args)
+    except ValueError as exc:
+        print(f"npquant: error: {exc}", file=sys.stderr)
+        return 2
+    parser.error(f"unknown command {args.command!r}")
+    return 2

@@ -1,0 +1,125 @@
+"""Requantization by profile rule: multiplier derivations and the epilogue against references."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import fp_reference as ref
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from npquant.fixedpoint import Ties
+from npquant.profiles import PROFILES, MultiplierDerivation, RequantKind, RequantRule
+from npquant.requant import effective_multiplier, prepare_requant, requantize
+
+f32 = np.float32
+scales = st.floats(2.0**-20, 4.0, width=32)
+
+
+def test_derivations_follow_their_formulas():
+    sx, sw, sy = f32(0.1), f32(0.3), f32(0.7)
+    assert effective_multiplier(sx, sw, sy, "double")[0] == float(sx) * float(sw) / float(sy)
+    assert effective_multiplier(sx, sw, sy, "float32_product")[0] == float(sx * sw) / float(sy)
+    assert effective_multiplier(sx, sw, sy, "float32_ratio")[0] == float((sx * sw) / sy)
+    assert effective_multiplier(sx, sw, sy, "float32_reciprocal")[0] == float(
+        (sw * sx) * (f32(1) / sy))
+
+
+@given(sx=scales, sw=scales, sy=scales)
+def test_derivations_agree_to_float32_precision(sx, sw, sy):
+    exact = Fraction(float(sx)) * Fraction(float(sw)) / Fraction(float(sy))
+    for d in MultiplierDerivation:
+        m = Fraction(float(effective_multiplier(sx, sw, sy, d)[0]))
+        assert abs(m - exact) <= exact * Fraction(3, 2**24), d  # <= 3 float32 roundings
+
+
+def test_derivations_really_differ_somewhere():
+    rng = np.random.default_rng(1)
+    s = rng.uniform(1e-4, 1.0, size=(3, 2000)).astype(np.float32)
+    found = {d: 0 for d in MultiplierDerivation}
+    for sx, sw, sy in s.T:
+        base = effective_multiplier(sx, sw, sy, "double")[0]
+        for d in MultiplierDerivation:
+            found[d] += effective_multiplier(sx, sw, sy, d)[0] != base
+    assert found[MultiplierDerivation.FLOAT32_PRODUCT] > 0
+    assert found[MultiplierDerivation.FLOAT32_RATIO] > 0
+
+
+def _expected(acc: int, params, c: int) -> int:
+    rule = params.rule
+    qm, sh, m = int(params.quantized_multiplier[c]), int(params.shift[c]), params.multiplier[c]
+    if rule.kind is RequantKind.DOUBLE_ROUNDING:
+        return ref.double_rounding(acc, qm, sh, rule.ties.value)
+    if rule.kind is RequantKind.SINGLE_ROUNDING:
+        return ref.single_rounding(acc, qm, sh)
+    if rule.kind is RequantKind.FLOAT32:
+        return ref.round_fraction(Fraction(float(f32(acc) * f32(m))), rule.ties.value)
+    if rule.kind is RequantKind.FLOAT64:
+        return ref.round_fraction(Fraction(float(acc) * float(m)), rule.ties.value)
+    return ref.rounding_shift_right(acc, -sh, rule.ties.value)
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+@pytest.mark.parametrize("op", ["conv", "fully_connected"])
+@given(data=st.data())
+def test_requantize_matches_reference(profile, op, data):
+    rule = getattr(PROFILES[profile], op)
+    channels = data.draw(st.integers(1, 4))
+    if rule.kind is RequantKind.POWER_OF_TWO:
+        sx = f32(2.0 ** -data.draw(st.integers(0, 8)))
+        sw = np.array([2.0 ** -data.draw(st.integers(0, 8)) for _ in range(channels)], f32)
+        sy = f32(2.0 ** data.draw(st.integers(-4, 4)))
+    else:
+        sx = f32(data.draw(scales))
+        sw = np.array(data.draw(st.lists(scales, min_size=channels, max_size=channels)), f32)
+        sy = f32(data.draw(scales))
+    params = prepare_requant(rule, sx, sw, sy)
+    if rule.kind is RequantKind.DOUBLE_ROUNDING and np.any(params.shift > 0):
+        limit = 2 ** (31 - int(params.shift.max()))
+        acc_strategy = st.integers(-limit, limit - 1)
+    else:
+        acc_strategy = st.integers(ref.INT32_MIN, ref.INT32_MAX)
+    acc = np.array(data.draw(st.lists(acc_strategy, min_size=channels * 3,
+                                      max_size=channels * 3)), np.int32).reshape(3, channels)
+    zp = data.draw(st.integers(-128, 127))
+    got = requantize(acc, params, channel_axis=1, zero_point=zp, qmin=-128, qmax=127)
+    expected = [[min(max(zp + _expected(int(acc[i, c]), params, c), -128), 127)
+                 for c in range(channels)] for i in range(3)]
+    assert np.array_equal(got, expected)
+
+
+def test_activation_clamp_is_an_integer_clamp():
+    rule = RequantRule(RequantKind.DOUBLE_ROUNDING, MultiplierDerivation.DOUBLE, Ties.AWAY)
+    params = prepare_requant(rule, 0.5, 0.5, 0.25)  # M = 1
+    acc = np.array([-300, -10, 0, 10, 300], np.int32)
+    relu = requantize(acc, params, channel_axis=None, zero_point=-5, qmin=-5, qmax=127)
+    assert relu.tolist() == [-5, -5, -5, 5, 127]
+
+
+def test_double_rounding_large_multiplier_domain_error():
+    rule = PROFILES["tflite"].conv
+    params = prepare_requant(rule, 4.0, 4.0, 1.0)  # M = 16: shift 5
+    with pytest.raises(ValueError, match="leaves int32"):
+        requantize(np.array([2**27], np.int32), params, channel_axis=None, zero_point=0,
+                   qmin=-128, qmax=127)
+
+
+@pytest.mark.parametrize("call, exc, match", [
+    (lambda: effective_multiplier(0.0, 1.0, 1.0, "double"), ValueError, "input_scale"),
+    (lambda: effective_multiplier(1.0, [1.0, -1.0], 1.0, "double"), ValueError, "weight_scale"),
+    (lambda: effective_multiplier(1.0, 1.0, float("nan"), "double"), ValueError, "output_scale"),
+    (lambda: effective_multiplier(1.0, 1.0, 1.0, "triple"), ValueError, "triple"),
+    (lambda: prepare_requant(PROFILES["pow2"].conv, 0.3, 1.0, 1.0), ValueError, "power of two"),
+    (lambda: requantize(np.zeros(2, np.int64), prepare_requant(PROFILES["tflite"].conv, 1, 1, 1),
+                        channel_axis=None, zero_point=0, qmin=-128, qmax=127), TypeError, "int32"),
+    (lambda: requantize(np.zeros((2, 3), np.int32),
+                        prepare_requant(PROFILES["tflite"].conv, 1, [1, 1], 1),
+                        channel_axis=1, zero_point=0, qmin=-128, qmax=127), ValueError,
+     "3 channels"),
+], ids=["input scale 0", "negative weight scale", "nan output scale", "bad derivation",
+        "pow2 not a power of two", "int64 accumulators", "channel mismatch"])
+def test_bad_input(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
