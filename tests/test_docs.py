@@ -1,0 +1,26 @@
+"""The docs are doctests: every number they print comes from the code."""
+
+from __future__ import annotations
+
+import doctest
+from pathlib import Path
+
+import pytest
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+DOCTEST_PAGES = ["fixedpoint.md"]
+
+
+@pytest.mark.parametrize("page", DOCTEST_PAGES)
+def test_doc_page_examples_run(page):
+    result = doctest.testfile(str(DOCS / page), module_relative=False,
+                              optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0, f"{page} has no examples"
+    assert result.failed == 0, f"{page}: {result.failed} of {result.attempted} examples failed"
+
+
+def test_profiles_page_is_generated_from_code():
+    from npquant.profiles import format_profiles
+
+    text = (DOCS / "profiles.md").read_text()
+    assert format_profiles() in text, "docs/profiles.md is stale: run python tools/gen_docs.py"
