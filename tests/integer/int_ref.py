@@ -138,3 +138,64 @@ def activation_ref(activation, out_scale, zo, dtype, quantize_ties: str):
                             quantize_ties)
         hi = min(hi, zo + q6)
     return lo, max(lo, hi)
+
+
+def pool_ref(x, kernel, stride, pads, kind, ties, zp, include_pad, lo, hi):
+    """Max / average pool by explicit loops over Python ints (padded taps skipped or = zp)."""
+    n_len, c_len, h_len, w_len = x.shape
+    kh, kw = kernel
+    sh, sw = stride
+    pt, pb, pl, pr = pads
+    oh = (h_len + pt + pb - kh) // sh + 1
+    ow = (w_len + pl + pr - kw) // sw + 1
+    acc = np.zeros((n_len, c_len, oh, ow), dtype=np.int64)
+    out = np.zeros_like(acc)
+    for n, c, i, j in np.ndindex(acc.shape):
+        vals, count = [], 0
+        for a in range(kh):
+            for b in range(kw):
+                y, z = i * sh + a - pt, j * sw + b - pl
+                if 0 <= y < h_len and 0 <= z < w_len:
+                    vals.append(int(x[n, c, y, z]))
+                    count += 1
+                elif include_pad:
+                    vals.append(zp) if kind == "avg" else None
+                    count += 1
+        if kind == "max":
+            acc[n, c, i, j] = r = max(vals)
+        else:
+            acc[n, c, i, j] = sum(vals)
+            r = round_fraction(Fraction(sum(vals), count), ties)
+        out[n, c, i, j] = min(max(r, lo), hi)
+    return acc, out
+
+
+def tflite_add_ref(a, b, za, zb, zo, lo, hi, params_a, params_b, params_o, left_shift):
+    """TFLite ADD sequence by Python ints: rescale each input (<< ls, then M), sum, requantize."""
+    rule = params_a.rule
+    out = np.empty(a.shape, dtype=np.int64)
+    raw = np.empty(a.shape, dtype=np.int64)
+
+    def mul(v, p):
+        return requant_value(v, rule.kind, rule.ties.value, int(p.quantized_multiplier[0]),
+                             int(p.shift[0]), float(p.multiplier[0]))
+
+    for idx in np.ndindex(a.shape):
+        s = mul((int(a[idx]) - za) << left_shift, params_a) + \
+            mul((int(b[idx]) - zb) << left_shift, params_b)
+        raw[idx] = s
+        out[idx] = min(max(mul(s, params_o) + zo, lo), hi)
+    return raw, out
+
+
+def pair_acc_ref(a_row, w_row, za, zw, bias):
+    """vpmaddubsw model by Python ints: bias + sum_j sat16(a_2j w_2j + a_2j+1 w_2j+1) + zp terms.
+    """
+    a_row = [int(v) for v in a_row]
+    w_row = [int(v) for v in w_row]
+    k = len(a_row)
+    acc = bias
+    for j in range(0, k, 2):
+        p = a_row[j] * w_row[j] + (a_row[j + 1] * w_row[j + 1] if j + 1 < k else 0)
+        acc += min(max(p, -32768), 32767)
+    return acc - zw * sum(a_row) - za * sum(w_row) + k * za * zw

@@ -1,0 +1,180 @@
+"""Elementwise integer ops: ADD of two differently quantized tensors, ReLU clamps, requantization
+of a tensor to other quantization parameters, and concatenation.
+
+ADD follows TFLite's int8 reference kernel (lite/kernels/add.cc Prepare, internal/reference/
+integer_ops/add.h). With ``S_max2 = 2 max(S_a, S_b)`` and ``ls = 20`` (15 for int16):
+
+    M_a = S_a / S_max2,   M_b = S_b / S_max2,   M_out = S_max2 / (2^ls S_out)     (float64)
+    s_a = M_a ((a - Za) 2^ls),   s_b = M_b ((b - Zb) 2^ls)         (each rounded by the rule)
+    y   = clamp(Z_out + M_out (s_a + s_b), act_min, act_max)
+
+The left shift keeps ~20 fractional bits through the input rescaling, and ``M_a, M_b <= 1/2``
+keep ``s_a + s_b`` inside int32. Each multiplication is the profile's ``add`` rule (for ``tflite``:
+gemmlowp double rounding, ties away — ``MultiplyByQuantizedMultiplierSmallerThanOneExp``); the
+sequence itself is TFLite's for every profile (not checked against other frameworks' ADD).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numba
+import numpy as np
+
+from npquant.integer._checks import (
+    ACTIVATION_DTYPES,
+    check_int_array,
+    check_out_dtype,
+    check_profile,
+    check_scale,
+    check_zero_point,
+    dtype_range,
+)
+from npquant.integer.epilogue import activation_range
+from npquant.integer.result import KernelResult
+from npquant.profiles import MultiplierDerivation, Profile, RequantRule
+from npquant.requant import (
+    RequantParams,
+    requant_params_from_multiplier,
+    requantize,
+    requantize_scalar,
+)
+
+
+def add_multipliers(a_scale: float, b_scale: float, out_scale: float, left_shift: int
+                    ) -> tuple[float, float, float]:
+    """``(M_a, M_b, M_out)`` of TFLite's ADD Prepare, in float64 from the float32 scales."""
+    sa, sb, so = (float(np.float32(s)) for s in (a_scale, b_scale, out_scale))
+    twice_max = 2.0 * max(sa, sb)
+    return sa / twice_max, sb / twice_max, twice_max / (float(1 << left_shift) * so)
+
+
+@numba.njit(cache=True)
+def _add_inputs(a, b, za, zb, left_shift, kind, ties, qa, sha, ma, qb, shb, mb, raw):
+    """``raw[i] = M_a((a[i]-za) 2^ls) + M_b((b[i]-zb) 2^ls)``, each product rounded by the rule.
+
+    Contract: a, b, raw 1-D of one length; ``(x - z) 2^ls`` fits int32 (|x - z| < 2^16, ls <= 15
+    for int16 and <= 20 for 8-bit); M_a, M_b <= 1/2 (shift <= 0).
+    """
+    for i in range(a.shape[0]):
+        va = (np.int64(a[i]) - za) << left_shift
+        vb = (np.int64(b[i]) - zb) << left_shift
+        raw[i] = (requantize_scalar(va, kind, ties, qa, sha, ma)
+                  + requantize_scalar(vb, kind, ties, qb, shb, mb))
+
+
+def add(a: np.ndarray, b: np.ndarray, *, a_scale: float, a_zero_point: int, b_scale: float,
+        b_zero_point: int, out_scale: float, out_zero_point: int,
+        profile: Profile | str = "tflite", out_dtype: Any = None,
+        activation: str | None = None, return_accumulators: bool = False
+        ) -> np.ndarray | KernelResult:
+    """Quantized ``a + b`` with different scales (module docstring); numpy broadcasting.
+
+    ``a``, ``b`` of one dtype (int8/uint8/int16); ``out_dtype`` defaults to it. Accumulators are
+    the int32 sums ``s_a + s_b`` before the output multiplier.
+    """
+    prof = check_profile(profile)
+    a = check_int_array("a", a, ACTIVATION_DTYPES)
+    b = check_int_array("b", b, ACTIVATION_DTYPES)
+    if a.dtype != b.dtype:
+        raise TypeError(f"a and b must have one dtype, got {a.dtype} and {b.dtype}")
+    try:
+        shape = np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ValueError(f"a and b do not broadcast: a {a.shape}, b {b.shape}") from None
+    odt = check_out_dtype(out_dtype if out_dtype is not None else a.dtype)
+    za = check_zero_point("a_zero_point", a_zero_point, a.dtype)
+    zb = check_zero_point("b_zero_point", b_zero_point, b.dtype)
+    zo = check_zero_point("out_zero_point", out_zero_point, odt)
+    sa = check_scale("a_scale", a_scale)
+    sb = check_scale("b_scale", b_scale)
+    so = check_scale("out_scale", out_scale)
+    left_shift = 15 if a.dtype == np.int16 else 20
+    m_a, m_b, m_out = add_multipliers(sa, sb, so, left_shift)
+    rule = prof.add
+    pa = requant_params_from_multiplier(rule, [m_a])
+    pb = requant_params_from_multiplier(rule, [m_b])
+    po = requant_params_from_multiplier(rule, [m_out])
+    af = np.ascontiguousarray(np.broadcast_to(a, shape)).ravel()
+    bf = np.ascontiguousarray(np.broadcast_to(b, shape)).ravel()
+    raw = np.empty(af.shape[0], dtype=np.int64)
+    _add_inputs(af, bf, np.int64(za), np.int64(zb), np.int64(left_shift), pa.kind_code,
+                pa.ties_code, int(pa.quantized_multiplier[0]), int(pa.shift[0]),
+                float(pa.multiplier[0]), int(pb.quantized_multiplier[0]), int(pb.shift[0]),
+                float(pb.multiplier[0]), raw)
+    acc = raw.astype(np.int32).reshape(shape)  # |raw| <= 2^16 2^20 / 2 * 2 < 2^31
+    lo, hi = activation_range(activation, so, zo, odt, prof)
+    out = requantize(acc, po, channel_axis=None, zero_point=zo, qmin=lo, qmax=hi).astype(odt)
+    return KernelResult(out, acc) if return_accumulators else out
+
+
+def relu(x: np.ndarray, *, zero_point: int) -> np.ndarray:
+    """ReLU on quantized integers: ``max(q, Z)`` (``Z`` is real 0), same dtype."""
+    x = check_int_array("x", x, ACTIVATION_DTYPES)
+    z = check_zero_point("zero_point", zero_point, x.dtype)
+    return np.maximum(x, np.array(z, dtype=x.dtype))
+
+
+def relu6(x: np.ndarray, *, scale: float, zero_point: int, profile: Profile | str = "tflite"
+          ) -> np.ndarray:
+    """ReLU6: ``clamp(q, Z, Z + round(6 / S))`` with ``activation_range``'s rounding."""
+    x = check_int_array("x", x, ACTIVATION_DTYPES)
+    z = check_zero_point("zero_point", zero_point, x.dtype)
+    lo, hi = activation_range("relu6", scale, z, x.dtype, check_profile(profile))
+    return np.clip(x, lo, hi).astype(x.dtype)
+
+
+def requantize_tensor(x: np.ndarray, *, in_scale: float, in_zero_point: int, out_scale: float,
+                      out_zero_point: int, out_dtype: Any = None,
+                      profile: Profile | str = "tflite", rule: RequantRule | None = None
+                      ) -> np.ndarray:
+    """``q_out = clamp(Z_out + M (q_in - Z_in))`` with ``M = f64(S_in) / f64(S_out)``.
+
+    TFLite's int8 -> int8 QUANTIZE (``Requantize``). The rounding is ``rule``, by default the
+    profile's ``conv`` rule with the double-precision ratio as the multiplier.
+    """
+    prof = check_profile(profile)
+    x = check_int_array("x", x, ACTIVATION_DTYPES)
+    zi = check_zero_point("in_zero_point", in_zero_point, x.dtype)
+    odt = check_out_dtype(out_dtype if out_dtype is not None else x.dtype)
+    zo = check_zero_point("out_zero_point", out_zero_point, odt)
+    si = float(np.float32(check_scale("in_scale", in_scale)))
+    so = float(np.float32(check_scale("out_scale", out_scale)))
+    if rule is None:
+        rule = RequantRule(prof.conv.kind, MultiplierDerivation.DOUBLE, prof.conv.ties)
+    params: RequantParams = requant_params_from_multiplier(rule, [si / so])
+    lo, hi = dtype_range(odt)
+    acc = (x.astype(np.int64) - zi).astype(np.int32)
+    return requantize(acc, params, channel_axis=None, zero_point=zo, qmin=lo, qmax=hi).astype(odt)
+
+
+def concat(tensors: Sequence[np.ndarray], *, axis: int, scales: Sequence[float],
+           zero_points: Sequence[int], out_scale: float, out_zero_point: int,
+           profile: Profile | str = "tflite") -> np.ndarray:
+    """Concatenate quantized tensors along ``axis`` after requantizing each to the output's
+    ``(out_scale, out_zero_point)`` (``requantize_tensor``; a tensor already on them is copied).
+
+    NOTE: TFLite's reference CONCATENATION rescales in float32 (``round(q s + bias)``), which can
+    differ by one from this fixed-point requantization; use equal qparams for bit-exactness.
+    """
+    if not (len(tensors) == len(scales) == len(zero_points)) or not tensors:
+        raise ValueError(f"tensors, scales, zero_points must be non-empty and of one length, got "
+                         f"{len(tensors)}, {len(scales)}, {len(zero_points)}")
+    parts = []
+    for i, (t, s, z) in enumerate(zip(tensors, scales, zero_points, strict=True)):
+        t = check_int_array(f"tensors[{i}]", t, ACTIVATION_DTYPES)
+        if float(np.float32(s)) == float(np.float32(out_scale)) and int(z) == int(out_zero_point):
+            parts.append(t)
+        else:
+            parts.append(requantize_tensor(t, in_scale=s, in_zero_point=z, out_scale=out_scale,
+                                           out_zero_point=out_zero_point, out_dtype=t.dtype,
+                                           profile=profile))
+    dtypes = {p.dtype for p in parts}
+    if len(dtypes) != 1:
+        raise TypeError(f"tensors must share one dtype, got {sorted(str(d) for d in dtypes)}")
+    try:
+        return np.concatenate(parts, axis=axis)
+    except ValueError as exc:
+        shapes = [p.shape for p in parts]
+        raise ValueError(f"cannot concatenate shapes {shapes} on axis {axis}: {exc}") from None

@@ -1,0 +1,158 @@
+"""Integer pooling over NCHW: max pool, average pool (rounded integer division), global average.
+
+Pools keep the input's quantization (TFLite requires output scale and zero point equal to the
+input's), so they work on the stored integers directly: the max of ``q`` is the ``q`` of the max,
+and the average pool rounds ``sum q / count`` with the profile's ``average_pool`` tie rule —
+TFLite's reference ``(sum ± count/2) / count`` in C (truncating) division is round-half-away.
+NOTE: averaging the stored ``q`` (not ``q - Z``) is what TFLite does; with ties away from zero the
+two differ on exact ties whenever Z != 0, so the choice is part of the profile's arithmetic.
+
+Padding taps are skipped: the maximum ignores them and ``count`` is the number of valid taps
+(``count_include_pad=True`` instead counts them as the zero point, real 0, as ONNX allows).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numba
+import numpy as np
+from numba import prange
+
+from npquant import fixedpoint as fp
+from npquant.integer._checks import (
+    ACTIVATION_DTYPES,
+    check_int_array,
+    check_profile,
+    check_zero_point,
+    pair,
+)
+from npquant.integer.conv import Padding, conv_padding
+from npquant.integer.epilogue import activation_range
+from npquant.integer.result import KernelResult
+from npquant.profiles import Profile
+
+
+@numba.njit(cache=True)
+def round_divide_scalar(num: int, den: int, ties: int) -> int:
+    """``round(num / den)`` exactly, ties by rule (TIES_UP, TIES_AWAY, TIES_EVEN); den > 0.
+
+    ``q = floor(num / den)``, remainder ``r = num - q den`` in ``[0, den)``: round up when
+    ``2 r > den``, and on ``2 r == den`` as the tie rule says.
+    """
+    q = num // den
+    r = num - q * den
+    if 2 * r > den:
+        return q + 1
+    if 2 * r < den:
+        return q
+    if ties == fp.TIES_UP:
+        return q + 1
+    if ties == fp.TIES_AWAY:
+        return q + 1 if num > 0 else q
+    return q + (q & 1)
+
+
+@numba.njit(cache=True, parallel=True)
+def _pool(x, kh_len, kw_len, sh, sw, pt, pl, is_max, include_pad, zp, ties, lo, hi, acc, out):
+    """Max or average pool of each window; contract: acc/out (N, C, OH, OW), windows as computed
+    by the caller (every window holds at least one valid tap), lo <= hi.
+
+    ``acc`` receives the window's max or sum (int32), ``out`` the clamped max or rounded mean.
+    """
+    n_len, c_len, h_len, w_len = x.shape
+    oh_len, ow_len = out.shape[2], out.shape[3]
+    for t in prange(n_len * c_len):
+        n = t // c_len
+        c = t % c_len
+        for i in range(oh_len):
+            for j in range(ow_len):
+                best = -(1 << 40)
+                total = 0
+                count = 0
+                for a in range(kh_len):
+                    y = i * sh + a - pt
+                    for b in range(kw_len):
+                        z = j * sw + b - pl
+                        if 0 <= y < h_len and 0 <= z < w_len:
+                            v = np.int64(x[n, c, y, z])
+                            total += v
+                            count += 1
+                            if v > best:
+                                best = v
+                        elif include_pad:
+                            total += zp
+                            count += 1
+                if is_max:
+                    acc[n, c, i, j] = best
+                    r = best
+                else:
+                    acc[n, c, i, j] = total
+                    r = round_divide_scalar(total, count, ties)
+                out[n, c, i, j] = min(max(r, lo), hi)
+
+
+def _pool_common(kind: str, x, kernel_size, stride, padding, zero_point, scale, profile,
+                 activation, count_include_pad, return_accumulators):
+    prof = check_profile(profile)
+    x = check_int_array("x", x, ACTIVATION_DTYPES, 4)
+    kh_len, kw_len = pair("kernel_size", kernel_size)
+    sh, sw = pair("stride", stride if stride is not None else (kh_len, kw_len))
+    h_len, w_len = x.shape[2], x.shape[3]
+    pt, pb, pl, pr = conv_padding(padding, (h_len, w_len), (kh_len, kw_len), (sh, sw), (1, 1))
+    if max(pt, pb) >= kh_len or max(pl, pr) >= kw_len:
+        raise ValueError(f"padding {(pt, pb, pl, pr)} must be smaller than the kernel "
+                         f"{(kh_len, kw_len)} (a window of padding only has no value)")
+    oh_len = (h_len + pt + pb - kh_len) // sh + 1
+    ow_len = (w_len + pl + pr - kw_len) // sw + 1
+    if oh_len < 1 or ow_len < 1:
+        raise ValueError(f"empty output {oh_len}x{ow_len}: x {x.shape}, kernel "
+                         f"{(kh_len, kw_len)}, pads {(pt, pb, pl, pr)}")
+    if kh_len * kw_len > 2**15:  # sums of |q| <= 2^15 per tap must fit the int32 accumulator
+        raise ValueError(f"kernel_size {(kh_len, kw_len)} has more than 2^15 taps")
+    zp = check_zero_point("zero_point", zero_point, x.dtype)
+    lo, hi = activation_range(activation, scale, zp, x.dtype, prof)
+    acc = np.empty((x.shape[0], x.shape[1], oh_len, ow_len), dtype=np.int32)
+    out = np.empty(acc.shape, dtype=x.dtype)
+    _pool(x, kh_len, kw_len, sh, sw, pt, pl, kind == "max", bool(count_include_pad), zp,
+          prof.average_pool.code, lo, hi, acc, out)
+    return KernelResult(out, acc) if return_accumulators else out
+
+
+def max_pool2d(x: np.ndarray, kernel_size: int | tuple[int, int], stride: Any = None,
+               padding: Padding = 0, *, zero_point: int = 0, scale: float | None = None,
+               profile: Profile | str = "tflite", activation: str | None = None,
+               return_accumulators: bool = False) -> np.ndarray | KernelResult:
+    """Max pool of ``x (N, C, H, W)`` (int8/uint8/int16); padded taps are ignored.
+
+    ``stride`` defaults to the kernel size; ``padding`` as in ``conv2d`` (TFLite "SAME"/"VALID"
+    too). ``zero_point``/``scale`` are the tensor's (shared by output), used only by the
+    activation clamp. Accumulators are the window maxima (int32).
+    """
+    return _pool_common("max", x, kernel_size, stride, padding, zero_point, scale, profile,
+                        activation, False, return_accumulators)
+
+
+def avg_pool2d(x: np.ndarray, kernel_size: int | tuple[int, int], stride: Any = None,
+               padding: Padding = 0, *, zero_point: int = 0, scale: float | None = None,
+               profile: Profile | str = "tflite", activation: str | None = None,
+               count_include_pad: bool = False, return_accumulators: bool = False
+               ) -> np.ndarray | KernelResult:
+    """Average pool: ``round(sum q / count)`` with the profile's ``average_pool`` tie rule.
+
+    ``count`` is the number of valid taps of the window (TFLite), or the kernel area with
+    ``count_include_pad`` (padded taps then add the zero point). Accumulators are the window sums.
+    Other arguments as in ``max_pool2d``.
+    """
+    return _pool_common("avg", x, kernel_size, stride, padding, zero_point, scale, profile,
+                        activation, count_include_pad, return_accumulators)
+
+
+def global_avg_pool2d(x: np.ndarray, *, zero_point: int = 0, scale: float | None = None,
+                      profile: Profile | str = "tflite", activation: str | None = None,
+                      return_accumulators: bool = False) -> np.ndarray | KernelResult:
+    """Average over all of ``H x W``: ``(N, C, 1, 1)``; ``avg_pool2d`` with the kernel ``(H, W)``.
+    """
+    x = check_int_array("x", x, ACTIVATION_DTYPES, 4)
+    return _pool_common("avg", x, (x.shape[2], x.shape[3]), 1, 0, zero_point, scale, profile,
+                        activation, False, return_accumulators)
