@@ -40,7 +40,7 @@ def check_array(name: str, value: Any, dtype: Any, ndim: int | None = None) -> n
         raise ValueError(f"{name} must be {ndim}-D, got shape {value.shape}")
     if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
         raise ValueError(f"{name} must be finite (no NaN/inf)")
-    return np.ascontiguousarray(value)
+    return np.asarray(value, order="C")  # (ascontiguousarray would make 0-d arrays 1-d)
 
 
 def check_scale(name: str, value: Any) -> float:

@@ -51,12 +51,12 @@ ADD_RULES = {"reference": (tflite_add, tflite_add_optimized),
 
 
 @pytest.mark.parametrize("kernels", list(ADD_RULES))
-def test_add(kernels, n=150):
+def test_add(kernels, n=200):
     """reference: gemmlowp double rounding on all three rescalings (left shift 20); optimized:
     single rounding (ties up) on the two input rescalings, double rounding on the output;
     XNNPACK: one integer multiply-add with 21-bit multipliers and one shift (ties up)."""
     rule, rival = ADD_RULES[kernels]
-    rng = np.random.default_rng(3000 + list(ADD_RULES).index(kernels))
+    rng = np.random.default_rng(3000)  # the same cases for every path
     rival_differs = 0
     for i in range(n):
         a, b, (sa, za, sb, zb, sy, zy) = add_case(rng)
