@@ -122,10 +122,15 @@ class Profile:
     fully_connected: RequantRule
     add: RequantRule  # ADD of two tensors: rescale each input, sum, requantize (op docs)
     average_pool: Ties  # tie rule of the integer division sum / count
-    quantize: QuantizeRule
+    quantize: QuantizeRule  # float -> int with per-tensor qparams
+    quantize_per_channel: QuantizeRule  # float -> int with per-channel qparams
     qparams_method: QParamsMethod
     narrow_range_weights: bool  # symmetric weights in [-(2^(b-1) - 1), 2^(b-1) - 1]
     accumulator: AccumulatorRule
+
+    def quantize_rule(self, per_channel: bool) -> QuantizeRule:
+        """The float -> int rule for per-tensor or per-channel qparams."""
+        return self.quantize_per_channel if per_channel else self.quantize
 
     def rules(self) -> list[tuple[str, str]]:
         """``(field, description)`` pairs for listing (``npquant profiles``)."""
@@ -150,6 +155,10 @@ _SR_DOUBLE = RequantRule(RequantKind.SINGLE_ROUNDING, MultiplierDerivation.DOUBL
 _F32_RATIO_EVEN = RequantRule(RequantKind.FLOAT32, MultiplierDerivation.FLOAT32_RATIO, Ties.EVEN)
 _TFLITE_QUANTIZE = QuantizeRule(QuantizeMethod.DIVIDE, "float32", Ties.AWAY,
                                 ZeroPointOrder.AFTER_ROUNDING)
+_ORT_QUANTIZE = QuantizeRule(QuantizeMethod.DIVIDE, "float32", Ties.EVEN,
+                             ZeroPointOrder.AFTER_ROUNDING)
+_POW2_QUANTIZE = QuantizeRule(QuantizeMethod.DIVIDE, "float32", Ties.UP,
+                              ZeroPointOrder.AFTER_ROUNDING)
 _EXACT_INT32 = AccumulatorRule(32, Overflow.RAISE)
 
 PROFILES: dict[str, Profile] = {
@@ -167,6 +176,7 @@ PROFILES: dict[str, Profile] = {
             add=_DR_DOUBLE_AWAY,
             average_pool=Ties.AWAY,
             quantize=_TFLITE_QUANTIZE,
+            quantize_per_channel=_TFLITE_QUANTIZE,
             qparams_method=QParamsMethod.TFLITE,
             narrow_range_weights=True,
             accumulator=_EXACT_INT32,
@@ -182,6 +192,7 @@ PROFILES: dict[str, Profile] = {
             add=_SR_DOUBLE,
             average_pool=Ties.AWAY,
             quantize=_TFLITE_QUANTIZE,
+            quantize_per_channel=_TFLITE_QUANTIZE,
             qparams_method=QParamsMethod.TFLITE,
             narrow_range_weights=True,
             accumulator=_EXACT_INT32,
@@ -196,8 +207,8 @@ PROFILES: dict[str, Profile] = {
             fully_connected=_F32_RATIO_EVEN,
             add=_F32_RATIO_EVEN,
             average_pool=Ties.EVEN,
-            quantize=QuantizeRule(QuantizeMethod.DIVIDE, "float32", Ties.EVEN,
-                                  ZeroPointOrder.AFTER_ROUNDING),
+            quantize=_ORT_QUANTIZE,
+            quantize_per_channel=_ORT_QUANTIZE,
             qparams_method=QParamsMethod.PYTORCH,
             narrow_range_weights=False,
             accumulator=_EXACT_INT32,
@@ -214,6 +225,8 @@ PROFILES: dict[str, Profile] = {
             average_pool=Ties.EVEN,
             quantize=QuantizeRule(QuantizeMethod.MULTIPLY_RECIPROCAL, "float32", Ties.EVEN,
                                   ZeroPointOrder.BEFORE_ROUNDING_FMA),
+            quantize_per_channel=QuantizeRule(QuantizeMethod.MULTIPLY_RECIPROCAL, "float32",
+                                              Ties.EVEN, ZeroPointOrder.BEFORE_ROUNDING),
             qparams_method=QParamsMethod.PYTORCH,
             narrow_range_weights=False,
             accumulator=_EXACT_INT32,
@@ -230,8 +243,8 @@ PROFILES: dict[str, Profile] = {
                                         Ties.UP),
             add=RequantRule(RequantKind.POWER_OF_TWO, MultiplierDerivation.DOUBLE, Ties.UP),
             average_pool=Ties.UP,
-            quantize=QuantizeRule(QuantizeMethod.DIVIDE, "float32", Ties.UP,
-                                  ZeroPointOrder.AFTER_ROUNDING),
+            quantize=_POW2_QUANTIZE,
+            quantize_per_channel=_POW2_QUANTIZE,
             qparams_method=QParamsMethod.TFLITE,
             narrow_range_weights=True,
             accumulator=_EXACT_INT32,
