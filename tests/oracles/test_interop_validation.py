@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import require
 
 X = np.zeros((1, 2, 4, 4), np.int8)
 W = np.ones((3, 2, 3, 3), np.int8)
@@ -30,7 +31,7 @@ BAD = [
 @pytest.mark.parametrize("op,inputs,params,exc,match", [b[1:] for b in BAD],
                          ids=[b[0] for b in BAD])
 def test_tflite_bad_calls(op, inputs, params, exc, match):
-    pytest.importorskip("ai_edge_litert")
+    require("ai_edge_litert")
     from npquant.interop.tflite import run_tflite_op
 
     with pytest.raises(exc, match=match):
@@ -45,8 +46,8 @@ def test_tflite_bad_kernels():
 
 
 def test_onnx_and_torch_bad_calls():
-    pytest.importorskip("onnxruntime")
-    pytest.importorskip("torch")
+    require("onnxruntime")
+    require("torch")
     from npquant.interop.onnx import run_onnx_op
     from npquant.interop.torch import run_torch_op
 
