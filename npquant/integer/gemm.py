@@ -40,9 +40,11 @@ from npquant.integer.result import KernelResult
 from npquant.profiles import AccumulatorRule, Profile
 from npquant.requant import RequantParams
 
-# Columns of w per cache block of the fast kernel: NB rows of K int16 stay in L2 while every
+# Weight rows per cache block of the fast kernel: _NB rows of K int16 stay in L2 while every
 # activation row streams past them.
-_NB = 64
+_NB = 128
+# Below this reduction length the column-vectorized kernel (_gemm_i32_small_k) runs instead.
+_SMALL_K = 32
 
 
 @numba.njit(cache=True)
@@ -67,56 +69,67 @@ def _gemm_i32(a, w, za, zw, bias, out):
 
     Contract: a (M, K) int16, w (N, K) int16, C-contiguous; zw, bias int64 (N,); out int32 (M, N).
     The exact value of eq. 1 must fit int32 (the caller's bound); then the wrapped result is exact.
-    The inner loop over k is contiguous in both operands, so LLVM emits vpmaddwd (vpdpwssd with
-    AVX-512 VNNI); four columns share each load of a[m, k]. Rows run in parallel (prange), and
-    blocks of _NB weight rows are reused from cache by all rows.
+
+    Performance notes (measured, see docs/kernels.md): one dot product per (m, n), its k loop
+    contiguous in both operands, is the form LLVM vectorizes into vpmaddwd / vpdpwssd (AVX-512
+    VNNI) with the int32 truncation ``np.int32(s + x * y)`` letting it narrow the products to
+    16 x 16 -> 32 bits. Register blocking (several dot products in one k loop) defeats that
+    vectorizer, so blocking is for cache only: _NB weight rows (_NB K 2 bytes) stay in L2 while
+    all activation rows, in parallel (prange), stream past them.
     """
     m_rows, k_len = a.shape
     n_cols = w.shape[0]
     row_sum = np.zeros(m_rows, dtype=np.int64)
     col_sum = np.zeros(n_cols, dtype=np.int64)
     for m in prange(m_rows):
-        s = np.int32(0)
+        s = 0
         for k in range(k_len):
-            s = np.int32(s + np.int32(a[m, k]))
+            s += a[m, k]
         row_sum[m] = s
     for n in prange(n_cols):
-        s = np.int32(0)
+        s = 0
         for k in range(k_len):
-            s = np.int32(s + np.int32(w[n, k]))
+            s += w[n, k]
         col_sum[n] = s
-    # constant term per column: bias - Za sum w + K Za Zw   (mod 2^32 suffices)
+    # constant term per column of eq. 2: bias - Za sum w + K Za Zw
     const = np.empty(n_cols, dtype=np.int64)
     for n in range(n_cols):
         const[n] = bias[n] - za * col_sum[n] + k_len * za * zw[n]
-    n_blocks = (n_cols + _NB - 1) // _NB
+    for n0 in range(0, n_cols, _NB):
+        n1 = min(n0 + _NB, n_cols)
+        for m in prange(m_rows):
+            for n in range(n0, n1):
+                s = np.int32(0)
+                for k in range(k_len):
+                    s = np.int32(s + np.int32(a[m, k]) * np.int32(w[n, k]))
+                out[m, n] = np.int32(s - zw[n] * row_sum[m] + const[n])
+
+
+@numba.njit(cache=True, parallel=True)
+def _gemm_i32_small_k(a, wt, za, zw, bias, out):
+    """Eq. 1 for a short reduction (K < _SMALL_K), exact in int32, vectorized over columns.
+
+    Contract: a (M, K) int16, wt (K, N) int16 (the weights transposed), C-contiguous; zw, bias
+    int64 (N,); out int32 (M, N); the exact sums fit int32. A dot product of 9 terms is too short
+    for the vector units; here each a[m, k] - za is broadcast over a contiguous row of N weights
+    (an axpy), so the vectorized loop is the one over n.
+    """
+    m_rows, k_len = a.shape
+    n_cols = wt.shape[1]
+    wz = np.empty((k_len, n_cols), dtype=np.int32)  # w - zw, once
+    for k in range(k_len):
+        for n in range(n_cols):
+            wz[k, n] = np.int32(wt[k, n] - zw[n])
+    b32 = np.empty(n_cols, dtype=np.int32)
+    for n in range(n_cols):
+        b32[n] = np.int32(bias[n])
     for m in prange(m_rows):
-        for nb in range(n_blocks):
-            n0 = nb * _NB
-            n1 = min(n0 + _NB, n_cols)
-            n = n0
-            while n + 4 <= n1:
-                s0 = np.int32(0)
-                s1 = np.int32(0)
-                s2 = np.int32(0)
-                s3 = np.int32(0)
-                for k in range(k_len):
-                    av = np.int32(a[m, k])
-                    s0 = np.int32(s0 + av * np.int32(w[n, k]))
-                    s1 = np.int32(s1 + av * np.int32(w[n + 1, k]))
-                    s2 = np.int32(s2 + av * np.int32(w[n + 2, k]))
-                    s3 = np.int32(s3 + av * np.int32(w[n + 3, k]))
-                out[m, n] = np.int32(s0 - zw[n] * row_sum[m] + const[n])
-                out[m, n + 1] = np.int32(s1 - zw[n + 1] * row_sum[m] + const[n + 1])
-                out[m, n + 2] = np.int32(s2 - zw[n + 2] * row_sum[m] + const[n + 2])
-                out[m, n + 3] = np.int32(s3 - zw[n + 3] * row_sum[m] + const[n + 3])
-                n += 4
-            while n < n1:
-                s0 = np.int32(0)
-                for k in range(k_len):
-                    s0 = np.int32(s0 + np.int32(a[m, k]) * np.int32(w[n, k]))
-                out[m, n] = np.int32(s0 - zw[n] * row_sum[m] + const[n])
-                n += 1
+        for n in range(n_cols):
+            out[m, n] = b32[n]
+        for k in range(k_len):
+            av = np.int32(a[m, k] - za)
+            for n in range(n_cols):
+                out[m, n] = np.int32(out[m, n] + av * wz[k, n])
 
 
 def accumulate(a: np.ndarray, w: np.ndarray, za: int, zw: np.ndarray, bias: np.ndarray,
@@ -136,6 +149,11 @@ def accumulate(a: np.ndarray, w: np.ndarray, za: int, zw: np.ndarray, bias: np.n
     if plan.kind == accm.PLAN_EMULATE:
         acc = accm.emulate_accumulation(a, w, za, zw, bias, rule, layer=layer, index_of=index_of)
         return acc.astype(out_dtype)
+    if plan.fits_int32 and k_len < _SMALL_K:
+        out = np.empty((a.shape[0], w.shape[0]), dtype=np.int32)
+        _gemm_i32_small_k(np.ascontiguousarray(a, dtype=np.int16),
+                          np.ascontiguousarray(w.T, dtype=np.int16), np.int64(za), zw, bias, out)
+        return out.astype(out_dtype, copy=False)
     if plan.fits_int32:
         out = np.empty((a.shape[0], w.shape[0]), dtype=np.int32)
         _gemm_i32(np.ascontiguousarray(a, dtype=np.int16), np.ascontiguousarray(w, dtype=np.int16),

@@ -10,7 +10,7 @@ from int_ref import activation_ref, conv_ref, fc_ref, requant_ref, same_pads
 from strategies import ACT_DTYPES, W_DTYPES, int_arrays, requant_cases, zero_points
 
 from npquant.integer import conv2d, depthwise_conv2d, fully_connected
-from npquant.integer.gemm import _gemm_i32, _gemm_i64
+from npquant.integer.gemm import _gemm_i32, _gemm_i32_small_k, _gemm_i64
 from npquant.profiles import PROFILES
 
 OUT_DTYPES = (np.int8, np.uint8, np.int16)
@@ -141,6 +141,9 @@ def test_gemmlowp_expansion_equals_direct_form():
         _gemm_i32(a, w, np.int64(za), zw, bias, fast)
         _gemm_i64(a, w, np.int64(za), zw, bias, direct)
         assert np.array_equal(fast, direct), (za, zw_val)
+        small = np.empty((33, 19), np.int32)
+        _gemm_i32_small_k(a[:, :20].copy(), w[:, :20].T.copy(), np.int64(za), zw, bias, small)
+        assert np.array_equal(small, fc_ref(a[:, :20], w[:, :20], bias, za, zw)), (za, zw_val)
         assert np.array_equal(direct, fc_ref(a, w, bias, za, zw))
 
 
