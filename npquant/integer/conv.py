@@ -220,7 +220,7 @@ def _accumulate_conv(xp, w, zx, zw, b, rule, stride, dilation, groups, out_hw, d
     o_len, cg, kh_len, kw_len = w.shape
     oh_len, ow_len = out_hw
     og = o_len // groups
-    if depthwise:
+    if depthwise and groups > 1:
         bound = accm.operand_bound(xp, zx, w, zw, kh_len * kw_len, b)
         pairs = rule.pair_saturation and accm.pairs_may_saturate(xp, w)
         plan = accm.plan_accumulation(rule, bound, pairs)

@@ -9,12 +9,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import numba
 import numpy as np
+from numba import prange
 
 from npquant import fixedpoint as fp
 from npquant.integer._checks import check_scale, check_scales, dtype_range
 from npquant.profiles import Profile, RequantRule
-from npquant.requant import RequantParams, prepare_requant, requantize
+from npquant.requant import (
+    RequantParams,
+    check_requant_domain,
+    prepare_requant,
+    requantize_scalar,
+)
 
 ACTIVATIONS = (None, "relu", "relu6")
 
@@ -63,11 +70,31 @@ def resolve_requant(rule: RequantRule, requant: RequantParams | None, x_scale: A
     return prepare_requant(rule, xs, ws if ws.shape[0] > 1 else float(ws[0]), os_)
 
 
+@numba.njit(cache=True, parallel=True)
+def _epilogue(acc, kind, ties, qm, shift, mult, zo, lo, hi, out):
+    """``out[a, c, b] = clamp(zo + requantize_scalar(acc[a, c, b], rule, M[c]), lo, hi)``.
+
+    Contract: acc (A, C, B) int32, qm/shift int64 and mult float64 of length C (or 1, broadcast),
+    out int64 (A, C, B); the requantization domain was checked by the caller.
+    """
+    a_len, c_len, b_len = acc.shape
+    per_channel = qm.shape[0] > 1
+    for t in prange(a_len * c_len):
+        a = t // c_len
+        c = t % c_len
+        i = c if per_channel else 0
+        for b in range(b_len):
+            v = requantize_scalar(acc[a, c, b], kind, ties, qm[i], shift[i], mult[i]) + zo
+            out[a, c, b] = min(max(v, lo), hi)
+
+
 def requantize_accumulators(acc: np.ndarray, params: RequantParams, *, channel_axis: int,
                             out_zero_point: int, act_range: tuple[int, int],
                             out_dtype: np.dtype) -> np.ndarray:
     """Apply ``params`` to int32/int64 accumulators and cast to ``out_dtype``.
 
+    The same arithmetic as ``npquant.requant.requantize`` (one ``requantize_scalar`` per element),
+    fused into one parallel pass over ``acc`` viewed as ``(outer, channels, inner)``.
     Requantization takes int32 accumulators (the contract of ``requantize_scalar``); an int64
     accumulator (a rule wider than 32 bits) whose value leaves int32 raises ValueError naming
     the index.
@@ -79,7 +106,18 @@ def requantize_accumulators(acc: np.ndarray, params: RequantParams, *, channel_a
             raise ValueError(f"accumulator {int(acc[idx])} at index {idx} is outside int32, "
                              "which requantization takes as input")
         acc = acc.astype(np.int32)
-    axis = channel_axis if params.channels > 1 else None
-    q = requantize(acc, params, channel_axis=axis, zero_point=out_zero_point,
-                   qmin=act_range[0], qmax=act_range[1])
-    return q.astype(out_dtype)
+    if params.channels > 1 and acc.shape[channel_axis] != params.channels:
+        raise ValueError(f"acc has {acc.shape[channel_axis]} channels but "
+                         f"{params.channels} multipliers")
+    if np.any(params.shift > 0):  # double rounding shifts left first: acc 2^shift must fit int32
+        shift = params.shift.reshape([-1 if i == channel_axis else 1 for i in range(acc.ndim)]) \
+            if params.channels > 1 else params.shift[0]
+        check_requant_domain(acc.astype(np.int64), params, shift)
+    outer = int(np.prod(acc.shape[:channel_axis]))
+    acc3 = np.ascontiguousarray(acc).reshape(outer, acc.shape[channel_axis], -1)
+    out = np.empty(acc3.shape, dtype=np.int64)
+    _epilogue(acc3, np.int64(params.kind_code), np.int64(params.ties_code),
+              params.quantized_multiplier.astype(np.int64), params.shift.astype(np.int64),
+              params.multiplier.astype(np.float64), np.int64(out_zero_point),
+              np.int64(act_range[0]), np.int64(act_range[1]), out)
+    return out.reshape(acc.shape).astype(out_dtype)
