@@ -17,6 +17,8 @@ from npquant import fixedpoint as fp
 from npquant.integer._checks import check_scale, check_scales, dtype_range
 from npquant.profiles import Profile, RequantRule
 from npquant.requant import (
+    KIND_DOUBLE_ROUNDING,
+    KIND_FLOAT32,
     RequantParams,
     check_requant_domain,
     prepare_requant,
@@ -83,9 +85,19 @@ def _epilogue(acc, kind, ties, qm, shift, mult, zo, lo, hi, out):
         a = t // c_len
         c = t % c_len
         i = c if per_channel else 0
-        for b in range(b_len):
-            v = requantize_scalar(acc[a, c, b], kind, ties, qm[i], shift[i], mult[i]) + zo
-            out[a, c, b] = min(max(v, lo), hi)
+        if kind == KIND_FLOAT32:  # the rule hoisted out of the loop (same scalar as requantize)
+            m32 = np.float32(mult[i])
+            for b in range(b_len):
+                v = fp.float32_multiply_scalar(acc[a, c, b], m32, ties) + zo
+                out[a, c, b] = min(max(v, lo), hi)
+        elif kind == KIND_DOUBLE_ROUNDING:
+            for b in range(b_len):
+                v = fp.double_rounding_multiply_scalar(acc[a, c, b], qm[i], shift[i], ties) + zo
+                out[a, c, b] = min(max(v, lo), hi)
+        else:
+            for b in range(b_len):
+                v = requantize_scalar(acc[a, c, b], kind, ties, qm[i], shift[i], mult[i]) + zo
+                out[a, c, b] = min(max(v, lo), hi)
 
 
 def requantize_accumulators(acc: np.ndarray, params: RequantParams, *, channel_axis: int,
