@@ -1,18 +1,25 @@
 """2-d convolution (NCHW input, OIHW weight, groups) as im2col + one large float GEMM.
 
-Layout, chosen by measurement (docs/training.md): the patches of all images are gathered into
-``cols[c, kh, kw, n, oh, ow] = x_pad[n, c, oh*s + kh*d, ow*s + kw*d]`` (eq. 1), so that for
-each group g the convolution is a single matrix product
+The patches of all images are gathered into
+``cols[c, kh, kw, n, oh, ow] = x_pad[n, c, oh*s + kh*d, ow*s + kw*d]`` (eq. 1). With
+P = N*OH*OW output pixels and K = C/G*KH*KW taps per group g, the convolution is one matrix
+product per group, written with the pixels as rows:
 
-    y[g] (O/G, N*OH*OW) = W[g] (O/G, C/G*KH*KW) @ cols[g] (C/G*KH*KW, N*OH*OW)      (eq. 2)
+    Y[g] (P, O/G) = cols[g]^T (P, K) @ W[g]^T (K, O/G)                                 (eq. 2)
 
-and its backward is two more products: ``dW[g] = dY[g] @ cols[g]^T`` and
-``dcols[g] = W[g]^T @ dY[g]``, after which ``col2im`` scatters ``dcols`` back onto the padded
-input (the adjoint of eq. 1: every patch position adds into the pixel it was copied from).
+and its backward is two more: ``dW[g]^T (K, O/G) = cols[g] (K, P) @ dY[g] (P, O/G)`` and
+``dcols[g] (P, K) = dY[g] (P, O/G) @ W[g] (O/G, K)``, after which ``col2im`` adds ``dcols``
+back onto the padded input (the adjoint of eq. 1: each patch entry adds into the pixel it was
+copied from).
+
+NOTE: the orientation matters for speed. OpenBLAS sgemm is 4-30x faster (measured, see
+docs/training.md) when the long pixel axis P is the row axis of the output than when it is the
+shared inner axis or the column axis, so every product above keeps P as rows.
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from npquant.nn.tensor import Function, Tensor
@@ -53,16 +60,39 @@ def im2col(xp: np.ndarray, kh: int, kw: int, stride: tuple[int, int],
 
 def col2im(dcols: np.ndarray, hp: int, wp: int, stride: tuple[int, int],
            dilation: tuple[int, int]) -> np.ndarray:
-    """Adjoint of ``im2col``: add (C, KH, KW, N, OH, OW) patches back into (N, C, Hp, Wp)."""
-    c, kh, kw, n, oh, ow = dcols.shape
-    (sh, sw), (dh, dw) = stride, dilation
-    dxt = np.zeros((c, n, hp, wp), dtype=dcols.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            # Overlapping patches (stride < kernel) hit the same pixel: += sums them.
-            dxt[:, :, i * dh: i * dh + sh * (oh - 1) + 1: sh,
-                j * dw: j * dw + sw * (ow - 1) + 1: sw] += dcols[:, i, j]
-    return dxt.transpose(1, 0, 2, 3)
+    """Adjoint of ``im2col``: add patches (G, N, OH, OW, C/G, KH, KW) back into (N, C, Hp, Wp)."""
+    g, n, oh, ow, cg, kh, kw = dcols.shape
+    dxp = np.zeros((n, g * cg, hp, wp), dtype=dcols.dtype)
+    _col2im_kernel(np.ascontiguousarray(dcols), stride[0], stride[1], dilation[0], dilation[1],
+                   dxp)
+    return dxp
+
+
+@numba.njit(cache=True)
+def _col2im_kernel(dcols, sh, sw, dh, dw, dxp):
+    """dxp[n, g*Cg + c, y*sh + i*dh, x*sw + j*dw] += dcols[g, n, y, x, c, i, j].
+
+    A plain loop in the memory order of ``dcols``; overlapping patches (stride < kernel) hit
+    the same pixel and are summed. (The NumPy version, one strided add per tap, was 10x
+    slower.)
+    """
+    g_len, n_len, oh, ow, cg, kh, kw = dcols.shape
+    for g in range(g_len):
+        for n in range(n_len):
+            for y in range(oh):
+                for x in range(ow):
+                    for c in range(cg):
+                        for i in range(kh):
+                            for j in range(kw):
+                                dxp[n, g * cg + c, y * sh + i * dh, x * sw + j * dw] += \
+                                    dcols[g, n, y, x, c, i, j]
+
+
+def _bmm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Batched a @ b over the group axis; one plain 2-d BLAS call when there is one group."""
+    if a.shape[0] == 1:
+        return (a[0] @ b[0])[None]
+    return np.matmul(a, b)
 
 
 class Conv2dFn(Function):
@@ -77,10 +107,11 @@ class Conv2dFn(Function):
         ow = conv_output_size(wd, kw, stride[1], pw, dilation[1])
         xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
         cols = im2col(xp, kh, kw, stride, dilation, oh, ow)
-        colsg = cols.reshape(groups, cg * kh * kw, n * oh * ow)
-        wg = w.reshape(groups, o // groups, cg * kh * kw)
-        y = np.matmul(wg, colsg).reshape(o, n, oh, ow).transpose(1, 0, 2, 3)
-        y = np.ascontiguousarray(y)
+        colsg = cols.reshape(groups, cg * kh * kw, n * oh * ow)      # (G, K, P)
+        wg = w.reshape(groups, o // groups, cg * kh * kw)            # (G, O/G, K)
+        y_rows = _bmm(colsg.transpose(0, 2, 1), wg.transpose(0, 2, 1))  # eq. 2: (G, P, O/G)
+        y = y_rows.reshape(groups, n, oh, ow, o // groups).transpose(1, 0, 4, 2, 3)
+        y = y.reshape(n, o, oh, ow)  # a copy into NCHW
         if b is not None:
             y += b.reshape(1, o, 1, 1)
         ctx.colsg, ctx.wg, ctx.w_shape = colsg, wg, w.shape
@@ -93,16 +124,16 @@ class Conv2dFn(Function):
         groups = ctx.groups
         o, cg, kh, kw = ctx.w_shape
         n, _, oh, ow = grad.shape
-        # dY in the GEMM layout (G, O/G, N*OH*OW).
-        gg = np.ascontiguousarray(grad.transpose(1, 0, 2, 3)).reshape(groups, o // groups, -1)
+        # dY with pixels as rows, (G, P, O/G): an NHWC copy viewed per group.
+        g_rows = np.ascontiguousarray(grad.transpose(0, 2, 3, 1)).reshape(n * oh * ow, groups, -1)
+        g_rows = g_rows.transpose(1, 0, 2)
         dx = dw = db = None
         if ctx.needs_input_grad[1]:
-            dw = np.matmul(gg, ctx.colsg.transpose(0, 2, 1)).reshape(ctx.w_shape)
+            dw = _bmm(ctx.colsg, g_rows).transpose(0, 2, 1).reshape(ctx.w_shape)
         if len(ctx.needs_input_grad) > 2 and ctx.needs_input_grad[2]:
             db = grad.sum(axis=(0, 2, 3))
         if ctx.needs_input_grad[0]:
-            dcols = np.matmul(ctx.wg.transpose(0, 2, 1), gg)
-            dcols = dcols.reshape(groups * cg, kh, kw, n, oh, ow)
+            dcols = _bmm(g_rows, ctx.wg).reshape(groups, n, oh, ow, cg, kh, kw)
             dxp = col2im(dcols, ctx.xp_shape[2], ctx.xp_shape[3], ctx.stride, ctx.dilation)
             ph, pw = ctx.padding
             dx = np.ascontiguousarray(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from npquant.nn.conv import _pair, conv2d, conv_output_size
+from npquant.nn.pool_kernels import max_pool_backward, max_pool_forward
 from npquant.nn.tensor import Add, Function, Reshape, Tensor
 
 __all__ = ["add", "adaptive_avg_pool2d", "avg_pool2d", "batch_norm2d", "conv2d", "dropout",
@@ -140,7 +141,7 @@ class ReLUFn(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return (grad * ctx.mask,)
+        return (np.where(ctx.mask, grad, 0),)
 
 
 class ReLU6Fn(Function):
@@ -200,29 +201,25 @@ def _pool_geometry(x: Tensor, kernel_size, stride, padding, name: str):
 
 class MaxPool2dFn(Function):
     """y = max over each window; the gradient goes to the first maximum in row-major window
-    order (PyTorch's CPU kernel keeps the first max it meets). Padding is -inf."""
+    order (PyTorch's CPU kernel keeps the first max it meets). Padding is -inf. The loops are
+    numba kernels (``npquant.nn.pool_kernels``)."""
 
     @staticmethod
     def forward(ctx, x, k, s, p, oh, ow):
-        xp = x
+        xp = np.ascontiguousarray(x)
         if p[0] or p[1]:
             xp = np.pad(x, ((0, 0), (0, 0), (p[0], p[0]), (p[1], p[1])),
                         constant_values=-np.inf)
-        out = np.full(x.shape[:2] + (oh, ow), -np.inf, dtype=x.dtype)
-        arg = np.zeros(out.shape, dtype=np.int16)
-        for t, ((_i, _j), v) in enumerate(_windows(xp, k[0], k[1], s, oh, ow)):
-            better = v > out  # strict: ties keep the earlier tap
-            np.copyto(out, v, where=better)
-            arg[better] = t
-        ctx.arg, ctx.k, ctx.s, ctx.p, ctx.xp_shape, ctx.x_shape = arg, k, s, p, xp.shape, x.shape
+        out = np.empty(x.shape[:2] + (oh, ow), dtype=x.dtype)
+        arg = np.empty(out.shape, dtype=np.int32)
+        max_pool_forward(xp, k[0], k[1], s[0], s[1], out, arg)
+        ctx.arg, ctx.p, ctx.xp_shape, ctx.x_shape = arg, p, xp.shape, x.shape
         return out
 
     @staticmethod
     def backward(ctx, grad):
         dxp = np.zeros(ctx.xp_shape, dtype=grad.dtype)
-        oh, ow = grad.shape[2:]
-        for t, (_, v) in enumerate(_windows(dxp, ctx.k[0], ctx.k[1], ctx.s, oh, ow)):
-            v += np.where(ctx.arg == t, grad, 0)  # v is a view into dxp
+        max_pool_backward(np.ascontiguousarray(grad), ctx.arg, dxp)
         p, (h, w) = ctx.p, ctx.x_shape[2:]
         return (np.ascontiguousarray(dxp[:, :, p[0]: p[0] + h, p[1]: p[1] + w]),)
 
