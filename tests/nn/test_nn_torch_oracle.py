@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import require
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from nn_helpers import assert_close, run_both
 
 from npquant import nn
@@ -207,3 +209,31 @@ def test_conv_bn_relu_pool_linear_network(torch):
     ref_params = [p for _, p in ref.named_parameters()]
     for (name, p), tp in zip(ours.named_parameters(), ref_params, strict=True):
         assert_close(p.grad, tp.grad.numpy(), f"grad of {name}")
+
+
+@st.composite
+def conv_geometry(draw):
+    """A valid conv call by construction: groups divide both channel counts, the input is
+    large enough for the dilated kernel."""
+    groups = draw(st.integers(1, 3))
+    cin, cout = groups * draw(st.integers(1, 3)), groups * draw(st.integers(1, 3))
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    s = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    d = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    p = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    h = draw(st.integers(max(1, d[0] * (kh - 1) + 1 - 2 * p[0]), 9))
+    w = draw(st.integers(max(1, d[1] * (kw - 1) + 1 - 2 * p[1]), 9))
+    n = draw(st.integers(1, 3))
+    return (n, cin, h, w), (cout, cin // groups, kh, kw), s, p, d, groups, draw(st.booleans())
+
+
+@settings(max_examples=40, deadline=None)
+@given(geom=conv_geometry(), seed=st.integers(0, 2**16))
+def test_conv2d_random_geometry(torch, geom, seed):
+    xs, ws, s, p, d, g, bias = geom
+    inputs = [randn(*xs, seed=seed), randn(*ws, seed=seed + 1)]
+    if bias:
+        inputs.append(randn(ws[0], seed=seed + 2))
+    kw = dict(stride=s, padding=p, dilation=d, groups=g)
+    run_both(torch, lambda x, w, b=None: F.conv2d(x, w, b, **kw),
+             lambda x, w, b=None: torch.nn.functional.conv2d(x, w, b, **kw), inputs, seed=seed)
