@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from enum import Enum
 
+import numpy as np
+
 from npquant.fixedpoint import Ties
 
 
@@ -66,15 +68,44 @@ class QParamsMethod(str, Enum):
 
 @dataclass(frozen=True)
 class RequantRule:
-    """The requantization of one op kind: arithmetic, multiplier derivation, final tie rule."""
+    """The requantization of one op kind: arithmetic, multiplier derivation, final tie rule.
+
+    SIMD kernels can round channels differently by position: with ``channel_group = g > 0``,
+    channels in the whole groups of ``g`` (``c < g * floor(C / g)``) round with ``ties`` and the
+    ``C mod g`` channels of the scalar tail with ``tail_ties`` (TFLite's optimized depthwise conv
+    on x86: groups of 8 channels ties up, the tail ties away).
+    """
 
     kind: RequantKind
     derivation: MultiplierDerivation
     ties: Ties
+    channel_group: int = 0
+    tail_ties: Ties | None = None
+
+    def __post_init__(self) -> None:
+        if (self.channel_group > 0) != (self.tail_ties is not None):
+            raise ValueError("channel_group > 0 and tail_ties go together "
+                             f"(got channel_group={self.channel_group}, "
+                             f"tail_ties={self.tail_ties})")
+        if self.channel_group < 0:
+            raise ValueError(f"channel_group must be >= 0, got {self.channel_group}")
+
+    def channel_ties(self, channels: int) -> np.ndarray:
+        """Tie-rule codes (``Ties.code``) per output channel: length ``channels`` when the rule
+        groups channels, else length 1 (one rule for all)."""
+        if self.channel_group == 0:
+            return np.array([self.ties.code], dtype=np.int64)
+        codes = np.full(channels, self.tail_ties.code, dtype=np.int64)
+        codes[: self.channel_group * (channels // self.channel_group)] = self.ties.code
+        return codes
 
     def describe(self) -> str:
         """One line: ``double_rounding, M from double, final ties away``."""
-        return f"{self.kind.value}, M from {self.derivation.value}, ties {self.ties.value}"
+        text = f"{self.kind.value}, M from {self.derivation.value}, ties {self.ties.value}"
+        if self.channel_group:
+            text += (f" on whole groups of {self.channel_group} channels, "
+                     f"{self.tail_ties.value} on the rest")
+        return text
 
 
 @dataclass(frozen=True)

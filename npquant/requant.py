@@ -77,8 +77,12 @@ class RequantParams:
 
     @property
     def ties_code(self) -> int:
-        """The integer that numba kernels receive for ``rule.ties``."""
+        """The integer that numba kernels receive for ``rule.ties`` (see ``channel_ties``)."""
         return self.rule.ties.code
+
+    def channel_ties(self, channels: int) -> np.ndarray:
+        """Tie-rule codes per output channel (length 1 when every channel rounds alike)."""
+        return self.rule.channel_ties(channels)
 
     @property
     def channels(self) -> int:
@@ -165,10 +169,16 @@ def requantize(acc: np.ndarray, params: RequantParams, *, channel_axis: int | No
     if qmin > qmax:
         raise ValueError(f"qmin={qmin} > qmax={qmax}")
     qm, shift, mult = _broadcast_params(acc, params, channel_axis)
+    ties = params.channel_ties(1 if channel_axis is None else acc.shape[channel_axis])
+    if ties.shape[0] > 1:
+        shape = [1] * acc.ndim
+        shape[channel_axis % acc.ndim] = ties.shape[0]
+        ties = ties.reshape(shape)
+    else:
+        ties = ties[0]
     acc64 = acc.astype(np.int64)
     check_requant_domain(acc64, params, shift)
-    scaled = _vec_requantize(acc64, np.int64(params.kind_code), np.int64(params.ties_code),
-                             qm, shift, mult)
+    scaled = _vec_requantize(acc64, np.int64(params.kind_code), ties, qm, shift, mult)
     return np.clip(scaled + int(zero_point), qmin, qmax)
 
 

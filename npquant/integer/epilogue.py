@@ -73,18 +73,21 @@ def resolve_requant(rule: RequantRule, requant: RequantParams | None, x_scale: A
 
 
 @numba.njit(cache=True, parallel=True)
-def _epilogue(acc, kind, ties, qm, shift, mult, zo, lo, hi, out):
+def _epilogue(acc, kind, ties_per_channel, qm, shift, mult, zo, lo, hi, out):
     """``out[a, c, b] = clamp(zo + requantize_scalar(acc[a, c, b], rule, M[c]), lo, hi)``.
 
     Contract: acc (A, C, B) int32, qm/shift int64 and mult float64 of length C (or 1, broadcast),
-    out int64 (A, C, B); the requantization domain was checked by the caller.
+    ties int64 codes of length C (or 1), out int64 (A, C, B); the requantization domain was
+    checked by the caller.
     """
     a_len, c_len, b_len = acc.shape
     per_channel = qm.shape[0] > 1
+    per_channel_ties = ties_per_channel.shape[0] > 1
     for t in prange(a_len * c_len):
         a = t // c_len
         c = t % c_len
         i = c if per_channel else 0
+        ties = ties_per_channel[c if per_channel_ties else 0]
         if kind == KIND_FLOAT32:  # the rule hoisted out of the loop (same scalar as requantize)
             m32 = np.float32(mult[i])
             for b in range(b_len):
@@ -128,7 +131,7 @@ def requantize_accumulators(acc: np.ndarray, params: RequantParams, *, channel_a
     outer = int(np.prod(acc.shape[:channel_axis]))
     acc3 = np.ascontiguousarray(acc).reshape(outer, acc.shape[channel_axis], -1)
     out = np.empty(acc3.shape, dtype=np.int64)
-    _epilogue(acc3, np.int64(params.kind_code), np.int64(params.ties_code),
+    _epilogue(acc3, np.int64(params.kind_code), params.channel_ties(acc3.shape[1]),
               params.quantized_multiplier.astype(np.int64), params.shift.astype(np.int64),
               params.multiplier.astype(np.float64), np.int64(out_zero_point),
               np.int64(act_range[0]), np.int64(act_range[1]), out)

@@ -123,3 +123,18 @@ def test_double_rounding_large_multiplier_domain_error():
 def test_bad_input(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+def test_channel_group_rule_rounds_the_tail_differently():
+    # M = 1/4 on every channel; acc = -2 gives -0.5 after SRDHM -1 and a final shift by 1:
+    # ties up -> 0 on the 8 grouped channels, ties away -> -1 on the 2 tail channels
+    rule = RequantRule(RequantKind.DOUBLE_ROUNDING, MultiplierDerivation.DOUBLE, Ties.UP,
+                       channel_group=8, tail_ties=Ties.AWAY)
+    params = prepare_requant(rule, 0.5, np.full(10, 0.5, np.float32), 1.0)
+    acc = np.full((1, 10), -2, np.int32)
+    got = requantize(acc, params, channel_axis=1, zero_point=0, qmin=-128, qmax=127)
+    assert got.tolist() == [[0] * 8 + [-1] * 2]
+    assert "groups of 8 channels, away on the rest" in rule.describe()
+    with pytest.raises(ValueError, match="go together"):
+        RequantRule(RequantKind.DOUBLE_ROUNDING, MultiplierDerivation.DOUBLE, Ties.UP,
+                    channel_group=8)
