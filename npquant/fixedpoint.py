@@ -443,13 +443,7 @@ def _vec_f64_multiply(x, m, ties):
 
 def _round_half_away(value: float) -> int:
     """C ``round()`` of a double to a Python int (ties away from zero), exactly."""
-    t = math.trunc(value)
-    frac = value - t
-    if frac >= 0.5:
-        return t + 1
-    if frac <= -0.5:
-        return t - 1
-    return t
+    return int(round_float_scalar(value, TIES_AWAY))
 
 
 def _check_bits(bits: int, lo: int, hi: int) -> None:
