@@ -77,8 +77,8 @@ def _epilogue(acc, kind, ties_per_channel, qm, shift, mult, zo, lo, hi, out):
     """``out[a, c, b] = clamp(zo + requantize_scalar(acc[a, c, b], rule, M[c]), lo, hi)``.
 
     Contract: acc (A, C, B) int32, qm/shift int64 and mult float64 of length C (or 1, broadcast),
-    ties int64 codes of length C (or 1), out int64 (A, C, B); the requantization domain was
-    checked by the caller.
+    ties int64 codes of length C (or 1), out (A, C, B) of the output dtype (the clamped value
+    ``lo <= v <= hi`` fits it); the requantization domain was checked by the caller.
     """
     a_len, c_len, b_len = acc.shape
     per_channel = qm.shape[0] > 1
@@ -130,9 +130,11 @@ def requantize_accumulators(acc: np.ndarray, params: RequantParams, *, channel_a
         check_requant_domain(acc.astype(np.int64), params, shift)
     outer = int(np.prod(acc.shape[:channel_axis]))
     acc3 = np.ascontiguousarray(acc).reshape(outer, acc.shape[channel_axis], -1)
-    out = np.empty(acc3.shape, dtype=np.int64)
+    # NOTE: the kernel writes the output dtype directly. An int64 temporary of the same shape
+    # (8x the bytes, page-faulted on first touch) plus ``astype`` cost 3x the requantization itself.
+    out = np.empty(acc3.shape, dtype=out_dtype)
     _epilogue(acc3, np.int64(params.kind_code), params.channel_ties(acc3.shape[1]),
               params.quantized_multiplier.astype(np.int64), params.shift.astype(np.int64),
               params.multiplier.astype(np.float64), np.int64(out_zero_point),
               np.int64(act_range[0]), np.int64(act_range[1]), out)
-    return out.reshape(acc.shape).astype(out_dtype)
+    return out.reshape(acc.shape)

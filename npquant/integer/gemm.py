@@ -8,7 +8,9 @@ Jacob et al. 2018, arXiv:1712.05877, eq. 7):
     sum_k (a_k - Za)(w_k - Zw) = sum_k a_k w_k - Zw sum_k a_k - Za sum_k w_k + K Za Zw      (eq. 2)
 
 so the inner loop multiplies the stored integers only, and the zero points enter through one row
-sum per activation row and one column sum per weight row. The inner product runs on int16
+sum per activation row and one column sum per weight row. With int8/uint8 activations on a CPU
+with AVX-512 VNNI the u8 x s8 ``vpdpbusd`` kernel of ``npquant.integer.fast_gemm`` runs; the
+loops below are the portable path (and int16 activations). The inner product runs on int16
 operands into an int32 accumulator that wraps (``_gemm_i32``): when the operand bound of
 ``npquant.integer.accumulator`` proves the exact value of eq. 1 fits in int32, eq. 2 evaluated
 modulo 2^32 *is* that value, however the raw sum ``sum a w`` wrapped on the way. Otherwise the
@@ -25,6 +27,7 @@ import numpy as np
 from numba import prange
 
 from npquant.integer import accumulator as accm
+from npquant.integer import fast_gemm
 from npquant.integer._checks import (
     ACTIVATION_DTYPES,
     WEIGHT_DTYPES,
@@ -149,6 +152,8 @@ def accumulate(a: np.ndarray, w: np.ndarray, za: int, zw: np.ndarray, bias: np.n
     if plan.kind == accm.PLAN_EMULATE:
         acc = accm.emulate_accumulation(a, w, za, zw, bias, rule, layer=layer, index_of=index_of)
         return acc.astype(out_dtype)
+    if plan.fits_int32 and fast_gemm.HAVE_VNNI and a.dtype != np.int16:
+        return fast_gemm.gemm_exact_vnni(a, w, za, zw, bias).astype(out_dtype, copy=False)
     if plan.fits_int32 and k_len < _SMALL_K:
         out = np.empty((a.shape[0], w.shape[0]), dtype=np.int32)
         _gemm_i32_small_k(np.ascontiguousarray(a, dtype=np.int16),
