@@ -59,6 +59,24 @@ class ZeroPointOrder(str, Enum):
     BEFORE_ROUNDING = "before_rounding"  # round(f32(f32(x / S) + Z))      (torch per-channel)
 
 
+class AddScheme(str, Enum):
+    """The integer sequence of ADD of two differently quantized tensors (npquant.integer.add)."""
+
+    # TFLite: (q - Z) 2^20 of each input rescaled to 2 max(S_a, S_b) by ``add_inputs``, summed,
+    # then rescaled to S_out by ``add`` (lite/kernels/add.cc, reference and optimized kernels).
+    TFLITE = "tflite"
+    # XNNPACK qs8 vadd: r = f32(S / S_out) per input, m = rne(r 2^(20 - e)) with 2^e <= max r,
+    # ((q_a - Z_a) m_a + (q_b - Z_b) m_b) / 2^(20 - e) rounded once with ``add.ties`` (up).
+    XNNPACK = "xnnpack"
+    # QNNPACK q8vadd (PyTorch qnnpack engine): as XNNPACK with 2^(21 - e), ``add.ties`` (away).
+    QNNPACK = "qnnpack"
+
+    @property
+    def multiplier_bits(self) -> int:
+        """``b`` of the one-shift schemes: multipliers ``rne(r 2^(b - e)) < 2^(b + 1)``."""
+        return {AddScheme.XNNPACK: 20, AddScheme.QNNPACK: 21}[self]
+
+
 class QParamsMethod(str, Enum):
     """How (scale, zero point) are chosen from an observed range (npquant.qparams)."""
 
@@ -74,6 +92,11 @@ class RequantRule:
     channels in the whole groups of ``g`` (``c < g * floor(C / g)``) round with ``ties`` and the
     ``C mod g`` channels of the scalar tail with ``tail_ties`` (TFLite's optimized depthwise conv
     on x86: groups of 8 channels ties up, the tail ties away).
+
+    ``per_channel_derivation``, when given, is how ``M`` is derived for per-channel weight
+    scales (more than one); ``derivation`` then applies to per-tensor weights only (TFLite's
+    optimized FULLY_CONNECTED: per-tensor ``M`` from the float32 product of the scales,
+    per-channel from the double product).
     """
 
     kind: RequantKind
@@ -81,6 +104,7 @@ class RequantRule:
     ties: Ties
     channel_group: int = 0
     tail_ties: Ties | None = None
+    per_channel_derivation: MultiplierDerivation | None = None
 
     def __post_init__(self) -> None:
         if (self.channel_group > 0) != (self.tail_ties is not None):
@@ -99,9 +123,18 @@ class RequantRule:
         codes[: self.channel_group * (channels // self.channel_group)] = self.ties.code
         return codes
 
+    def derivation_for(self, per_channel: bool) -> MultiplierDerivation:
+        """The multiplier derivation for per-channel (True) or per-tensor (False) weights."""
+        if per_channel and self.per_channel_derivation is not None:
+            return self.per_channel_derivation
+        return self.derivation
+
     def describe(self) -> str:
         """One line: ``double_rounding, M from double, final ties away``."""
-        text = f"{self.kind.value}, M from {self.derivation.value}, ties {self.ties.value}"
+        text = f"{self.kind.value}, M from {self.derivation.value}"
+        if self.per_channel_derivation is not None:
+            text += f" (per-channel: {self.per_channel_derivation.value})"
+        text += f", ties {self.ties.value}"
         if self.channel_group:
             text += (f" on whole groups of {self.channel_group} channels, "
                      f"{self.tail_ties.value} on the rest")
@@ -110,17 +143,66 @@ class RequantRule:
 
 @dataclass(frozen=True)
 class QuantizeRule:
-    """Float -> integer quantization ``q = saturate(round(x / S) + Z)`` and its variants."""
+    """Float -> integer quantization ``q = saturate(round(x / S) + Z)`` and its variants.
+
+    SIMD kernels can quantize by position: with ``block = b > 0`` this rule applies to the
+    elements of the whole blocks of ``b`` of the flat (C-order) array, ``i < b floor(n / b)``,
+    and ``tail`` (a rule without blocks) to the last ``n mod b`` (TFLite's optimized QUANTIZE
+    on x86: blocks of 8 multiply by f32(1/S) and round ties to even, the scalar tail divides in
+    double and rounds ties away).
+    """
 
     method: QuantizeMethod
     precision: str  # "float32" or "float64": the type of the division / multiplication
     ties: Ties
     zero_point: ZeroPointOrder
+    block: int = 0
+    tail: QuantizeRule | None = None
+
+    def __post_init__(self) -> None:
+        if self.precision not in ("float32", "float64"):
+            raise ValueError(f"precision must be 'float32' or 'float64', got {self.precision!r}")
+        if self.block < 0:
+            raise ValueError(f"block must be >= 0, got {self.block}")
+        if (self.block > 0) != (self.tail is not None):
+            raise ValueError(f"block > 0 and tail go together (got block={self.block}, "
+                             f"tail={self.tail})")
+        if self.tail is not None and self.tail.block:
+            raise ValueError("the tail rule of a blocked QuantizeRule cannot itself be blocked")
 
     def describe(self) -> str:
-        """One line: ``divide in float32, ties away, zero point after rounding``."""
-        return (f"{self.method.value} in {self.precision}, ties {self.ties.value}, "
+        """One line: ``divide in float32, ties away, zero point after_rounding``."""
+        text = (f"{self.method.value} in {self.precision}, ties {self.ties.value}, "
                 f"zero point {self.zero_point.value}")
+        if self.block:
+            text = (f"whole blocks of {self.block} elements: {text}; tail: "
+                    f"{self.tail.describe()}")
+        return text
+
+
+@dataclass(frozen=True)
+class DequantizeRule:
+    """Integer -> float32 ``r = S (q - Z)``: rounded once from the exact product (default) or
+    ``two_step`` as ``f32(f32(q S) + f32(-Z S))``; ``block``/``tail`` as in ``QuantizeRule``."""
+
+    two_step: bool = False
+    block: int = 0
+    tail: DequantizeRule | None = None
+
+    def __post_init__(self) -> None:
+        if self.block < 0 or (self.block > 0) != (self.tail is not None):
+            raise ValueError(f"block >= 0, and block > 0 with a tail rule (got block="
+                             f"{self.block}, tail={self.tail})")
+        if self.tail is not None and self.tail.block:
+            raise ValueError("the tail rule of a blocked DequantizeRule cannot itself be blocked")
+
+    def describe(self) -> str:
+        """One line: ``exact product rounded once to float32``."""
+        text = ("f32(f32(q S) + f32(-Z S))" if self.two_step
+                else "exact product rounded once to float32")
+        if self.block:
+            text = f"whole blocks of {self.block} elements: {text}; tail: {self.tail.describe()}"
+        return text
 
 
 @dataclass(frozen=True)
@@ -158,20 +240,34 @@ class Profile:
     qparams_method: QParamsMethod
     narrow_range_weights: bool  # symmetric weights in [-(2^(b-1) - 1), 2^(b-1) - 1]
     accumulator: AccumulatorRule
+    # ADD's input rescalings (TFLITE scheme); None: the ``add`` rule, as in TFLite's reference.
+    add_inputs: RequantRule | None = None
+    add_scheme: AddScheme = AddScheme.TFLITE
+    dequantize: DequantizeRule = DequantizeRule()
+
+    def add_input_rule(self) -> RequantRule:
+        """The rule of ADD's two input rescalings (``add_inputs``, else ``add``)."""
+        return self.add_inputs if self.add_inputs is not None else self.add
 
     def quantize_rule(self, per_channel: bool) -> QuantizeRule:
         """The float -> int rule for per-tensor or per-channel qparams."""
         return self.quantize_per_channel if per_channel else self.quantize
 
     def rules(self) -> list[tuple[str, str]]:
-        """``(field, description)`` pairs for listing (``npquant profiles``)."""
+        """``(field, description)`` pairs for listing (``npquant profiles``); ADD's input rule
+        and scheme come right after ``add``, ``dequantize`` after the quantize rules."""
+        later = ("add_inputs", "add_scheme", "dequantize")
+        names = [f.name for f in fields(self)
+                 if f.name not in ("name", "version", "description") + later]
+        at = names.index("add") + 1
+        names[at:at] = (["add_inputs"] if self.add_inputs is not None else []) + ["add_scheme"]
+        at = names.index("quantize_per_channel") + 1
+        names[at:at] = ["dequantize"]
         out = []
-        for f in fields(self):
-            if f.name in ("name", "version", "description"):
-                continue
-            value = getattr(self, f.name)
+        for name in names:
+            value = getattr(self, name)
             text = value.describe() if hasattr(value, "describe") else _plain(value)
-            out.append((f.name, text))
+            out.append((name, text))
         return out
 
 
@@ -184,6 +280,10 @@ def _plain(value: object) -> str:
 _DR_DOUBLE_AWAY = RequantRule(RequantKind.DOUBLE_ROUNDING, MultiplierDerivation.DOUBLE, Ties.AWAY)
 _SR_DOUBLE = RequantRule(RequantKind.SINGLE_ROUNDING, MultiplierDerivation.DOUBLE, Ties.UP)
 _F32_RATIO_EVEN = RequantRule(RequantKind.FLOAT32, MultiplierDerivation.FLOAT32_RATIO, Ties.EVEN)
+_F32_RECIP_EVEN = RequantRule(RequantKind.FLOAT32, MultiplierDerivation.FLOAT32_RECIPROCAL,
+                              Ties.EVEN)
+_XNNPACK_QUANTIZE = QuantizeRule(QuantizeMethod.MULTIPLY_RECIPROCAL, "float32", Ties.EVEN,
+                                 ZeroPointOrder.AFTER_ROUNDING)
 _TFLITE_QUANTIZE = QuantizeRule(QuantizeMethod.DIVIDE, "float32", Ties.AWAY,
                                 ZeroPointOrder.AFTER_ROUNDING)
 _ORT_QUANTIZE = QuantizeRule(QuantizeMethod.DIVIDE, "float32", Ties.EVEN,
@@ -229,6 +329,52 @@ PROFILES: dict[str, Profile] = {
             accumulator=_EXACT_INT32,
         ),
         Profile(
+            name="tflite-optimized",
+            version="1",
+            description="TFLite optimized builtin kernels (BUILTIN_WITHOUT_DEFAULT_DELEGATES), "
+                        "int8, ai-edge-litert 2.3 on x86-64 (NEON paths via SSE emulation): "
+                        "final shift ties up",
+            conv=RequantRule(RequantKind.DOUBLE_ROUNDING, MultiplierDerivation.DOUBLE, Ties.UP),
+            # vrshlq on whole groups of 8 channels, the scalar reference rounding on the rest
+            depthwise_conv=RequantRule(RequantKind.DOUBLE_ROUNDING, MultiplierDerivation.DOUBLE,
+                                       Ties.UP, channel_group=8, tail_ties=Ties.AWAY),
+            fully_connected=RequantRule(RequantKind.DOUBLE_ROUNDING,
+                                        MultiplierDerivation.FLOAT32_PRODUCT, Ties.UP,
+                                        per_channel_derivation=MultiplierDerivation.DOUBLE),
+            add=_DR_DOUBLE_AWAY,
+            add_inputs=_SR_DOUBLE,
+            average_pool=Ties.AWAY,
+            quantize=QuantizeRule(QuantizeMethod.MULTIPLY_RECIPROCAL, "float32", Ties.EVEN,
+                                  ZeroPointOrder.AFTER_ROUNDING, block=8,
+                                  tail=QuantizeRule(QuantizeMethod.DIVIDE, "float64", Ties.AWAY,
+                                                    ZeroPointOrder.AFTER_ROUNDING)),
+            quantize_per_channel=_TFLITE_QUANTIZE,
+            dequantize=DequantizeRule(two_step=True, block=8, tail=DequantizeRule()),
+            qparams_method=QParamsMethod.TFLITE,
+            narrow_range_weights=True,
+            accumulator=_EXACT_INT32,
+        ),
+        Profile(
+            name="tflite-xnnpack",
+            version="1",
+            description="TFLite default Interpreter() on the XNNPACK delegate, int8, "
+                        "ai-edge-litert 2.3 on x86-64: float32 requantization ties to even, "
+                        "M = f32(f32(s_x s_w) / s_y) < 256",
+            conv=_F32_RATIO_EVEN,
+            depthwise_conv=_F32_RATIO_EVEN,
+            fully_connected=_F32_RATIO_EVEN,
+            # qs8 vadd: 21-bit multipliers from f32(S / S_out), one shift rounding ties up
+            add=RequantRule(RequantKind.SINGLE_ROUNDING, MultiplierDerivation.FLOAT32_RATIO,
+                            Ties.UP),
+            add_scheme=AddScheme.XNNPACK,
+            average_pool=Ties.AWAY,  # int8 AVERAGE_POOL_2D is not delegated: builtin kernel
+            quantize=_XNNPACK_QUANTIZE,
+            quantize_per_channel=_TFLITE_QUANTIZE,
+            qparams_method=QParamsMethod.TFLITE,
+            narrow_range_weights=True,
+            accumulator=_EXACT_INT32,
+        ),
+        Profile(
             name="onnxruntime",
             version="1",
             description="ONNX Runtime CPU (MLAS) QLinearConv/QLinearMatMul: "
@@ -247,12 +393,34 @@ PROFILES: dict[str, Profile] = {
         Profile(
             name="pytorch-fbgemm",
             version="1",
-            description="PyTorch quantized CPU ops on the fbgemm/x86 engine: float32 "
-                        "requantization as ORT; quantize_per_tensor rounds fma(x, 1/S, Z)",
+            description="PyTorch 2.13 quantized CPU ops on the fbgemm engine (and linear on "
+                        "'x86'): float32 requantization as ORT; quantize_per_tensor rounds "
+                        "fma(x, 1/S, Z)",
             conv=_F32_RATIO_EVEN,
             depthwise_conv=_F32_RATIO_EVEN,
             fully_connected=_F32_RATIO_EVEN,
             add=_F32_RATIO_EVEN,
+            average_pool=Ties.EVEN,
+            quantize=QuantizeRule(QuantizeMethod.MULTIPLY_RECIPROCAL, "float32", Ties.EVEN,
+                                  ZeroPointOrder.BEFORE_ROUNDING_FMA),
+            quantize_per_channel=QuantizeRule(QuantizeMethod.MULTIPLY_RECIPROCAL, "float32",
+                                              Ties.EVEN, ZeroPointOrder.BEFORE_ROUNDING),
+            qparams_method=QParamsMethod.PYTORCH,
+            narrow_range_weights=False,
+            accumulator=_EXACT_INT32,
+        ),
+        Profile(
+            name="pytorch-qnnpack",
+            version="1",
+            description="PyTorch 2.13 quantized CPU ops on the qnnpack engine (quint8 x qint8): "
+                        "nearbyint(f32(acc) * f32(f32(s_w s_x) * f32(1 / s_y))) + Z",
+            conv=_F32_RECIP_EVEN,
+            depthwise_conv=_F32_RECIP_EVEN,
+            fully_connected=_F32_RECIP_EVEN,
+            # q8vadd: 22-bit multipliers from f32(S / S_out), one shift rounding ties away
+            add=RequantRule(RequantKind.SINGLE_ROUNDING, MultiplierDerivation.FLOAT32_RATIO,
+                            Ties.AWAY),
+            add_scheme=AddScheme.QNNPACK,
             average_pool=Ties.EVEN,
             quantize=QuantizeRule(QuantizeMethod.MULTIPLY_RECIPROCAL, "float32", Ties.EVEN,
                                   ZeroPointOrder.BEFORE_ROUNDING_FMA),

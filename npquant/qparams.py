@@ -13,7 +13,13 @@ import math
 import numpy as np
 
 from npquant.fixedpoint import Ties, int_range
-from npquant.profiles import QParamsMethod, QuantizeMethod, QuantizeRule, ZeroPointOrder
+from npquant.profiles import (
+    DequantizeRule,
+    QParamsMethod,
+    QuantizeMethod,
+    QuantizeRule,
+    ZeroPointOrder,
+)
 
 SCHEMES = ("asymmetric", "symmetric", "power_of_two")
 _FLOAT32_EPS = float(np.finfo(np.float32).eps)  # PyTorch observers' floor on the scale
@@ -188,14 +194,25 @@ def quantize(x, qparams: QParams, *, rule: QuantizeRule) -> np.ndarray:
     * ``multiply_reciprocal``/``before_rounding``: ``round_even(f32(f32(x * f32(1/S)) + Z))`` —
       torch.quantize_per_channel.
 
+    A rule with ``block = b`` applies to the whole blocks of ``b`` elements of the flat C-order
+    array and its ``tail`` rule to the last ``n mod b`` (TFLite's optimized QUANTIZE).
+
     NaN raises ValueError; +-inf saturate to ``qmax``/``qmin``.
     """
     arr = _float_input(x, "x")
+    if rule.block:
+        flat_pos = np.arange(arr.size).reshape(arr.shape)
+        in_blocks = flat_pos < rule.block * (arr.size // rule.block)
+        return np.where(in_blocks, _quantize(arr, qparams, rule),
+                        _quantize(arr, qparams, rule.tail))
+    return _quantize(arr, qparams, rule)
+
+
+def _quantize(arr: np.ndarray, qparams: QParams, rule: QuantizeRule) -> np.ndarray:
+    """``quantize`` of a validated float32 array by ``rule``, ignoring ``rule.block``."""
     scale, zp = qparams.broadcast(arr.ndim)
     zp = zp.astype(np.float64)
-    wide = rule.precision == "float64"
-    if rule.precision not in ("float32", "float64"):
-        raise ValueError(f"rule.precision must be 'float32' or 'float64', got {rule.precision!r}")
+    wide = rule.precision == "float64"  # QuantizeRule validated the precision
     with np.errstate(over="ignore", invalid="ignore"):
         if rule.method is QuantizeMethod.DIVIDE:
             v = (arr.astype(np.float64) / scale.astype(np.float64) if wide
@@ -218,19 +235,33 @@ def quantize(x, qparams: QParams, *, rule: QuantizeRule) -> np.ndarray:
     return clipped.astype(qparams.dtype)
 
 
-def dequantize(q, qparams: QParams) -> np.ndarray:
-    """``r = f32(S (q - Z))``: the exact product rounded once to float32.
+def dequantize(q, qparams: QParams, *, rule: DequantizeRule | None = None) -> np.ndarray:
+    """``r = f32(S (q - Z))``: the exact product rounded once to float32 (the default rule).
 
     ``q - Z`` fits 17 bits and ``S`` 24, so the product is exact in float64 and this one rounding
     is what TFLite's reference DEQUANTIZE (double), ONNX Runtime and PyTorch (float32 product of
-    exact operands) all compute.
+    exact operands) all compute. ``rule`` (npquant.profiles.DequantizeRule) selects a variant:
+    ``two_step`` is ``f32(f32(q S) + f32(-Z S))`` (three float32 roundings), and a blocked rule
+    applies to whole blocks of the flat array and its ``tail`` to the rest (TFLite's optimized
+    DEQUANTIZE on x86: two_step on blocks of 8, exact on the tail).
     """
     arr = np.asarray(q)
     if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
         raise TypeError(f"q must be an integer array, got dtype {arr.dtype}")
     if arr.size and (int(arr.min()) < qparams.qmin or int(arr.max()) > qparams.qmax):
         raise ValueError(f"q has values outside [{qparams.qmin}, {qparams.qmax}]")
+    if rule is not None and rule.block:
+        in_blocks = np.arange(arr.size).reshape(arr.shape) < rule.block * (arr.size // rule.block)
+        return np.where(in_blocks, _dequantize(arr, qparams, rule.two_step),
+                        _dequantize(arr, qparams, rule.tail.two_step))
+    return _dequantize(arr, qparams, rule is not None and rule.two_step)
+
+
+def _dequantize(arr: np.ndarray, qparams: QParams, two_step: bool) -> np.ndarray:
     scale, zp = qparams.broadcast(arr.ndim)
+    if two_step:  # f32(q S) and f32(-Z S) each rounded, then their float32 sum rounded
+        s32 = scale.astype(np.float32)
+        return arr.astype(np.float32) * s32 + (-zp).astype(np.float32) * s32
     return (scale.astype(np.float64) * (arr.astype(np.int64) - zp)).astype(np.float32)
 
 

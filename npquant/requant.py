@@ -96,9 +96,12 @@ def prepare_requant(rule: RequantRule, input_scale: float, weight_scale,
 
     Fixed-point kinds use TFLite's ``QuantizeMultiplier`` (single rounding: its
     ``TFLITE_SINGLE_ROUNDING`` variant). ``power_of_two`` needs ``M = 2^-n`` exactly and stores the
-    right shift as ``shift = -n``.
+    right shift as ``shift = -n``. More than one weight scale is per-channel and takes
+    ``rule.derivation_for(per_channel=True)``.
     """
-    m = effective_multiplier(input_scale, weight_scale, output_scale, rule.derivation)
+    per_channel = np.size(weight_scale) > 1
+    m = effective_multiplier(input_scale, weight_scale, output_scale,
+                             rule.derivation_for(per_channel))
     return requant_params_from_multiplier(rule, m)
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-from npquant.profiles import format_profiles
+# Document this checkout's npquant, not whichever copy an installed .pth points to.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from npquant.profiles import format_profiles  # noqa: E402
 
 HEADER = """# Requantization profiles
 

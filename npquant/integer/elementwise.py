@@ -9,19 +9,33 @@ integer_ops/add.h). With ``S_max2 = 2 max(S_a, S_b)`` and ``ls = 20`` (15 for in
     y   = clamp(Z_out + M_out (s_a + s_b), act_min, act_max)
 
 The left shift keeps ~20 fractional bits through the input rescaling, and ``M_a, M_b <= 1/2``
-keep ``s_a + s_b`` inside int32. Each multiplication is the profile's ``add`` rule (for ``tflite``:
-gemmlowp double rounding, ties away — ``MultiplyByQuantizedMultiplierSmallerThanOneExp``); the
-sequence itself is TFLite's for every profile (not checked against other frameworks' ADD).
+keep ``s_a + s_b`` inside int32. The two input products are rounded by the profile's
+``add_input_rule()`` and the output product by its ``add`` rule (``tflite``: gemmlowp double
+rounding, ties away, everywhere — ``MultiplyByQuantizedMultiplierSmallerThanOneExp``;
+``tflite-optimized``: single rounding, ties up, on the inputs).
+
+Profiles with ``add_scheme`` XNNPACK or QNNPACK use the one-shift sequence of those libraries
+(XNNPACK ``xnn_init_qs8_add_minmax_params``, QNNPACK
+``pytorch_qnnp_compute_add_quantization_params``):
+
+    r_a = f32(S_a / S_out),  r_b = f32(S_b / S_out),  e = floor(log2 max(r_a, r_b))
+    n = b - e  (b = 20 for XNNPACK, 21 for QNNPACK),  m_a = rne(r_a 2^n),  m_b = rne(r_b 2^n)
+    y = clamp(Z_out + round((a - Za) m_a + (b - Zb) m_b) / 2^n), act_min, act_max)
+
+one rounding, with the ``add`` rule's tie rule (XNNPACK ties up, QNNPACK ties away). The
+multipliers have ``b + 1`` bits, so ``|(a - Za) m_a + (b - Zb) m_b| < 2 * 2^8 * 2^(b+1) <= 2^31``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import numba
 import numpy as np
 
+from npquant import fixedpoint as fp
 from npquant.integer._checks import (
     ACTIVATION_DTYPES,
     check_int_array,
@@ -33,7 +47,7 @@ from npquant.integer._checks import (
 )
 from npquant.integer.epilogue import activation_range
 from npquant.integer.result import KernelResult
-from npquant.profiles import MultiplierDerivation, Profile, RequantRule
+from npquant.profiles import AddScheme, MultiplierDerivation, Profile, RequantRule
 from npquant.requant import (
     RequantParams,
     requant_params_from_multiplier,
@@ -90,23 +104,54 @@ def add(a: np.ndarray, b: np.ndarray, *, a_scale: float, a_zero_point: int, b_sc
     sa = check_scale("a_scale", a_scale)
     sb = check_scale("b_scale", b_scale)
     so = check_scale("out_scale", out_scale)
-    left_shift = 15 if a.dtype == np.int16 else 20
-    m_a, m_b, m_out = add_multipliers(sa, sb, so, left_shift)
-    rule = prof.add
-    pa = requant_params_from_multiplier(rule, [m_a])
-    pb = requant_params_from_multiplier(rule, [m_b])
-    po = requant_params_from_multiplier(rule, [m_out])
     af = np.ascontiguousarray(np.broadcast_to(a, shape)).ravel()
     bf = np.ascontiguousarray(np.broadcast_to(b, shape)).ravel()
+    lo, hi = activation_range(activation, so, zo, odt, prof)
+    if prof.add_scheme is not AddScheme.TFLITE:
+        acc64, n = _one_shift_sums(af, bf, za, zb, sa, sb, so, prof.add_scheme)
+        # |acc64| < 2^31 (module docstring): an int32 accumulator, one rounding shift
+        acc = acc64.astype(np.int32).reshape(shape)
+        y = fp.rounding_shift_right(acc64, n, ties=prof.add.ties) + zo
+        out = np.clip(y, lo, hi).astype(odt).reshape(shape)
+        return KernelResult(out, acc) if return_accumulators else out
+    left_shift = 15 if a.dtype == np.int16 else 20
+    m_a, m_b, m_out = add_multipliers(sa, sb, so, left_shift)
+    rule = prof.add_input_rule()
+    pa = requant_params_from_multiplier(rule, [m_a])
+    pb = requant_params_from_multiplier(rule, [m_b])
+    po = requant_params_from_multiplier(prof.add, [m_out])
     raw = np.empty(af.shape[0], dtype=np.int64)
     _add_inputs(af, bf, np.int64(za), np.int64(zb), np.int64(left_shift), pa.kind_code,
                 pa.ties_code, int(pa.quantized_multiplier[0]), int(pa.shift[0]),
                 float(pa.multiplier[0]), int(pb.quantized_multiplier[0]), int(pb.shift[0]),
                 float(pb.multiplier[0]), raw)
     acc = raw.astype(np.int32).reshape(shape)  # |raw| <= 2^16 2^20 / 2 * 2 < 2^31
-    lo, hi = activation_range(activation, so, zo, odt, prof)
     out = requantize(acc, po, channel_axis=None, zero_point=zo, qmin=lo, qmax=hi).astype(odt)
     return KernelResult(out, acc) if return_accumulators else out
+
+
+# The ratio r = f32(S / S_out) each one-shift scheme accepts (outside it the library declines
+# the op): XNNPACK 2^-10 <= r < 2^8, QNNPACK 2^-14 <= r < 2^8.
+_ONE_SHIFT_RATIO_RANGE = {AddScheme.XNNPACK: (2.0**-10, 2.0**8),
+                          AddScheme.QNNPACK: (2.0**-14, 2.0**8)}
+
+
+def _one_shift_sums(af: np.ndarray, bf: np.ndarray, za: int, zb: int, sa: float, sb: float,
+                    so: float, scheme: AddScheme) -> tuple[np.ndarray, int]:
+    """``((a - Za) m_a + (b - Zb) m_b, n)`` of the XNNPACK / QNNPACK ADD (module docstring)."""
+    f32 = np.float32
+    ratios = (f32(sa) / f32(so), f32(sb) / f32(so))  # each a float32 quotient, rounded once
+    lo_r, hi_r = _ONE_SHIFT_RATIO_RANGE[scheme]
+    for name, r in zip(("a_scale / out_scale", "b_scale / out_scale"), ratios, strict=True):
+        if not lo_r <= float(r) < hi_r:
+            raise ValueError(f"{scheme.value} ADD needs {lo_r:g} <= {name} < {hi_r:g}, got "
+                             f"{float(r)!r}")
+    e = math.frexp(float(max(ratios)))[1] - 1  # max r = 1.f 2^e
+    n = scheme.multiplier_bits - e
+    # r 2^n is exact in float64 (a power-of-two scaling of a float32); rne as lrintf
+    m_a, m_b = (int(np.rint(float(r) * 2.0**n)) for r in ratios)
+    acc = (af.astype(np.int64) - za) * m_a + (bf.astype(np.int64) - zb) * m_b
+    return acc, n
 
 
 def relu(x: np.ndarray, *, zero_point: int) -> np.ndarray:

@@ -90,9 +90,14 @@ def requant_ref(acc, params: RequantParams, channel_axis, zo, lo, hi):
     """Elementwise ``clamp(zo + M[c] acc, lo, hi)`` with ``requant_value`` (int64 array)."""
     acc = np.asarray(acc, dtype=np.int64)
     out = np.empty(acc.shape, dtype=np.int64)
-    kind, ties = params.rule.kind, params.rule.ties.value
+    kind, rule = params.rule.kind, params.rule
+    # whole SIMD groups of channels round with rule.ties, the C mod g tail with rule.tail_ties
+    grouped = rule.channel_group * (acc.shape[channel_axis] // rule.channel_group
+                                    ) if rule.channel_group else None
     for idx in np.ndindex(acc.shape):
         c = idx[channel_axis] if params.channels > 1 else 0
+        ties = (rule.ties if grouped is None or idx[channel_axis] < grouped
+                else rule.tail_ties).value
         v = requant_value(int(acc[idx]), kind, ties, int(params.quantized_multiplier[c]),
                           int(params.shift[c]), float(params.multiplier[c]))
         out[idx] = min(max(v + zo, lo), hi)
