@@ -1,0 +1,84 @@
+"""End to end: ``npquant pipeline`` on a tiny learnable dataset (train, PTQ, int8 eval, golden)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from npquant.data import write_idx
+from npquant.golden import load_golden
+from npquant.pipeline import main, run_pipeline
+
+
+@pytest.fixture(scope="module")
+def toy_dir(tmp_path_factory) -> Path:
+    """FashionMNIST-format files: class k is a bright 6x6 square at one of 10 positions, plus
+    noise (learnable in one short epoch)."""
+    d = tmp_path_factory.mktemp("toy")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 512), ("t10k", 256)):
+        labels = rng.integers(0, 10, n).astype(np.uint8)
+        img = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
+        for i, k in enumerate(labels):
+            r, c = 3 + 12 * (k // 5), 2 + 5 * (k % 5)
+            img[i, r:r + 6, c:c + 6] = 250
+        write_idx(d / f"{split}-images-idx3-ubyte.gz", img, compress=True)
+        write_idx(d / f"{split}-labels-idx1-ubyte.gz", labels, compress=True)
+    return d
+
+
+def test_pipeline_cli_end_to_end(toy_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["--epochs", "1", "--seed", "3", "--out", str(out), "--data-dir", str(toy_dir),
+            "--limit-train", "512", "--limit-test", "256", "--calib-batches", "4",
+            "--profile", "tflite", "--profile", "onnxruntime", "--profile", "pow2",
+            "--no-progress"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    for k in range(1, 6):
+        assert f"[{k}/5]" in printed
+    s = json.loads((out / "summary.json").read_text())
+    assert list(s["int8"]) == ["tflite", "onnxruntime", "pow2"]
+    f = s["float"]["test_accuracy"]
+    assert f > 0.5, "the toy task is learnable in one epoch; the float model must have learned"
+    # 256 test images: one image is 0.4 points. Per-channel int8 weights and int8 activations
+    # move logits by a few output steps, which flips only images with a tiny float margin; on
+    # this net that is a handful at most, so 5 points (13 images) is a bound that catches any
+    # real error in conversion (a wrong zero point or flatten order drops to chance) yet not
+    # noise. pow2 scales waste up to half the range, so it gets 10 points.
+    for p, r in s["int8"].items():
+        bound = 0.10 if p == "pow2" else 0.05
+        assert abs(r["test_accuracy"] - f) <= bound, (p, r, f)
+        assert r["agreement_with_float"] >= 1 - 2 * bound, (p, r)
+    assert set(s["agreement_between_profiles"]) == {"tflite vs onnxruntime", "tflite vs pow2",
+                                                    "onnxruntime vs pow2"}
+    g = load_golden(out / "golden" / "tflite")
+    assert g.manifest["profile"]["name"] == "tflite" and g.manifest["seed"] == 3
+    assert g.manifest["batch_size"] == 8 and len(g.arrays["labels"]) == 8
+    assert s["golden"]["files"] == len(g.manifest["sha256"]) + 1
+    for p in ("tflite", "onnxruntime", "pow2"):
+        assert json.loads((out / "qparams" / f"{p}.json").read_text())["profile"] == p
+
+    # A second run resumes the finished training and reproduces every number and byte.
+    acc_hex = (out / "golden/tflite/01_conv1.acc.hex").read_bytes()
+    again = run_pipeline("cnn", epochs=1, seed=3, out_dir=out, data_dir=toy_dir,
+                         profiles=("tflite", "onnxruntime", "pow2"), calib_batches=4,
+                         limit_train=512, limit_test=256, progress=False, log=lambda _: None)
+    assert again["float"] == s["float"] and again["int8"] == s["int8"]
+    assert (out / "golden/tflite/01_conv1.acc.hex").read_bytes() == acc_hex
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(model="nope"), "unknown model"),
+    (dict(profiles=("tflite", "nope")), "unknown profile"),
+    (dict(profiles=()), "at least one"),
+    (dict(profiles=("tflite", "tflite")), "duplicates"),
+    (dict(epochs=0), "epochs"),
+], ids=["model", "profile", "no-profiles", "duplicate", "epochs"])
+def test_bad_arguments_fail_before_training(tmp_path, kw, match):
+    with pytest.raises(ValueError, match=match):
+        run_pipeline(out_dir=tmp_path, progress=False, log=lambda _: None, **kw)
+    assert not (tmp_path / "train").exists()
