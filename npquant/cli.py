@@ -1,4 +1,8 @@
-"""The ``npquant`` command: list profiles, train a float model, run the pipeline."""
+"""The ``npquant`` command: list profiles, train a float model, run the whole pipeline.
+
+``train`` and ``pipeline`` own their arguments (``npquant train --help``,
+``npquant pipeline --help``); this module only dispatches to them.
+"""
 
 from __future__ import annotations
 
@@ -27,17 +31,29 @@ def _cmd_train(argv: list[str]) -> int:
     return int(train.main(argv) or 0)
 
 
+def _cmd_pipeline(argv: list[str]) -> int:
+    from npquant import pipeline
+
+    return int(pipeline.main(argv) or 0)
+
+
+_DELEGATED = {"train": _cmd_train, "pipeline": _cmd_pipeline}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="npquant", description=__doc__)
+    parser = argparse.ArgumentParser(prog="npquant", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"npquant {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p_prof = sub.add_parser("profiles", help="list the requantization profiles and their rules")
     p_prof.add_argument("name", nargs="?", help="show one profile")
     sub.add_parser("train", help="train a float model (npquant train --help)", add_help=False)
-    if argv and argv[0] == "train":
-        return _cmd_train(argv[1:])
+    sub.add_parser("pipeline", add_help=False,
+                   help="train -> PTQ -> integer model per profile -> golden data "
+                        "(npquant pipeline --help)")
+    if argv and argv[0] in _DELEGATED:
+        return _DELEGATED[argv[0]](argv[1:])
     args = parser.parse_args(argv)
     try:
         if args.command == "profiles":

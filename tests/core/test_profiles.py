@@ -97,3 +97,16 @@ def test_cli_lists_profiles_with_rules():
     assert out == format_profiles()
     for name in REQUIRED:
         assert f"{name} (version" in out
+
+
+@pytest.mark.parametrize("command", ["train", "pipeline"])
+def test_cli_delegates_subcommands(command):
+    out = subprocess.run([sys.executable, "-m", "npquant", command, "--help"], check=True,
+                         capture_output=True, text=True).stdout
+    assert f"npquant {command}" in out and "--epochs" in out
+
+
+def test_cli_unknown_profile_is_a_clean_error():
+    proc = subprocess.run([sys.executable, "-m", "npquant", "profiles", "caffe"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "unknown profile 'caffe'" in proc.stderr
