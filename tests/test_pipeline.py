@@ -82,3 +82,13 @@ def test_bad_arguments_fail_before_training(tmp_path, kw, match):
     with pytest.raises(ValueError, match=match):
         run_pipeline(out_dir=tmp_path, progress=False, log=lambda _: None, **kw)
     assert not (tmp_path / "train").exists()
+
+
+def test_docs_pipeline_examples_run():
+    """docs/pipeline.md's numbers come from the code (its examples are doctests)."""
+    import doctest
+
+    page = Path(__file__).resolve().parent.parent / "docs" / "pipeline.md"
+    result = doctest.testfile(str(page), module_relative=False,
+                              optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted >= 8 and result.failed == 0, result

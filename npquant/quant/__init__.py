@@ -8,7 +8,17 @@ from npquant.quant.observers import (
     Observer,
     PerChannelMinMaxObserver,
 )
+from npquant.quant.ptq import (
+    Calibration,
+    LayerQParams,
+    ModelQParams,
+    calibrate,
+    choose_qparams,
+    quantize_bias,
+    quantize_weight,
+)
 
-__all__ = ["MinMaxObserver", "MovingAverageMinMaxObserver", "Observer",
-           "PerChannelMinMaxObserver", "chain_layers", "check_chain", "fold_batch_norm",
-           "fold_bn_params"]
+__all__ = ["Calibration", "LayerQParams", "MinMaxObserver", "ModelQParams",
+           "MovingAverageMinMaxObserver", "Observer", "PerChannelMinMaxObserver", "calibrate",
+           "chain_layers", "check_chain", "choose_qparams", "fold_batch_norm", "fold_bn_params",
+           "quantize_bias", "quantize_weight"]
