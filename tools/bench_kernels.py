@@ -1,23 +1,35 @@
 """Benchmark npquant's integer kernels against ONNX Runtime (QLinearConv / QLinearMatMul) and
 PyTorch's fbgemm quantized ops on the same shapes, in one run; prints a table.
 
-Usage: python3 tools/bench_kernels.py [--repeat 5] [--threads 2] [--quick]
+Usage: python3 tools/bench_kernels.py [--repeat 5] [--threads 2] [--quick] [--no-tflite]
 
-All three take uint8 activations and int8 per-tensor weights with the same qparams; npquant runs
-the ``onnxruntime`` profile. Times are the best of ``--repeat`` runs after a warm-up (numba
-compile excluded). "core" is npquant's int32 GEMM alone (no im2col, bound check, requantization),
-to show where the time goes. GOPS counts 2 operations per multiply-accumulate.
+All take uint8 activations and int8 per-tensor weights with the same qparams; npquant runs the
+``onnxruntime`` profile. Times are the best of ``--repeat`` runs after a warm-up (numba compile
+excluded). "core" is npquant's exact int32 GEMM alone on prepacked operands (the VNNI kernel when
+the CPU has it, else the int16 kernel; no im2col, bound check, packing or requantization), to show
+where the time goes. "TFL ref" is TFLite's BUILTIN_REF kernels through
+``npquant.interop.tflite.run_tflite_op`` on int8 inputs with the same shapes, one run: it includes
+building the one-op model and the interpreter (tens of ms), so it is an upper bound of the kernel
+time. GOPS counts 2 operations per multiply-accumulate.
+
+The repository root is put first on ``sys.path``, so the checkout is measured even when another
+copy of npquant is installed.
 """
 
 from __future__ import annotations
 
 import argparse
+import pathlib
+import sys
 import time
+import warnings
 
 import numpy as np
 
-from npquant.integer import conv2d, depthwise_conv2d, fully_connected
-from npquant.integer.gemm import _gemm_i32
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from npquant.integer import conv2d, depthwise_conv2d, fast_gemm, fully_connected  # noqa: E402
+from npquant.integer.gemm import _gemm_i32  # noqa: E402
 
 SX, SW, SY, ZX, ZY = 0.02, 0.01, 0.5, 128, 128
 
@@ -100,21 +112,44 @@ def npquant_fn(kind: str, x, w, geom):
 
 
 def core_fn(kind: str, x, w, geom):
-    """npquant's int32 GEMM on the im2col-shaped operands (conv) or the operands (fc)."""
+    """npquant's exact int32 GEMM on the im2col-shaped operands (conv) or the operands (fc)."""
     if kind == "depthwise":
         return None
     if kind == "fc":
-        a, wm = x.astype(np.int16), w.astype(np.int16)
+        a, wm = x, w
     else:
         n, c, h, wd = x.shape
         o, _, kh, kw = w.shape
         p = geom.get("padding", 0)
         oh, ow = h + 2 * p - kh + 1, wd + 2 * p - kw + 1
-        a = np.zeros((n * oh * ow, c * kh * kw), np.int16)
-        wm = w.reshape(o, -1).astype(np.int16)
+        # conv as the VNNI path runs it: rows = weights, columns = output pixels of all images
+        a, wm = w.reshape(o, -1), np.zeros((n * oh * ow, c * kh * kw), np.uint8)
+    if fast_gemm.HAVE_VNNI:
+        kpad = fast_gemm.padded(a.shape[1], 4)
+        ap = np.empty((fast_gemm.padded(a.shape[0], fast_gemm.MR), kpad), np.uint8)
+        fast_gemm.pack_rows(a.view(np.uint8), ap)
+        bp = np.empty(fast_gemm.padded(wm.shape[0], fast_gemm.NR) * kpad, np.int8)
+        fast_gemm.pack_panels(wm.view(np.int8), bp)
+        c32 = np.empty((ap.shape[0], fast_gemm.padded(wm.shape[0], fast_gemm.NR)), np.int32)
+        return lambda: fast_gemm.gemm_u8s8(ap, bp, kpad, c32)
+    a16, w16 = a.astype(np.int16), wm.astype(np.int16)
     out = np.empty((a.shape[0], wm.shape[0]), np.int32)
     zeros = np.zeros(wm.shape[0], np.int64)
-    return lambda: _gemm_i32(a, wm, np.int64(ZX), zeros, zeros, out)
+    return lambda: _gemm_i32(a16, w16, np.int64(ZX), zeros, zeros, out)
+
+
+def tflite_fn(kind: str, x, w, geom):
+    """TFLite BUILTIN_REF on the same shapes (int8 activations: the stored uint8 minus 128)."""
+    from npquant.interop.tflite import run_tflite_op
+
+    xi = (x.astype(np.int16) - 128).astype(np.int8)
+    params = dict(w=w, x_scale=SX, x_zero_point=ZX - 128, w_scale=SW, y_scale=SY,
+                  y_zero_point=ZY - 128)
+    if kind == "fc":
+        return lambda: run_tflite_op("fully_connected", [xi], params, kernels="reference")
+    params["padding"] = "SAME" if geom.get("padding", 0) else "VALID"
+    op = "depthwise_conv2d" if kind == "depthwise" else "conv2d"
+    return lambda: run_tflite_op(op, [xi], params, kernels="reference")
 
 
 CASES = [
@@ -142,7 +177,9 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="skip the 1024^3 GEMM")
+    ap.add_argument("--no-tflite", action="store_true", help="skip the TFLite reference column")
     args = ap.parse_args()
+    warnings.filterwarnings("ignore", message=".*quantized tensor creation.*")
     import numba
 
     numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
@@ -152,8 +189,10 @@ def main() -> None:
     except ImportError:
         torch = None
     rng = np.random.default_rng(0)
+    print(f"numba threads {numba.get_num_threads()}, VNNI kernels {fast_gemm.HAVE_VNNI}")
     head = (f"{'case':<42} {'GOP':>6} {'npquant ms':>10} {'core ms':>8} {'ORT ms':>8} "
-            f"{'torch ms':>8} {'npq GOPS':>8} {'ORT GOPS':>8} {'npq/ORT':>7}")
+            f"{'torch ms':>8} {'TFL ref':>8} {'npq GOPS':>8} {'ORT GOPS':>8} {'npq/ORT':>7} "
+            f"{'npq/TFL':>7}")
     print(head)
     print("-" * len(head))
     for name, kind, xs, ws, geom in CASES:
@@ -175,8 +214,18 @@ def main() -> None:
         except Exception as exc:  # noqa: BLE001
             print(f"  torch failed: {exc}")
             t_torch = float("nan")
+        t_tfl = float("nan")
+        if not args.no_tflite:
+            try:
+                fn = tflite_fn(kind, x, w, geom)
+                t0 = time.perf_counter()
+                fn()
+                t_tfl = time.perf_counter() - t0
+            except Exception as exc:  # noqa: BLE001
+                print(f"  TFLite failed: {exc}")
         print(f"{name:<42} {gop:6.3f} {t_npq * 1e3:10.2f} {t_core * 1e3:8.2f} {t_ort * 1e3:8.2f} "
-              f"{t_torch * 1e3:8.2f} {gop / t_npq:8.1f} {gop / t_ort:8.1f} {t_npq / t_ort:7.2f}")
+              f"{t_torch * 1e3:8.2f} {t_tfl * 1e3:8.1f} {gop / t_npq:8.1f} {gop / t_ort:8.1f} "
+              f"{t_npq / t_ort:7.2f} {t_npq / t_tfl:7.3f}")
 
 
 if __name__ == "__main__":

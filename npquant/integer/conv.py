@@ -14,7 +14,9 @@ integer 0, so a padded tap adds ``(Zx - Zx)(w - Zw) = 0``. Output size
 ``OH = (H + pt + pb - ((KH - 1) dh + 1)) // sh + 1``.
 
 The convolution is lowered to the GEMM of ``npquant.integer.gemm`` per group (im2col: one row per
-output pixel, one column per ``(ci, kh, kw)``, which is also the reduction order); depthwise layers
+output pixel, one column per ``(ci, kh, kw)``, which is also the reduction order); with int8/uint8
+activations on an AVX-512 VNNI CPU, ``npquant.integer.fast_conv`` runs the same sums per image
+straight into NCHW when the operand bound proves them exact in int32; depthwise layers
 run a direct loop (``_depthwise_i32``) when the operand bound proves int32 exact.
 """
 
@@ -27,6 +29,7 @@ import numpy as np
 from numba import prange
 
 from npquant.integer import accumulator as accm
+from npquant.integer import fast_gemm
 from npquant.integer._checks import (
     ACTIVATION_DTYPES,
     WEIGHT_DTYPES,
@@ -39,6 +42,7 @@ from npquant.integer._checks import (
     pair,
 )
 from npquant.integer.epilogue import activation_range, requantize_accumulators, resolve_requant
+from npquant.integer.fast_conv import conv_exact_vnni
 from npquant.integer.gemm import accumulate
 from npquant.integer.result import KernelResult
 from npquant.profiles import AccumulatorRule, Profile
@@ -135,6 +139,41 @@ def _depthwise_i32(xp, w, zx, zw, bias, mult, sh, sw, dh, dw, out):
                 out[n, o, i, j] = row[j]
 
 
+@numba.njit(cache=True, parallel=True)
+def _depthwise_i32_unit_stride(xp, w, zx, zw, bias, mult, dh, dw, out):
+    """``_depthwise_i32`` for stride 1, written for the vector units (same contract, same sums).
+
+    Eq. 2 with the activation zero point folded into the start value:
+    ``acc = (bias - zx sum_t wz_t) + sum_t wz_t x_t`` with ``wz = w - zw``, evaluated modulo 2^32
+    (exact: the true value fits int32). Each tap is one axpy of a weight over a contiguous input
+    row into the contiguous output row, which LLVM vectorizes (16 int32 lanes, vpmulld + vpaddd).
+    """
+    n_len, o_len, oh_len, ow_len = out.shape
+    kh_len, kw_len = w.shape[1], w.shape[2]
+    for t in prange(n_len * o_len):
+        n = t // o_len
+        o = t % o_len
+        c = o // mult
+        wz = np.empty(kh_len * kw_len, dtype=np.int32)
+        total = 0
+        for a in range(kh_len):
+            for b in range(kw_len):
+                wz[a * kw_len + b] = np.int32(w[o, a, b] - zw[o])
+                total += w[o, a, b] - zw[o]
+        start = np.int32(bias[o] - zx * total)
+        for i in range(oh_len):
+            orow = out[n, o, i]
+            for j in range(ow_len):
+                orow[j] = start
+            for a in range(kh_len):
+                xrow = xp[n, c, i + a * dh]
+                for b in range(kw_len):
+                    wv = wz[a * kw_len + b]
+                    off = b * dw
+                    for j in range(ow_len):
+                        orow[j] = np.int32(orow[j] + wv * np.int32(xrow[off + j]))
+
+
 def conv2d(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, *,
            x_zero_point: int, out_zero_point: int, w_zero_point: Any = 0,
            stride: int | tuple[int, int] = 1, padding: Padding = 0,
@@ -226,9 +265,21 @@ def _accumulate_conv(xp, w, zx, zw, b, rule, stride, dilation, groups, out_hw, d
         plan = accm.plan_accumulation(rule, bound, pairs)
         if plan.kind == accm.PLAN_EXACT and plan.fits_int32:
             acc = np.empty((n_len, o_len, oh_len, ow_len), dtype=np.int32)
-            _depthwise_i32(xp, w.reshape(o_len, kh_len, kw_len), np.int64(zx), zw, b,
-                           np.int64(o_len // xp.shape[1]), stride[0], stride[1], dilation[0],
-                           dilation[1], acc)
+            if stride == (1, 1):
+                _depthwise_i32_unit_stride(xp, w.reshape(o_len, kh_len, kw_len), np.int64(zx), zw,
+                                           b, np.int64(o_len // xp.shape[1]), dilation[0],
+                                           dilation[1], acc)
+            else:
+                _depthwise_i32(xp, w.reshape(o_len, kh_len, kw_len), np.int64(zx), zw, b,
+                               np.int64(o_len // xp.shape[1]), stride[0], stride[1], dilation[0],
+                               dilation[1], acc)
+            return acc.astype(accm.accumulator_dtype(rule), copy=False)
+    if fast_gemm.HAVE_VNNI and xp.dtype != np.int16 and not depthwise:
+        bound = accm.operand_bound(xp, zx, w, zw, cg * kh_len * kw_len, b)
+        plan = accm.plan_accumulation(rule, bound, False)
+        if plan.kind == accm.PLAN_EXACT and plan.fits_int32 and not (
+                rule.pair_saturation and accm.pairs_may_saturate(xp, w)):
+            acc = conv_exact_vnni(xp, w, zx, zw, b, stride, dilation, groups, out_hw)
             return acc.astype(accm.accumulator_dtype(rule), copy=False)
     cols = np.empty((groups, n_len * oh_len * ow_len, cg * kh_len * kw_len), dtype=np.int16)
     _im2col(xp, kh_len, kw_len, stride[0], stride[1], dilation[0], dilation[1], oh_len, ow_len,
