@@ -41,7 +41,12 @@ from npquant.integer._checks import (
     check_zero_points,
     pair,
 )
-from npquant.integer.epilogue import activation_range, requantize_accumulators, resolve_requant
+from npquant.integer.epilogue import (
+    activation_range,
+    needs_domain_check,
+    requantize_accumulators,
+    resolve_requant,
+)
 from npquant.integer.fast_conv import conv_exact_vnni
 from npquant.integer.gemm import accumulate
 from npquant.integer.result import KernelResult
@@ -230,6 +235,15 @@ def conv2d(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, *,
 
     xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=zx) \
         if pt or pb or pl or pr else x
+    if _vnni_applies(xp, w, zx, zw, b, rule, depthwise, groups) \
+            and not needs_domain_check(params):
+        # the same sums and the same epilogue, fused per image (npquant.integer.fast_conv)
+        acc, out = conv_exact_vnni(xp, w, zx, zw, b, (sh, sw), (dh, dw), groups,
+                                   (oh_len, ow_len), requant=params, out_zero_point=zo,
+                                   act_range=act, out_dtype=odt, want_acc=return_accumulators)
+        if acc is not None:
+            acc = acc.astype(accm.accumulator_dtype(rule), copy=False)
+        return KernelResult(out, acc) if return_accumulators else out
     acc = _accumulate_conv(xp, w, zx, zw, b, rule, (sh, sw), (dh, dw), groups,
                            (oh_len, ow_len), depthwise, layer)
     out = requantize_accumulators(acc, params, channel_axis=1, out_zero_point=zo, act_range=act,
@@ -253,6 +267,18 @@ def depthwise_conv2d(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = Non
     return conv2d(x, w, bias, groups=x.shape[1], **kwargs)
 
 
+def _vnni_applies(xp, w, zx, zw, b, rule, depthwise, groups) -> bool:
+    """True when ``fast_conv`` computes the exact accumulators: a VNNI CPU, int8/uint8
+    activations, not the direct depthwise case, and the operand bound proves int32 exact (and,
+    under pair saturation, that no pair saturates)."""
+    if not fast_gemm.HAVE_VNNI or xp.dtype == np.int16 or (depthwise and groups > 1):
+        return False
+    bound = accm.operand_bound(xp, zx, w, zw, w.shape[1] * w.shape[2] * w.shape[3], b)
+    plan = accm.plan_accumulation(rule, bound, rule.pair_saturation
+                                  and accm.pairs_may_saturate(xp, w))
+    return plan.kind == accm.PLAN_EXACT and plan.fits_int32
+
+
 def _accumulate_conv(xp, w, zx, zw, b, rule, stride, dilation, groups, out_hw, depthwise, layer):
     """Accumulators ``(N, O, OH, OW)`` of the (padded) input, under ``rule``."""
     n_len = xp.shape[0]
@@ -274,13 +300,9 @@ def _accumulate_conv(xp, w, zx, zw, b, rule, stride, dilation, groups, out_hw, d
                                np.int64(o_len // xp.shape[1]), stride[0], stride[1], dilation[0],
                                dilation[1], acc)
             return acc.astype(accm.accumulator_dtype(rule), copy=False)
-    if fast_gemm.HAVE_VNNI and xp.dtype != np.int16 and not depthwise:
-        bound = accm.operand_bound(xp, zx, w, zw, cg * kh_len * kw_len, b)
-        plan = accm.plan_accumulation(rule, bound, False)
-        if plan.kind == accm.PLAN_EXACT and plan.fits_int32 and not (
-                rule.pair_saturation and accm.pairs_may_saturate(xp, w)):
-            acc = conv_exact_vnni(xp, w, zx, zw, b, stride, dilation, groups, out_hw)
-            return acc.astype(accm.accumulator_dtype(rule), copy=False)
+    if _vnni_applies(xp, w, zx, zw, b, rule, depthwise, groups):
+        acc, _ = conv_exact_vnni(xp, w, zx, zw, b, stride, dilation, groups, out_hw)
+        return acc.astype(accm.accumulator_dtype(rule), copy=False)
     cols = np.empty((groups, n_len * oh_len * ow_len, cg * kh_len * kw_len), dtype=np.int16)
     _im2col(xp, kh_len, kw_len, stride[0], stride[1], dilation[0], dilation[1], oh_len, ow_len,
             groups, cols)

@@ -103,6 +103,37 @@ def _epilogue(acc, kind, ties_per_channel, qm, shift, mult, zo, lo, hi, out):
                 out[a, c, b] = min(max(v, lo), hi)
 
 
+@numba.njit(cache=True)
+def requantize_row(acc_row, kind, ties, qm, shift, mult, zo, lo, hi, out_row):
+    """One channel's row of ``_epilogue``: ``out_row[j] = clamp(zo + requant(acc_row[j]), lo, hi)``.
+
+    The fused kernels (``npquant.integer.fast_conv``) call this on a tile still in cache. The rule
+    is chosen once per row, so each loop below is branch-free in ``kind`` and vectorizes.
+    Contract: as ``_epilogue`` for one channel (scalars ``ties``, ``qm``, ``shift``, ``mult``);
+    acc_row int32 values, out_row of the output dtype.
+    """
+    n = out_row.shape[0]
+    if kind == KIND_FLOAT32:
+        m32 = np.float32(mult)
+        for j in range(n):
+            v = fp.float32_multiply_scalar(acc_row[j], m32, ties) + zo
+            out_row[j] = min(max(v, lo), hi)
+    elif kind == KIND_DOUBLE_ROUNDING:
+        for j in range(n):
+            v = fp.double_rounding_multiply_scalar(acc_row[j], qm, shift, ties) + zo
+            out_row[j] = min(max(v, lo), hi)
+    else:
+        for j in range(n):
+            v = requantize_scalar(acc_row[j], kind, ties, qm, shift, mult) + zo
+            out_row[j] = min(max(v, lo), hi)
+
+
+def needs_domain_check(params: RequantParams) -> bool:
+    """True when double rounding shifts left (``M >= 1``): the accumulators must be checked
+    (``check_requant_domain``) before requantization, so a fused epilogue cannot run."""
+    return params.kind_code == KIND_DOUBLE_ROUNDING and bool(np.any(params.shift > 0))
+
+
 def requantize_accumulators(acc: np.ndarray, params: RequantParams, *, channel_axis: int,
                             out_zero_point: int, act_range: tuple[int, int],
                             out_dtype: np.dtype) -> np.ndarray:

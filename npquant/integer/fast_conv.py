@@ -16,19 +16,24 @@ import numba
 import numpy as np
 from numba import prange
 
+from npquant.integer.epilogue import requantize_row
 from npquant.integer.fast_gemm import MR, NR, NV, padded, to_s8, to_u8, vnni_tile_b_unsigned
+from npquant.requant import RequantParams
 
 
 @numba.njit(cache=True, parallel=True)
-def _conv_u8s8(xu, wp, wsum, za, zw, bias, kh_len, kw_len, sh, sw, dh, dw, k_len, ow_len, out):
-    """``out[n, o, p] = bias[o] + sum_k (cols[k, p] - za)(w[o, k] - zw[o])`` for each image n.
+def _conv_u8s8(xu, wp, wsum, za, zw, bias, kh_len, kw_len, sh, sw, dh, dw, k_len, ow_len,
+               out, want_acc, q, want_q, kind, ties, qm, shift, mult, zo, lo, hi):
+    """``out[n, o, p] = bias[o] + sum_k (cols[k, p] - za)(w[o, k] - zw[o])`` for each image n,
+    and (``want_q``) the fused epilogue ``q[n, o] = requantize_row(out[n, o], ...)``.
 
     Contract: xu (N, C, Hp, Wp) uint8 padded with za; wp (groups, Opad, Kpad) int8 packed rows of
     the weights (Opad % MR == 0, Kpad % 4 == 0, zeros beyond O/groups and K); wsum, zw, bias int64
-    (O,); out int32 (N, O, OH OW); every exact sum fits int32 (the caller's bound). Row p of the
-    output is pixel ``(p // ow_len, p % ow_len)``.
+    (O,); out int32 (N, O, OH OW), written when ``want_acc``; every exact sum fits int32 (the
+    caller's bound). Row p of the output is pixel ``(p // ow_len, p % ow_len)``. q (N, O, OH OW)
+    of the output dtype; ties/qm/shift/mult of length O or 1 (per tensor), as ``_epilogue``.
     """
-    n_len, o_len, p_len = out.shape
+    n_len, o_len, p_len = out.shape if want_acc else q.shape
     groups, o_pad, kpad = wp.shape
     og = o_len // groups
     cg = xu.shape[1] // groups
@@ -62,19 +67,32 @@ def _conv_u8s8(xu, wp, wsum, za, zw, bias, kh_len, kw_len, sh, sw, dh, dw, k_len
             for mt in range(o_pad // MR):
                 vnni_tile_b_unsigned(wf, (g * o_pad + mt * MR) * kpad, kpad, bp, pn * k4 * NR * 4,
                                      k4, af, mt * MR * p_pad + pn * NR, p_pad)
+        row = np.empty(p_len, dtype=np.int32)
         for o in range(og):
             oo = g * og + o
             const = bias[oo] - za * wsum[oo] + k_len * za * zw[oo]
             for p in range(p_len):
-                out[n, oo, p] = np.int32(np.int64(acc[o, p]) - zw[oo] * col_sum[p] + const)
+                row[p] = np.int32(np.int64(acc[o, p]) - zw[oo] * col_sum[p] + const)
+            if want_acc:
+                out[n, oo, :] = row
+            if want_q:
+                i = oo if qm.shape[0] > 1 else 0
+                requantize_row(row, kind, ties[oo if ties.shape[0] > 1 else 0], qm[i], shift[i],
+                               mult[i], zo, lo, hi, q[n, oo])
 
 
 def conv_exact_vnni(xp: np.ndarray, w: np.ndarray, zx: int, zw: np.ndarray, bias: np.ndarray,
                     stride: tuple[int, int], dilation: tuple[int, int], groups: int,
-                    out_hw: tuple[int, int]) -> np.ndarray:
-    """Accumulators ``(N, O, OH, OW)`` int32 of the padded int8/uint8 input ``xp``.
+                    out_hw: tuple[int, int], *, requant: RequantParams | None = None,
+                    out_zero_point: int = 0, act_range: tuple[int, int] = (0, 0),
+                    out_dtype: np.dtype | None = None, want_acc: bool = True
+                    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(acc, out)``: accumulators ``(N, O, OH, OW)`` int32 of the padded int8/uint8 input
+    ``xp`` (None unless ``want_acc``) and, with ``requant``, the requantized output of
+    ``out_dtype`` (``requantize_accumulators`` fused per channel row; None without ``requant``).
 
-    Contract: fast_gemm.HAVE_VNNI; the operand bound proves eq. 1 fits int32.
+    Contract: fast_gemm.HAVE_VNNI; the operand bound proves eq. 1 fits int32; ``requant`` needs
+    no domain check (``epilogue.needs_domain_check`` is False) and has 1 or O multipliers.
     """
     xu, za = to_u8(xp, zx)
     ws, zw_s = to_s8(w, zw)
@@ -86,7 +104,22 @@ def conv_exact_vnni(xp: np.ndarray, w: np.ndarray, zx: int, zw: np.ndarray, bias
     wp[:, :og, :k_len] = ws.reshape(groups, og, k_len)
     wsum = ws.reshape(o_len, k_len).sum(axis=1, dtype=np.int64)
     oh_len, ow_len = out_hw
-    out = np.empty((xp.shape[0], o_len, oh_len * ow_len), dtype=np.int32)
+    n_len = xp.shape[0]
+    shape = (n_len, o_len, oh_len * ow_len)
+    acc = np.empty(shape if want_acc else (1, 1, 1), dtype=np.int32)
+    want_q = requant is not None
+    q = np.empty(shape if want_q else (1, 1, 1), dtype=out_dtype if want_q else np.int8)
+    if want_q:
+        params = (np.int64(requant.kind_code), requant.channel_ties(o_len),
+                  requant.quantized_multiplier.astype(np.int64), requant.shift.astype(np.int64),
+                  requant.multiplier.astype(np.float64))
+    else:
+        one = np.zeros(1, dtype=np.int64)
+        params = (np.int64(0), one, one, one, np.zeros(1, dtype=np.float64))
     _conv_u8s8(np.ascontiguousarray(xu), wp, wsum, np.int64(za), zw_s.astype(np.int64), bias,
-               kh_len, kw_len, stride[0], stride[1], dilation[0], dilation[1], k_len, ow_len, out)
-    return out.reshape(xp.shape[0], o_len, oh_len, ow_len)
+               kh_len, kw_len, stride[0], stride[1], dilation[0], dilation[1], k_len, ow_len,
+               acc, want_acc, q, want_q, *params, np.int64(out_zero_point),
+               np.int64(act_range[0]), np.int64(act_range[1]))
+    out_shape = (n_len, o_len, oh_len, ow_len)
+    return (acc.reshape(out_shape) if want_acc else None,
+            q.reshape(out_shape) if want_q else None)

@@ -107,7 +107,7 @@ def test_vnni_conv_equals_im2col_int64_loop(ops):
         sl = slice(g * og, (g + 1) * og)
         expected[:, sl] = _reference_gemm(cols[g], w[sl].reshape(og, -1), zx, zw[sl], bias[sl])
     expected = expected.reshape(n, oh, ow, o_len).transpose(0, 3, 1, 2)
-    got = conv_exact_vnni(xp, w, zx, zw, bias, stride, dilation, groups, (oh, ow))
+    got, _ = conv_exact_vnni(xp, w, zx, zw, bias, stride, dilation, groups, (oh, ow))
     assert np.array_equal(got, expected), f"conv_exact_vnni x {xp.shape} w {w.shape} {ops[5:]}"
 
 
@@ -182,3 +182,5 @@ def test_layers_fast_paths_equal_plain_paths(kind, data):
     assert np.array_equal(fast.acc, plain.acc), f"{kind} accumulators, profile {kw['profile']}"
     assert np.array_equal(fast.out, plain.out), f"{kind} output, profile {kw['profile']}"
     assert fast.out.dtype == plain.out.dtype
+    out_only = _run(kind, x, w, bias, geom, {**kw, "return_accumulators": False})
+    assert np.array_equal(out_only, plain.out), f"{kind} output without accumulators"
