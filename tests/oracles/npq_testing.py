@@ -1,0 +1,55 @@
+"""The one test body behind ``test_npquant_vs_*.py``: a comparison of npquant.COMPARISONS run as a
+hypothesis property (``assert_bit_exact`` on every case), its rival check, and the slow campaign.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from conftest import require
+from hypothesis import HealthCheck, given, reject, settings
+from npq_compare import REQUIRES, Comparison, Declined, measure
+
+from npquant.testing import assert_bit_exact
+
+CAMPAIGN = 10_000  # cases per op in the slow campaign (python -m pytest -m slow tests/oracles)
+# Default-run cases: convs cost ~40-90 ms each (hypothesis generation + both kernels), the
+# elementwise ops ~10-30 ms; 70 comparisons keep the default oracle run near 3 minutes on 2
+# shared cores. tools/fidelity.py and the slow campaign run many more.
+HEAVY_OPS = ("CONV", "FULLY", "QLinearConv", "QLinearMatMul", "Integer", "conv2d", "linear")
+
+
+def default_cases(cmp: Comparison) -> int:
+    return 50 if any(k in cmp.op for k in HEAVY_OPS) else 120
+
+
+def require_framework(cmp: Comparison) -> None:
+    for module in REQUIRES[cmp.framework]:
+        require(module)
+
+
+def check_bit_exact(cmp: Comparison, n: int) -> None:
+    """Every hypothesis case: npquant under ``cmp.profile`` == the framework, bit for bit."""
+    require_framework(cmp)
+
+    @settings(max_examples=n, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                   HealthCheck.filter_too_much])
+    @given(cmp.cases())
+    def check(case):
+        try:
+            want = np.asarray(cmp.run_framework(case))
+        except Declined:
+            reject()
+        got = np.asarray(cmp.run_npquant(case))
+        assert_bit_exact(got, want, context=f"{cmp.id} vs npquant profile {cmp.profile!r}: "
+                                            f"{case!r}")
+
+    check()
+
+
+def check_rival_differs(cmp: Comparison, rival: Comparison, n: int) -> None:
+    """The same cases under a rival profile must disagree somewhere (the cases discriminate)."""
+    require_framework(cmp)
+    tally = measure(rival, n, seed=1)
+    assert tally.cases > 0
+    assert tally.agree < tally.cases, (f"rival profile {rival.profile!r} agreed with {cmp.id} on "
+                                       f"all {tally.cases} cases: the cases do not discriminate")
