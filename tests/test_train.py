@@ -63,11 +63,11 @@ def test_same_seed_same_bytes(toy_dir, tmp_path):
 @pytest.mark.parametrize("optimizer, schedule", [("adam", "constant"), ("sgd", "cosine")])
 def test_resume_equals_uninterrupted_run(toy_dir, tmp_path, optimizer, schedule):
     kw = dict(KW, data_dir=toy_dir, optimizer=optimizer, schedule=schedule, augment=True,
-              limit_train=128)
+              limit_train=64, limit_test=32)
     train("cnn_bn", "fashion-mnist", 2, 3, tmp_path / "full", **kw)
     train("cnn_bn", "fashion-mnist", 1, 3, tmp_path / "cut", **kw)
     _, opt_after_1, meta1 = load_checkpoint(tmp_path / "cut")
-    assert meta1["epoch"] == 1 and int(opt_after_1["step_count"]) == 4  # 128 / 32 steps
+    assert meta1["epoch"] == 1 and int(opt_after_1["step_count"]) == 2  # 64 / 32 steps
     train("cnn_bn", "fashion-mnist", 2, 3, tmp_path / "cut", **kw)
     assert ((tmp_path / "full/checkpoint.npz").read_bytes()
             == (tmp_path / "cut/checkpoint.npz").read_bytes())
