@@ -150,33 +150,40 @@ def _depthwise_i32_unit_stride(xp, w, zx, zw, bias, mult, dh, dw, out):
 
     Eq. 2 with the activation zero point folded into the start value:
     ``acc = (bias - zx sum_t wz_t) + sum_t wz_t x_t`` with ``wz = w - zw``, evaluated modulo 2^32
-    (exact: the true value fits int32). Each tap is one axpy of a weight over a contiguous input
-    row into the contiguous output row, which LLVM vectorizes (16 int32 lanes, vpmulld + vpaddd).
+    (exact: the true value fits int32). The plane is computed "wide": ``wide[i Wp + j]`` for all
+    ``j < Wp`` (the padded input width), so each tap is one long axpy over the flattened input
+    ``x[(i + a dh) Wp + j + b dw]`` that LLVM vectorizes (16 int32 lanes); the columns
+    ``j >= OW`` mix two rows, are never stored, and the last row stops before reading past the
+    input. Short rows (OW = 32) would otherwise fall into the vector loop's scalar remainder.
     """
     n_len, o_len, oh_len, ow_len = out.shape
     kh_len, kw_len = w.shape[1], w.shape[2]
+    wp_len = xp.shape[3]
+    flat_len = (oh_len - 1) * wp_len + ow_len
     for t in prange(n_len * o_len):
         n = t // o_len
         o = t % o_len
         c = o // mult
-        wz = np.empty(kh_len * kw_len, dtype=np.int32)
         total = 0
         for a in range(kh_len):
             for b in range(kw_len):
-                wz[a * kw_len + b] = np.int32(w[o, a, b] - zw[o])
                 total += w[o, a, b] - zw[o]
         start = np.int32(bias[o] - zx * total)
+        x_flat = xp[n, c].reshape(xp.shape[2] * wp_len)
+        wide = np.empty(flat_len, dtype=np.int32)
+        wide[:] = start
+        for a in range(kh_len):
+            for b in range(kw_len):
+                wv = np.int32(w[o, a, b] - zw[o])
+                off = a * dh * wp_len + b * dw
+                # NOTE: a slice, not x_flat[off + q]: numba cannot prove off + q >= 0 and then
+                # emits the negative-index wrap-around per element, which blocks vectorization.
+                xs = x_flat[off:off + flat_len]
+                for q in range(flat_len):
+                    wide[q] = np.int32(wide[q] + wv * np.int32(xs[q]))
         for i in range(oh_len):
-            orow = out[n, o, i]
             for j in range(ow_len):
-                orow[j] = start
-            for a in range(kh_len):
-                xrow = xp[n, c, i + a * dh]
-                for b in range(kw_len):
-                    wv = wz[a * kw_len + b]
-                    off = b * dw
-                    for j in range(ow_len):
-                        orow[j] = np.int32(orow[j] + wv * np.int32(xrow[off + j]))
+                out[n, o, i, j] = wide[i * wp_len + j]
 
 
 def conv2d(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, *,

@@ -103,6 +103,20 @@ def _epilogue(acc, kind, ties_per_channel, qm, shift, mult, zo, lo, hi, out):
                 out[a, c, b] = min(max(v, lo), hi)
 
 
+@numba.njit(cache=True, inline="always")
+def _f32_even_clamped(x, m32, flo, fhi):
+    """``clamp(round_even(f32(f32(x) m32)), flo, fhi)`` as an int: ``float32_multiply_scalar``
+    with ties to even (ORT, fbgemm) and the output clamp, in a form LLVM vectorizes.
+
+    NOTE: the same integer as ``clamp(zo + float32_multiply_scalar(x, m32, EVEN), lo, hi) - zo``
+    with ``flo = lo - zo``, ``fhi = hi - zo`` (exact in float32): ``rint`` of a float32 is the
+    same integer in float32 and float64, clamping an integer-valued float to integer bounds
+    commutes with adding ``zo``, and an infinite product lands on the bound either way.
+    """
+    r = np.rint(np.float32(np.float32(x) * m32))
+    return np.int64(min(max(r, flo), fhi))
+
+
 @numba.njit(cache=True)
 def requantize_row(acc_row, kind, ties, qm, shift, mult, zo, lo, hi, out_row):
     """One channel's row of ``_epilogue``: ``out_row[j] = clamp(zo + requant(acc_row[j]), lo, hi)``.
@@ -113,7 +127,12 @@ def requantize_row(acc_row, kind, ties, qm, shift, mult, zo, lo, hi, out_row):
     acc_row int32 values, out_row of the output dtype.
     """
     n = out_row.shape[0]
-    if kind == KIND_FLOAT32:
+    if kind == KIND_FLOAT32 and ties == fp.TIES_EVEN:
+        m32 = np.float32(mult)
+        flo, fhi = np.float32(lo - zo), np.float32(hi - zo)
+        for j in range(n):
+            out_row[j] = _f32_even_clamped(acc_row[j], m32, flo, fhi) + zo
+    elif kind == KIND_FLOAT32:
         m32 = np.float32(mult)
         for j in range(n):
             v = fp.float32_multiply_scalar(acc_row[j], m32, ties) + zo
@@ -125,6 +144,35 @@ def requantize_row(acc_row, kind, ties, qm, shift, mult, zo, lo, hi, out_row):
     else:
         for j in range(n):
             v = requantize_scalar(acc_row[j], kind, ties, qm, shift, mult) + zo
+            out_row[j] = min(max(v, lo), hi)
+
+
+@numba.njit(cache=True)
+def requantize_row_channels(acc_row, kind, ties, qm, shift, mult, zo, lo, hi, out_row):
+    """``_epilogue`` for one row of a channels-last ``(rows, C)`` array: element j is channel j.
+
+    Contract: as ``_epilogue`` (``ties``, ``qm``, ``shift``, ``mult`` of length C or 1); acc_row
+    int32 values (C,), out_row (C,) of the output dtype. The fully-connected layer's epilogue,
+    fused into the fast GEMM's last pass.
+    """
+    n = out_row.shape[0]
+    per_channel = qm.shape[0] > 1
+    if kind == KIND_FLOAT32 and ties.shape[0] == 1 and ties[0] == fp.TIES_EVEN:
+        flo, fhi = np.float32(lo - zo), np.float32(hi - zo)
+        for j in range(n):
+            m32 = np.float32(mult[j if per_channel else 0])
+            out_row[j] = _f32_even_clamped(acc_row[j], m32, flo, fhi) + zo
+    elif kind == KIND_FLOAT32 and ties.shape[0] == 1:
+        t = ties[0]
+        for j in range(n):
+            m32 = np.float32(mult[j if per_channel else 0])
+            v = fp.float32_multiply_scalar(acc_row[j], m32, t) + zo
+            out_row[j] = min(max(v, lo), hi)
+    else:
+        for j in range(n):
+            i = j if per_channel else 0
+            v = requantize_scalar(acc_row[j], kind, ties[j if ties.shape[0] > 1 else 0], qm[i],
+                                  shift[i], mult[i]) + zo
             out_row[j] = min(max(v, lo), hi)
 
 

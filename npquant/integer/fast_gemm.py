@@ -39,6 +39,9 @@ from numba import prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from npquant.integer.epilogue import requantize_row_channels
+from npquant.requant import RequantParams
+
 MR = 6  # rows of A per micro-tile
 NV = 4  # 16-lane vectors per micro-tile row
 NR = 16 * NV  # columns of B per micro-tile (one packed panel)
@@ -186,18 +189,33 @@ def gemm_u8s8(ap, bp, kpad, c):
 
 
 @numba.njit(cache=True, parallel=True)
-def finish_gemm(c, row_sum, col_sum, za, zw, bias, k_len, out):
-    """Eq. 2 modulo 2^32: ``out[m, n] = C[m, n] - Zw[n] row_sum[m] - Za col_sum[n] + K Za Zw[n]
-    + bias[n]``, truncated to int32 (exact when eq. 1 fits int32, the caller's bound).
+def finish_gemm(c, row_sum, col_sum, za, zw, bias, k_len, out, want_acc, q, want_q, kind, ties,
+                qm, shift, mult, zo, lo, hi):
+    """Eq. 2 modulo 2^32: ``acc[m, n] = C[m, n] - Zw[n] row_sum[m] - Za col_sum[n] + K Za Zw[n]
+    + bias[n]`` (exact when eq. 1 fits int32, the caller's bound), stored in ``out`` when
+    ``want_acc``, and requantized into ``q`` when ``want_q`` (``requantize_row_channels``).
 
-    Contract: c int32 (>= M, >= N); row_sum (M,), col_sum/zw/bias (N,) int64; out int32 (M, N)."""
-    m_len, n_len = out.shape
-    const = np.empty(n_len, dtype=np.int64)
+    Contract: c int32 (>= M, >= N); row_sum (M,), col_sum/zw/bias (N,) int64; out int32 (M, N)
+    or a dummy; q (M, N) of the output dtype or a dummy; requantization arguments as
+    ``requantize_row_channels``. Every term is reduced to int32 first, so the row loop is int32
+    arithmetic (wrapping, exact modulo 2^32) that vectorizes.
+    """
+    m_len, n_len = q.shape if want_q else out.shape
+    const = np.empty(n_len, dtype=np.int32)
+    zw32 = np.empty(n_len, dtype=np.int32)
     for n in range(n_len):
-        const[n] = bias[n] - za * col_sum[n] + k_len * za * zw[n]
+        const[n] = np.int32(bias[n] - za * col_sum[n] + k_len * za * zw[n])
+        zw32[n] = np.int32(zw[n])
     for m in prange(m_len):
+        rs = np.int32(row_sum[m])
+        row = np.empty(n_len, dtype=np.int32)
+        cm = c[m]
         for n in range(n_len):
-            out[m, n] = np.int32(np.int64(c[m, n]) - zw[n] * row_sum[m] + const[n])
+            row[n] = np.int32(cm[n] - zw32[n] * rs + const[n])
+        if want_acc:
+            out[m, :] = row
+        if want_q:
+            requantize_row_channels(row, kind, ties, qm, shift, mult, zo, lo, hi, q[m])
 
 
 def to_u8(a: np.ndarray, za: int) -> tuple[np.ndarray, int]:
@@ -214,11 +232,17 @@ def to_s8(w: np.ndarray, zw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (w ^ np.uint8(0x80)).view(np.int8), zw - 128
 
 
-def gemm_exact_vnni(a: np.ndarray, w: np.ndarray, za: int, zw: np.ndarray,
-                    bias: np.ndarray) -> np.ndarray:
+def gemm_exact_vnni(a: np.ndarray, w: np.ndarray, za: int, zw: np.ndarray, bias: np.ndarray,
+                    *, requant: RequantParams | None = None, out_zero_point: int = 0,
+                    act_range: tuple[int, int] = (0, 0), out_dtype: np.dtype | None = None,
+                    want_acc: bool = True) -> np.ndarray | tuple[np.ndarray | None, np.ndarray]:
     """Accumulators ``(M, N)`` int32 of eq. 1 for int8/uint8 ``a (M, K)``, ``w (N, K)``.
 
-    Contract: HAVE_VNNI; the operand bound proves eq. 1 fits int32 (then the result is exact).
+    With ``requant`` returns ``(acc or None, out)``: the requantized output of ``out_dtype`` as
+    ``requantize_accumulators(acc, requant, channel_axis=1, ...)`` computes it, fused into the
+    last pass (and ``acc`` only when ``want_acc``).
+    Contract: HAVE_VNNI; the operand bound proves eq. 1 fits int32 (then the result is exact);
+    ``requant`` needs no domain check (``epilogue.needs_domain_check``).
     """
     au, za_u = to_u8(np.ascontiguousarray(a), za)
     ws, zw_s = to_s8(np.ascontiguousarray(w), zw)
@@ -233,7 +257,20 @@ def gemm_exact_vnni(a: np.ndarray, w: np.ndarray, za: int, zw: np.ndarray,
     gemm_u8s8(ap, bp, kpad, c)
     row_sum = au.sum(axis=1, dtype=np.int64)
     col_sum = ws.sum(axis=1, dtype=np.int64)
-    out = np.empty((m_len, n_len), dtype=np.int32)
+    want_q = requant is not None
+    want_acc = want_acc or not want_q
+    acc = np.empty((m_len, n_len) if want_acc else (1, 1), dtype=np.int32)
+    q = np.empty((m_len, n_len) if want_q else (1, 1), dtype=out_dtype if want_q else np.int8)
+    if want_q:
+        params = (np.int64(requant.kind_code), requant.channel_ties(n_len),
+                  requant.quantized_multiplier.astype(np.int64), requant.shift.astype(np.int64),
+                  requant.multiplier.astype(np.float64))
+    else:
+        one = np.zeros(1, dtype=np.int64)
+        params = (np.int64(0), one, one, one, np.zeros(1, dtype=np.float64))
     finish_gemm(c, row_sum, col_sum, np.int64(za_u), zw_s.astype(np.int64), bias, np.int64(k_len),
-                out)
-    return out
+                acc, want_acc, q, want_q, *params, np.int64(out_zero_point),
+                np.int64(act_range[0]), np.int64(act_range[1]))
+    if not want_q:
+        return acc
+    return (acc if want_acc else None), q

@@ -38,7 +38,12 @@ from npquant.integer._checks import (
     check_zero_point,
     check_zero_points,
 )
-from npquant.integer.epilogue import activation_range, requantize_accumulators, resolve_requant
+from npquant.integer.epilogue import (
+    activation_range,
+    needs_domain_check,
+    requantize_accumulators,
+    resolve_requant,
+)
 from npquant.integer.result import KernelResult
 from npquant.profiles import AccumulatorRule, Profile
 from npquant.requant import RequantParams
@@ -135,6 +140,17 @@ def _gemm_i32_small_k(a, wt, za, zw, bias, out):
                 out[m, n] = np.int32(out[m, n] + av * wz[k, n])
 
 
+def _vnni_applies(a, w, za, zw, bias, rule) -> bool:
+    """True when ``fast_gemm`` computes the exact accumulators: a VNNI CPU, int8/uint8
+    activations, and the operand bound proves int32 exact (no vpmaddubsw pair saturating)."""
+    if not fast_gemm.HAVE_VNNI or a.dtype == np.int16:
+        return False
+    bound = accm.operand_bound(a, za, w, zw, a.shape[1], bias)
+    plan = accm.plan_accumulation(rule, bound, rule.pair_saturation
+                                  and accm.pairs_may_saturate(a, w))
+    return plan.kind == accm.PLAN_EXACT and plan.fits_int32
+
+
 def accumulate(a: np.ndarray, w: np.ndarray, za: int, zw: np.ndarray, bias: np.ndarray,
                rule: AccumulatorRule, *, layer: str,
                index_of: Callable[[int, int], tuple[int, ...]]) -> np.ndarray:
@@ -213,6 +229,14 @@ def fully_connected(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None
     rule = accm.check_rule(accumulator if accumulator is not None else prof.accumulator)
     params = resolve_requant(prof.fully_connected, requant, x_scale, w_scale, out_scale, o)
     act = activation_range(activation, out_scale, zo, odt, prof)
+    if _vnni_applies(x, w, za, zw, b, rule) and not needs_domain_check(params):
+        # the same sums and the same epilogue, fused into the GEMM's last pass
+        acc, out = fast_gemm.gemm_exact_vnni(x, w, za, zw, b, requant=params, out_zero_point=zo,
+                                             act_range=act, out_dtype=odt,
+                                             want_acc=return_accumulators)
+        if acc is not None:
+            acc = acc.astype(accm.accumulator_dtype(rule), copy=False)
+        return KernelResult(out, acc) if return_accumulators else out
     acc = accumulate(x, w, za, zw, b, rule, layer=layer, index_of=lambda m, n: (m, n))
     out = requantize_accumulators(acc, params, channel_axis=1, out_zero_point=zo, act_range=act,
                                   out_dtype=odt)
