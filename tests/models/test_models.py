@@ -117,3 +117,15 @@ def test_resnet_matches_torch_train_and_eval(name, blocks, widths, x_shape):
         tbuf = dict(ref.named_buffers())
         for bname, b in ours.named_buffers():
             assert_close(b, tbuf[bname].numpy(), f"{mode}: buffer {bname}")
+
+
+def test_residual_add_is_observable_with_both_inputs():
+    m = get_model("resnet_small", seed=2)
+    x = np.random.default_rng(0).standard_normal((2, 1, 28, 28)).astype(np.float32)
+    rec = nn.record_activations(m, x, names=["layer2.0.add", "layer2.0.bn2",
+                                             "layer2.0.shortcut", "layer2.0.relu2"])
+    (a, b), out = rec["layer2.0.add"]
+    np.testing.assert_array_equal(a, rec["layer2.0.bn2"][1])
+    np.testing.assert_array_equal(b, rec["layer2.0.shortcut"][1])
+    np.testing.assert_array_equal(out, a + b)
+    np.testing.assert_array_equal(rec["layer2.0.relu2"][1], np.maximum(out, 0))
