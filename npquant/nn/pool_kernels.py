@@ -17,7 +17,11 @@ def max_pool_forward(xp: np.ndarray, kh: int, kw: int, sh: int, sw: int, out: np
                      arg: np.ndarray) -> None:
     """out[n, c, y, x] = max of the window; arg = flat index (row * Wp + col) into xp[n, c] of
     the first maximum in row-major window order (PyTorch's tie rule: only a strictly larger
-    value replaces the current maximum)."""
+    value replaces the current maximum).
+
+    NOTE: a NaN never compares greater, so it wins only as the first element of a window;
+    PyTorch propagates any NaN. Inputs are assumed finite (the loss rejects NaN logits).
+    """
     n_len, c_len, oh, ow = out.shape
     wp = xp.shape[3]
     for n in range(n_len):
