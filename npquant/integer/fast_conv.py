@@ -17,62 +17,96 @@ import numpy as np
 from numba import prange
 
 from npquant.integer.epilogue import requantize_row
-from npquant.integer.fast_gemm import MR, NR, NV, padded, to_s8, to_u8, vnni_tile_b_unsigned
+from npquant.integer.fast_gemm import MR, NR, padded, to_s8, to_u8, vnni_tile_b_unsigned
 from npquant.requant import RequantParams
 
 
 @numba.njit(cache=True, parallel=True)
-def _conv_u8s8(xu, wp, wsum, za, zw, bias, kh_len, kw_len, sh, sw, dh, dw, k_len, ow_len,
+def _conv_u8s8(xflat, img, wp, wsum, koff, poff, wide, dw, ow_len, pstride, za, zw, bias, k_len,
                out, want_acc, q, want_q, kind, ties, qm, shift, mult, zo, lo, hi):
     """``out[n, o, p] = bias[o] + sum_k (cols[k, p] - za)(w[o, k] - zw[o])`` for each image n,
     and (``want_q``) the fused epilogue ``q[n, o] = requantize_row(out[n, o], ...)``.
 
-    Contract: xu (N, C, Hp, Wp) uint8 padded with za; wp (groups, Opad, Kpad) int8 packed rows of
-    the weights (Opad % MR == 0, Kpad % 4 == 0, zeros beyond O/groups and K); wsum, zw, bias int64
-    (O,); out int32 (N, O, OH OW), written when ``want_acc``; every exact sum fits int32 (the
-    caller's bound). Row p of the output is pixel ``(p // ow_len, p % ow_len)``. q (N, O, OH OW)
-    of the output dtype; ties/qm/shift/mult of length O or 1 (per tensor), as ``_epilogue``.
+    Reduction layout: each 4-byte group ``kk`` is the 4 input bytes ``x[o0 + t dw]``, t = 0..3,
+    packed as one word per (group, pixel column); ``conv_exact_vnni`` chooses what they are:
+    4 input channels at one tap (``dw`` = the channel plane, when C/groups % 4 == 0), or 4
+    horizontal taps of one kernel row (``dw`` = the dilation, KW padded to a multiple of 4 with
+    zero weights). The bytes of padded taps are whatever the input holds there: their weights
+    are 0. The weight row
+    ``O/groups`` of ``wp`` holds 1 at every real tap, so the GEMM also returns
+    ``col_sum = sum_k cols[k, .]`` (eq. 2's Zw term).
+
+    Pixel columns: column c of the GEMM reads the input at ``poff[c]``. With ``wide`` (stride 1)
+    ``poff[c] = c`` and output pixel ``(i, j)`` is column ``i pstride + j`` (``pstride`` = the
+    padded input width): the columns ``j >= OW`` are junk that is computed and never stored, and
+    packing a panel is a contiguous, vectorized copy. Otherwise pixel ``(i, j)`` is column
+    ``i OW + j`` (``pstride = OW``) and each word is gathered.
+
+    Contract: xflat the padded uint8 batch (images ``img`` bytes apart, padded with za, with >= 4
+    (KW4 - KW) dw more columns on the right and enough trailing bytes for every read); wp
+    (groups, Opad, Kpad) int8 (row O/groups the ones row, zeros at padded taps, Opad % MR == 0);
+    koff (groups, Kpad / 4) uint64 byte offsets of each group's first tap in an image; poff
+    (Ppad,) uint64 (Ppad % NR == 0); dw uint64; wsum, zw, bias int64 (O,); out int32 (N, O, P)
+    when ``want_acc``; q (N, O, P) of the output dtype; ties/qm/shift/mult of length O or 1 (as
+    ``_epilogue``); every exact sum fits int32 (the caller's bound).
     """
     n_len, o_len, p_len = out.shape if want_acc else q.shape
+    oh_len = p_len // ow_len
     groups, o_pad, kpad = wp.shape
     og = o_len // groups
-    cg = xu.shape[1] // groups
     k4 = kpad // 4
-    p_pad = (p_len + NR - 1) // NR * NR
-    taps = kh_len * kw_len
+    p_pad = poff.shape[0]
     wf = wp.reshape(wp.size)
+    u1, u2, u3 = np.uint64(1), np.uint64(2), np.uint64(3)
     for t in prange(n_len * groups):
         n = t // groups
         g = t % groups
-        bp = np.zeros(p_pad * kpad, dtype=np.uint8)  # im2col columns in panel layout
-        col_sum = np.zeros(p_len, dtype=np.int64)
-        for k in range(k_len):
-            ci = k // taps
-            a = (k % taps) // kw_len
-            b = k % kw_len
-            kk = k // 4
-            tk = k % 4
-            p = 0
-            for i in range(p_len // ow_len):
-                xrow = xu[n, g * cg + ci, i * sh + a * dh]
-                for j in range(ow_len):
-                    v = xrow[j * sw + b * dw]
-                    col = p % NR
-                    bp[(((p // NR) * k4 + kk) * NV + col // 16) * 64 + 4 * (col % 16) + tk] = v
-                    col_sum[p] += v
-                    p += 1
+        bp = np.empty(p_pad * k4, dtype=np.uint32)  # im2col words in panel layout
+        for pn in range(p_pad // NR):
+            for kk in range(k4):
+                base = (pn * k4 + kk) * NR
+                # NOTE: unsigned offsets and slices: numba adds no negative-index wrap-around
+                o_img = np.uint64(n * img) + koff[g, kk]
+                if wide:
+                    s0 = o_img + np.uint64(pn * NR)
+                    xs = xflat[s0:s0 + np.uint64(NR) + u3 * dw + u1]
+                    dst = bp[base:base + NR]
+                    if dw == u1:
+                        for col in range(NR):
+                            dst[col] = (np.uint32(xs[col]) | (np.uint32(xs[col + 1]) << 8)
+                                        | (np.uint32(xs[col + 2]) << 16)
+                                        | (np.uint32(xs[col + 3]) << 24))
+                    else:
+                        for col in range(NR):
+                            o0 = np.uint64(col)
+                            dst[col] = (np.uint32(xs[o0]) | (np.uint32(xs[o0 + dw]) << 8)
+                                        | (np.uint32(xs[o0 + u2 * dw]) << 16)
+                                        | (np.uint32(xs[o0 + u3 * dw]) << 24))
+                else:
+                    for col in range(NR):
+                        o0 = o_img + poff[pn * NR + col]
+                        bp[base + col] = (np.uint32(xflat[o0]) | (np.uint32(xflat[o0 + dw]) << 8)
+                                          | (np.uint32(xflat[o0 + u2 * dw]) << 16)
+                                          | (np.uint32(xflat[o0 + u3 * dw]) << 24))
         acc = np.zeros((o_pad, p_pad), dtype=np.int32)
         af = acc.reshape(acc.size)
         for pn in range(p_pad // NR):
             for mt in range(o_pad // MR):
                 vnni_tile_b_unsigned(wf, (g * o_pad + mt * MR) * kpad, kpad, bp, pn * k4 * NR * 4,
                                      k4, af, mt * MR * p_pad + pn * NR, p_pad)
+        col_sum = acc[og]
         row = np.empty(p_len, dtype=np.int32)
         for o in range(og):
             oo = g * og + o
-            const = bias[oo] - za * wsum[oo] + k_len * za * zw[oo]
-            for p in range(p_len):
-                row[p] = np.int32(np.int64(acc[o, p]) - zw[oo] * col_sum[p] + const)
+            const = np.int32(bias[oo] - za * wsum[oo] + k_len * za * zw[oo])
+            zwo = np.int32(zw[oo])
+            acc_o = acc[o]
+            for i in range(oh_len):
+                src = acc_o[i * pstride:i * pstride + ow_len]
+                cs = col_sum[i * pstride:i * pstride + ow_len]
+                dst = row[i * ow_len:(i + 1) * ow_len]
+                for j in range(ow_len):
+                    dst[j] = np.int32(src[j] - zwo * cs[j] + const)
             if want_acc:
                 out[n, oo, :] = row
             if want_q:
@@ -99,12 +133,52 @@ def conv_exact_vnni(xp: np.ndarray, w: np.ndarray, zx: int, zw: np.ndarray, bias
     o_len, cg, kh_len, kw_len = w.shape
     k_len = cg * kh_len * kw_len
     og = o_len // groups
-    kpad = padded(k_len, 4)
-    wp = np.zeros((groups, padded(og, MR), kpad), dtype=np.int8)
-    wp[:, :og, :k_len] = ws.reshape(groups, og, k_len)
+    hp = xu.shape[2]
     wsum = ws.reshape(o_len, k_len).sum(axis=1, dtype=np.int64)
+    wg = ws.reshape(groups, og, cg, kh_len, kw_len)
+    if cg % 4 == 0:
+        # a word holds 4 channels at one tap: reduction order (kh, kw, ci), K = Kpad
+        kpad, wpl, tstep = k_len, xu.shape[3], hp * xu.shape[3]
+        wp = np.zeros((groups, padded(og + 1, MR), kh_len, kw_len, cg), dtype=np.int8)
+        wp[:, :og] = wg.transpose(0, 1, 3, 4, 2)
+        wp[:, og] = 1
+        a, b, cq = np.meshgrid(np.arange(kh_len), np.arange(kw_len), np.arange(cg // 4),
+                               indexing="ij")
+        koff = (4 * cq * hp + a * dilation[0]) * wpl + b * dilation[1]
+    else:
+        # a word holds 4 horizontal taps of one kernel row, KW padded to KW4 with zero weights;
+        # the input gets (KW4 - KW) dw more columns on the right for the padded taps' reads
+        kw4 = padded(kw_len, 4)
+        kpad, tstep = cg * kh_len * kw4, dilation[1]
+        extra = (kw4 - kw_len) * dilation[1]
+        if extra:
+            xu = np.pad(xu, ((0, 0), (0, 0), (0, 0), (0, extra)))
+        wpl = xu.shape[3]
+        wp = np.zeros((groups, padded(og + 1, MR), cg, kh_len, kw4), dtype=np.int8)
+        wp[:, :og, :, :, :kw_len] = wg
+        wp[:, og, :, :, :kw_len] = 1
+        ci, a, bq = np.meshgrid(np.arange(cg), np.arange(kh_len), np.arange(kw4 // 4),
+                                indexing="ij")
+        koff = (ci * hp + a * dilation[0]) * wpl + 4 * bq * dilation[1]
+    wp = wp.reshape(groups, -1, kpad)
+    n_len = xu.shape[0]
+    img = cg * groups * hp * wpl
     oh_len, ow_len = out_hw
-    n_len = xp.shape[0]
+    koff = (koff.reshape(1, -1) + (np.arange(groups) * cg * hp * wpl)[:, None]).astype(np.uint64)
+    wide = stride[0] == 1 and stride[1] == 1 and \
+        8 * padded(oh_len * wpl, NR) <= 9 * padded(oh_len * ow_len, NR)
+    if wide:  # pixel (i, j) at column i Wp' + j; columns j >= OW are junk
+        pstride = wpl
+        poff = np.arange(padded(oh_len * wpl, NR), dtype=np.uint64)
+    else:
+        pstride = ow_len
+        i, j = np.meshgrid(np.arange(oh_len), np.arange(ow_len), indexing="ij")
+        poff = np.zeros(padded(oh_len * ow_len, NR), dtype=np.uint64)
+        poff[:oh_len * ow_len] = (i * stride[0] * wpl + j * stride[1]).ravel()
+    # every read is below n_len img + max(koff) + max(poff) + 3 dw + NR: trailing slack
+    slack = int(koff.max()) + int(poff.max()) + 3 * tstep + NR + 1
+    xflat = np.zeros(n_len * img + slack, dtype=np.uint8)
+    xflat[:n_len * img] = xu.reshape(-1)
     shape = (n_len, o_len, oh_len * ow_len)
     acc = np.empty(shape if want_acc else (1, 1, 1), dtype=np.int32)
     want_q = requant is not None
@@ -116,9 +190,9 @@ def conv_exact_vnni(xp: np.ndarray, w: np.ndarray, zx: int, zw: np.ndarray, bias
     else:
         one = np.zeros(1, dtype=np.int64)
         params = (np.int64(0), one, one, one, np.zeros(1, dtype=np.float64))
-    _conv_u8s8(np.ascontiguousarray(xu), wp, wsum, np.int64(za), zw_s.astype(np.int64), bias,
-               kh_len, kw_len, stride[0], stride[1], dilation[0], dilation[1], k_len, ow_len,
-               acc, want_acc, q, want_q, *params, np.int64(out_zero_point),
+    _conv_u8s8(xflat, np.int64(img), wp, wsum, koff, poff, wide, np.uint64(tstep),
+               np.int64(ow_len), np.int64(pstride), np.int64(za), zw_s.astype(np.int64), bias,
+               np.int64(k_len), acc, want_acc, q, want_q, *params, np.int64(out_zero_point),
                np.int64(act_range[0]), np.int64(act_range[1]))
     out_shape = (n_len, o_len, oh_len, ow_len)
     return (acc.reshape(out_shape) if want_acc else None,
