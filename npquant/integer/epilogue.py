@@ -176,6 +176,23 @@ def requantize_row_channels(acc_row, kind, ties, qm, shift, mult, zo, lo, hi, ou
             out_row[j] = min(max(v, lo), hi)
 
 
+@numba.njit(cache=True, parallel=True)
+def _epilogue_rows(acc, kind, ties_per_channel, qm, shift, mult, zo, lo, hi, out):
+    """``_epilogue`` (same contract, same values) as one ``requantize_row`` per ``(a, c)`` row.
+
+    The plain loop above stays the reference (tests compare the two with ``np.array_equal``).
+    """
+    a_len, c_len, b_len = acc.shape
+    per_channel = qm.shape[0] > 1
+    per_channel_ties = ties_per_channel.shape[0] > 1
+    for t in prange(a_len * c_len):
+        a = t // c_len
+        c = t % c_len
+        i = c if per_channel else 0
+        requantize_row(acc[a, c], kind, ties_per_channel[c if per_channel_ties else 0], qm[i],
+                       shift[i], mult[i], zo, lo, hi, out[a, c])
+
+
 def needs_domain_check(params: RequantParams) -> bool:
     """True when double rounding shifts left (``M >= 1``): the accumulators must be checked
     (``check_requant_domain``) before requantization, so a fused epilogue cannot run."""
@@ -212,7 +229,8 @@ def requantize_accumulators(acc: np.ndarray, params: RequantParams, *, channel_a
     # NOTE: the kernel writes the output dtype directly. An int64 temporary of the same shape
     # (8x the bytes, page-faulted on first touch) plus ``astype`` cost 3x the requantization itself.
     out = np.empty(acc3.shape, dtype=out_dtype)
-    _epilogue(acc3, np.int64(params.kind_code), params.channel_ties(acc3.shape[1]),
+    epilogue = _epilogue_rows if acc3.shape[2] > 1 else _epilogue
+    epilogue(acc3, np.int64(params.kind_code), params.channel_ties(acc3.shape[1]),
               params.quantized_multiplier.astype(np.int64), params.shift.astype(np.int64),
               params.multiplier.astype(np.float64), np.int64(out_zero_point),
               np.int64(act_range[0]), np.int64(act_range[1]), out)
