@@ -138,30 +138,50 @@ def padded(n: int, m: int) -> int:
 
 @numba.njit(cache=True)
 def pack_rows(a, out):
-    """``out[r, k] = a[r, k]`` as bytes (the value wraps to the byte type), zeros elsewhere.
+    """``out[r, k] = a[r, k]`` as bytes (the value wraps to the byte type), zeros elsewhere;
+    returns the row sums ``sum_k a[r, k]`` (int64, eq. 2's ``sum a`` term).
 
     Contract: a (M, K) int; out (Mpad, Kpad) uint8/int8 with Mpad >= M, Kpad >= K."""
-    out[:] = 0
-    for r in range(a.shape[0]):
-        for k in range(a.shape[1]):
-            out[r, k] = a[r, k]
+    m_len, k_len = a.shape
+    sums = np.zeros(m_len, dtype=np.int64)
+    out[m_len:, :] = 0
+    for r in range(m_len):
+        src = a[r]
+        dst = out[r]
+        s = 0
+        for k in range(k_len):
+            dst[k] = src[k]
+            s += src[k]
+        sums[r] = s
+        dst[k_len:] = 0
+    return sums
 
 
 @numba.njit(cache=True)
 def pack_panels(bt, out):
-    """Pack ``B = bt^T`` (``bt`` (N, K): one row per column of B) into panels of NR columns.
+    """Pack ``B = bt^T`` (``bt`` (N, K): one row per column of B) into panels of NR columns,
+    writing ``out`` in order; returns the column sums ``sum_k bt[n, k]`` (int64).
 
     Contract: bt (N, K) int holding byte values; out flat uint8/int8 of length
-    ``padded(N, NR) * padded(K, 4)``, zeroed here."""
+    ``padded(N, NR) * padded(K, 4)``."""
     n_len, k_len = bt.shape
     k4 = (k_len + 3) // 4
-    out[:] = 0
-    for n in range(n_len):
-        panel, col = n // NR, n % NR
-        v, j = col // 16, col % 16
-        for k in range(k_len):
-            kk, t = k // 4, k % 4
-            out[((panel * k4 + kk) * NV + v) * 64 + 4 * j + t] = bt[n, k]
+    sums = np.zeros(n_len, dtype=np.int64)
+    i = 0
+    for panel in range((n_len + NR - 1) // NR):
+        for kk in range(k4):
+            for col in range(NR):
+                n = panel * NR + col
+                for t in range(4):
+                    k = 4 * kk + t
+                    if n < n_len and k < k_len:
+                        v = bt[n, k]
+                        out[i] = v
+                        sums[n] += v
+                    else:
+                        out[i] = 0
+                    i += 1
+    return sums
 
 
 @numba.njit(cache=True, parallel=True)
@@ -250,13 +270,11 @@ def gemm_exact_vnni(a: np.ndarray, w: np.ndarray, za: int, zw: np.ndarray, bias:
     n_len = ws.shape[0]
     kpad = padded(max(k_len, 1), 4)
     ap = np.empty((padded(m_len, MR), kpad), dtype=np.uint8)
-    pack_rows(au, ap)
+    row_sum = pack_rows(au, ap)
     bp = np.empty(padded(n_len, NR) * kpad, dtype=np.int8)
-    pack_panels(ws, bp)
+    col_sum = pack_panels(ws, bp)
     c = np.empty((ap.shape[0], padded(n_len, NR)), dtype=np.int32)
     gemm_u8s8(ap, bp, kpad, c)
-    row_sum = au.sum(axis=1, dtype=np.int64)
-    col_sum = ws.sum(axis=1, dtype=np.int64)
     want_q = requant is not None
     want_acc = want_acc or not want_q
     acc = np.empty((m_len, n_len) if want_acc else (1, 1), dtype=np.int32)
