@@ -136,7 +136,7 @@ def padded(n: int, m: int) -> int:
     return (n + m - 1) // m * m
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, parallel=True)
 def pack_rows(a, out):
     """``out[r, k] = a[r, k]`` as bytes (the value wraps to the byte type), zeros elsewhere;
     returns the row sums ``sum_k a[r, k]`` (int64, eq. 2's ``sum a`` term).
@@ -145,7 +145,7 @@ def pack_rows(a, out):
     m_len, k_len = a.shape
     sums = np.zeros(m_len, dtype=np.int64)
     out[m_len:, :] = 0
-    for r in range(m_len):
+    for r in prange(m_len):
         src = a[r]
         dst = out[r]
         s = 0
@@ -157,7 +157,7 @@ def pack_rows(a, out):
     return sums
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, parallel=True)
 def pack_panels(bt, out):
     """Pack ``B = bt^T`` (``bt`` (N, K): one row per column of B) into panels of NR columns,
     writing ``out`` in order; returns the column sums ``sum_k bt[n, k]`` (int64).
@@ -167,8 +167,8 @@ def pack_panels(bt, out):
     n_len, k_len = bt.shape
     k4 = (k_len + 3) // 4
     sums = np.zeros(n_len, dtype=np.int64)
-    i = 0
-    for panel in range((n_len + NR - 1) // NR):
+    for panel in prange((n_len + NR - 1) // NR):
+        i = panel * k4 * NR * 4
         for kk in range(k4):
             for col in range(NR):
                 n = panel * NR + col
