@@ -63,7 +63,8 @@ def calibrate(model: nn.Module, images: np.ndarray, *, num_batches: int = 16,
     expected BN-folded (``fold_batch_norm``): ranges are observed on what the integer model
     will compute. Batches are the first ``num_batches * batch_size`` indices of
     ``np.random.default_rng(seed).permutation(len(images))`` (fewer if ``images`` is short).
-    ``observer`` is "minmax" or "ema" (``MovingAverageMinMaxObserver``).
+    ``observer`` is "minmax" or "ema" (``MovingAverageMinMaxObserver``). ``model`` is left in
+    eval mode.
     """
     x = np.asarray(images)
     if x.ndim != 4 or not np.issubdtype(x.dtype, np.floating):
