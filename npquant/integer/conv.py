@@ -194,7 +194,8 @@ def conv2d(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, *,
            requant: RequantParams | None = None, profile: Profile | str = "tflite",
            out_dtype: Any = np.int8, activation: str | None = None,
            accumulator: AccumulatorRule | None = None, layer: str = "conv2d",
-           return_accumulators: bool = False) -> np.ndarray | KernelResult:
+           return_accumulators: bool = False, _depthwise_op: bool = False
+           ) -> np.ndarray | KernelResult:
     """Integer convolution ``y = requant(conv(x - Zx, w - Zw) + bias)`` (module docstring).
 
     Args:
@@ -202,8 +203,10 @@ def conv2d(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, *,
         bias: int32 ``(O,)`` (scale ``S_x S_w[o]``, zero point 0) or None.
         stride, dilation: int or ``(h, w)``. padding: int, ``(ph, pw)``,
             ``(top, bottom, left, right)``, or ``"SAME"``/``"VALID"`` (TFLite).
-        groups: C and O divisible by it; ``groups == C`` with ``w.shape[1] == 1`` is depthwise
-            and uses the profile's ``depthwise_conv`` rule (else its ``conv`` rule).
+        groups: C and O divisible by it; ``groups == C > 1`` with ``w.shape[1] == 1`` is
+            depthwise and uses the profile's ``depthwise_conv`` rule (else its ``conv`` rule). A
+            one-channel input with ``groups=1`` is a CONV_2D here; ``depthwise_conv2d`` makes it
+            a depthwise layer (as the op type, not the shape, decides in TFLite).
         x_scale, w_scale (number or ``(O,)`` per channel), out_scale, or ``requant``: as in
             ``fully_connected``. Zero points: ``w_zero_point`` an int or ``(O,)``.
         profile, out_dtype, activation, accumulator, layer, return_accumulators: as in
@@ -235,7 +238,7 @@ def conv2d(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, *,
     odt = check_out_dtype(out_dtype)
     zo = check_zero_point("out_zero_point", out_zero_point, odt)
     rule = accm.check_rule(accumulator if accumulator is not None else prof.accumulator)
-    depthwise = groups == c_len and cg == 1
+    depthwise = groups == c_len and cg == 1 and (groups > 1 or _depthwise_op)
     op_rule = prof.depthwise_conv if depthwise else prof.conv
     params = resolve_requant(op_rule, requant, x_scale, w_scale, out_scale, o_len)
     act = activation_range(activation, out_scale, zo, odt, prof)
@@ -271,7 +274,7 @@ def depthwise_conv2d(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = Non
         raise ValueError(f"depthwise w must be (C*m, 1, KH, KW) with C={x.shape[1]}, "
                          f"got w {w.shape} (x {x.shape})")
     kwargs.setdefault("layer", "depthwise_conv2d")
-    return conv2d(x, w, bias, groups=x.shape[1], **kwargs)
+    return conv2d(x, w, bias, groups=x.shape[1], _depthwise_op=True, **kwargs)
 
 
 def _vnni_applies(xp, w, zx, zw, b, rule, depthwise, groups) -> bool:

@@ -22,6 +22,7 @@ from npquant.integer.conv import _depthwise_i32, _depthwise_i32_unit_stride, _im
 from npquant.integer.epilogue import _epilogue, _epilogue_rows
 from npquant.integer.fast_conv import conv_exact_vnni
 from npquant.integer.gemm import _gemm_i64
+from npquant.profiles import PROFILES
 
 needs_vnni = pytest.mark.skipif(not fast_gemm.HAVE_VNNI, reason="CPU without AVX-512 VNNI")
 BYTE_DTYPES = (np.int8, np.uint8)
@@ -211,3 +212,24 @@ def test_layers_fast_paths_equal_plain_paths(kind, data):
     assert fast.out.dtype == plain.out.dtype
     out_only = _run(kind, x, w, bias, geom, {**kw, "return_accumulators": False})
     assert np.array_equal(out_only, plain.out), f"{kind} output without accumulators"
+
+
+def test_one_channel_conv_uses_the_conv_rule():
+    """``conv2d`` with C = groups = 1 is a CONV_2D (the ``conv`` rule); ``depthwise_conv2d`` on
+    the same data is a DEPTHWISE_CONV_2D (the ``depthwise_conv`` rule): the op, not the shape."""
+    x = np.arange(-20, 0, dtype=np.int8).reshape(1, 1, 4, 5)
+    w = np.ones((1, 1, 1, 1), dtype=np.int8)
+    kw = {"x_zero_point": 0, "out_zero_point": 0, "x_scale": 1.0, "w_scale": 1.0,
+          "out_scale": 4.0, "profile": "tflite-optimized", "return_accumulators": True}
+    prof = PROFILES["tflite-optimized"]
+    assert prof.conv.channel_ties(1)[0] != prof.depthwise_conv.channel_ties(1)[0]
+    conv = conv2d(x, w, **kw)
+    dw = depthwise_conv2d(x, w, **kw)
+    assert np.array_equal(conv.acc, dw.acc)
+    # acc / 4 ties at odd multiples of 2: up (conv rule) and away (depthwise tail) differ below 0
+    acc = conv.acc.astype(np.int64)
+    ties = (acc % 4 == 2) & (acc < 0)
+    assert ties.sum() == 5
+    assert np.array_equal(conv.out[ties], (acc[ties] + 2) // 4)
+    assert np.array_equal(dw.out[ties], (acc[ties] - 2) // 4)
+
