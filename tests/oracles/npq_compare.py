@@ -130,11 +130,7 @@ def conv_cases(draw, kind: str, *, x_dtype=np.int8, layout: str = "tflite",
         x_shape, w_shape, taps = (n, k), (o, k), k
     else:
         groups = 1
-        # NOTE: npquant's conv2d treats a 1-input-channel conv (groups == C == 1) as depthwise
-        # and takes the profile's depthwise rule; TFLite's CONV_2D does not. Until the kernel
-        # distinguishes them (test_rounding_regressions.py, strict xfail), TFLite CONV_2D cases
-        # have C >= 2.
-        c = draw(st.integers(2 if (kind == "conv" and layout == "tflite") else 1, 10))
+        c = draw(st.integers(1, 10))
         if kind == "depthwise":
             o, cin_w, groups = c * draw(st.integers(1, 3)), 1, c
         elif layout != "tflite" and draw(st.booleans()):

@@ -36,12 +36,10 @@ def test_conv_reference_vs_optimized_negative_tie(kernels, profile, want):
     assert int(got[0, 0, 0, 0]) == want and int(mine[0, 0, 0, 0]) == want
 
 
-@pytest.mark.xfail(strict=True, reason="npquant.integer.conv2d treats groups == C == 1 as "
-                   "depthwise, so tflite-optimized's depthwise tie rule (away on channels past the "
-                   "last group of 8) applies to a 1-input-channel CONV_2D, which ties up in TFLite")
 def test_single_input_channel_conv_uses_the_conv_rule():
     """The same negative tie through a CONV_2D with one input channel: TFLite's optimized conv
-    gives -1 (ties up); npquant under tflite-optimized must too."""
+    gives -1 (ties up); npquant under tflite-optimized must too (a one-channel conv2d is a
+    CONV_2D, not a depthwise conv, whatever its groups)."""
     x = np.full((1, 1, 1, 1), -6, np.int8)
     w = np.ones((1, 1, 1, 1), np.int8)
     mine = conv2d(x, w, x_zero_point=0, out_zero_point=0, x_scale=1.0, w_scale=0.25,
