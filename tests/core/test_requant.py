@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-import fp_reference as ref
+import exact_ref as ref
 import numpy as np
 import pytest
 from hypothesis import given

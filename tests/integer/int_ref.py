@@ -10,80 +10,27 @@ from __future__ import annotations
 from fractions import Fraction
 
 import numpy as np
+from exact_ref import conv_acc, double_rounding, fc_acc, round_fraction, single_rounding
 
 from npquant.profiles import RequantKind
 from npquant.requant import RequantParams
 
-
-def fc_ref(x, w, bias, zx, zw):
-    """``bias[o] + sum_k (x[n,k] - zx)(w[o,k] - zw[o])`` in int64 (direct form, eq. 1)."""
-    xd = x.astype(np.int64) - zx
-    wd = w.astype(np.int64) - np.asarray(zw, dtype=np.int64).reshape(-1, 1)
-    out = np.einsum("nk,ok->no", xd, wd)
-    if bias is not None:
-        out = out + bias.astype(np.int64)
-    return out
-
-
-def conv_ref(x, w, bias, zx, zw, stride, pads, dilation, groups):
-    """Direct convolution in int64: pad with zx, then sum each tap (kh, kw) with einsum."""
-    sh, sw = stride
-    dh, dw = dilation
-    pt, pb, pl, pr = pads
-    xp = np.pad(x.astype(np.int64), ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=zx) - zx
-    o_len, cg, kh_len, kw_len = w.shape
-    wd = w.astype(np.int64) - np.asarray(zw, dtype=np.int64).reshape(-1, 1, 1, 1)
-    n_len, _, hp, wp = xp.shape
-    oh = (hp - (kh_len - 1) * dh - 1) // sh + 1
-    ow = (wp - (kw_len - 1) * dw - 1) // sw + 1
-    og = o_len // groups
-    out = np.zeros((n_len, o_len, oh, ow), dtype=np.int64)
-    for g in range(groups):
-        xs = xp[:, g * cg:(g + 1) * cg]
-        ws = wd[g * og:(g + 1) * og]
-        for a in range(kh_len):
-            for b in range(kw_len):
-                patch = xs[:, :, a * dh: a * dh + (oh - 1) * sh + 1: sh,
-                           b * dw: b * dw + (ow - 1) * sw + 1: sw]
-                out[:, g * og:(g + 1) * og] += np.einsum("nchw,oc->nohw", patch, ws[:, :, a, b])
-    if bias is not None:
-        out += bias.astype(np.int64).reshape(1, -1, 1, 1)
-    return out
-
-
-def round_fraction(q: Fraction, ties: str) -> int:
-    """Round an exact rational to an int: ties 'up' (+inf), 'away' (from 0) or 'even'."""
-    fl = q.numerator // q.denominator
-    rem = q - fl
-    if rem > Fraction(1, 2):
-        return fl + 1
-    if rem < Fraction(1, 2):
-        return fl
-    if ties == "up":
-        return fl + 1
-    if ties == "away":
-        return fl + 1 if q > 0 else fl
-    return fl + (fl & 1)
+fc_ref = fc_acc  # (x, w, bias, zx, zw): the direct form, eq. 1
+conv_ref = conv_acc  # (x, w, bias, zx, zw, stride, pads, dilation, groups)
 
 
 def requant_value(acc: int, kind: RequantKind, ties: str, m0: int, shift: int, mult: float) -> int:
     """``M * acc`` rounded by one rule, from its definition, in Python ints/fractions."""
     if kind is RequantKind.DOUBLE_ROUNDING:
-        left, right = max(shift, 0), max(-shift, 0)
-        a = acc << left
-        if a == -(2**31) and m0 == -(2**31):
-            high = 2**31 - 1
-        else:  # SRDHM: round(a m0 / 2^31), ties up
-            high = round_fraction(Fraction(a * m0, 2**31), "up")
-        return round_fraction(Fraction(high, 2**right), ties)
+        return double_rounding(acc, m0, shift, ties)
     if kind is RequantKind.SINGLE_ROUNDING:
-        return round_fraction(Fraction(acc * m0, 2 ** (31 - shift)), "up")
+        return single_rounding(acc, m0, shift)
     if kind is RequantKind.FLOAT32:
         prod = np.float32(np.float32(acc) * np.float32(mult))
         return round_fraction(Fraction(float(prod)), ties)
     if kind is RequantKind.FLOAT64:
         return round_fraction(Fraction(float(acc) * float(mult)), ties)
-    return round_fraction(Fraction(acc, 2 ** (-shift)), ties)
+    return round_fraction(Fraction(acc) / Fraction(2) ** (-shift), ties)
 
 
 def requant_ref(acc, params: RequantParams, channel_axis, zo, lo, hi):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from exact_ref import conv_acc, fc_acc
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 f32 = np.float32
@@ -116,43 +117,17 @@ def conv2d_acc(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, x_zp: int,
                stride: tuple[int, int], pads: tuple[int, int, int, int],
                dilation: tuple[int, int] = (1, 1), groups: int = 1,
                w_zp: int = 0) -> np.ndarray:
-    """Exact int64 accumulator ``sum (x - Zx)(w - Zw) + bias`` of a grouped conv, NCHW / OIHW.
-
-    Padding (top, bottom, left, right) pads x with its zero point, i.e. with real 0.
-    """
-    x = x.astype(np.int64) - x_zp
-    x = np.pad(x, ((0, 0), (0, 0), (pads[0], pads[1]), (pads[2], pads[3])))  # real 0 = 0 here
-    w = w.astype(np.int64) - w_zp
-    n, c, h, wd = x.shape
-    o, cg, kh, kw = w.shape
-    sh, sw = stride
-    dh, dw = dilation
-    oh = (h - (kh - 1) * dh - 1) // sh + 1
-    ow = (wd - (kw - 1) * dw - 1) // sw + 1
-    og = o // groups
-    acc = np.zeros((n, o, oh, ow), dtype=np.int64)
-    for g in range(groups):
-        xs = x[:, g * cg:(g + 1) * cg]
-        ws = w[g * og:(g + 1) * og]
-        for i in range(kh):
-            for j in range(kw):
-                patch = xs[:, :, i * dh: i * dh + (oh - 1) * sh + 1: sh,
-                           j * dw: j * dw + (ow - 1) * sw + 1: sw]
-                acc[:, g * og:(g + 1) * og] += np.einsum("nchw,oc->nohw", patch, ws[:, :, i, j])
-    if bias is not None:
-        acc += np.asarray(bias, dtype=np.int64)[None, :, None, None]
-    return acc
+    """Exact int64 ``sum (x - Zx)(w - Zw) + bias`` of a grouped conv, NCHW / OIHW, padded with
+    the zero point (tests/exact_ref.py)."""
+    zw = np.broadcast_to(np.asarray(w_zp, dtype=np.int64), (w.shape[0],))
+    return conv_acc(x, w, bias, x_zp, zw, stride, pads, dilation, groups)
 
 
 def matmul_acc(x: np.ndarray, w_ok: np.ndarray, bias: np.ndarray | None, x_zp: int,
                w_zp: int | np.ndarray = 0) -> np.ndarray:
     """Exact int64 ``sum_k (x[n,k] - Zx)(w[o,k] - Zw[o]) + bias[o]`` -> (N, O)."""
-    xz = x.astype(np.int64) - x_zp
-    wz = w_ok.astype(np.int64) - np.asarray(w_zp, dtype=np.int64).reshape(-1, 1)
-    acc = xz @ wz.T
-    if bias is not None:
-        acc = acc + np.asarray(bias, dtype=np.int64)[None, :]
-    return acc
+    zw = np.broadcast_to(np.asarray(w_zp, dtype=np.int64), (w_ok.shape[0],))
+    return fc_acc(x, w_ok, bias, x_zp, zw)
 
 
 def clamp(v: np.ndarray, lo: int, hi: int) -> np.ndarray:

@@ -1,13 +1,16 @@
-"""Obviously-right reference definitions in Python ints and Fractions (arbitrary precision).
+"""Obviously-right references shared by every test directory (tests/ is on sys.path).
 
-Each is written from the real-number meaning of the primitive, not from its implementation:
-``round(p / q)`` with a named tie rule, evaluated exactly.
+Rounding primitives are written in Python ints and Fractions (arbitrary precision) from their
+real-number meaning, ``round(p / q)`` with a named tie rule, evaluated exactly; accumulators are
+the direct sums ``sum (x - Zx)(w - Zw) + bias`` in int64 numpy (einsum), no expansion.
 """
 
 from __future__ import annotations
 
 import math
 from fractions import Fraction
+
+import numpy as np
 
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
@@ -88,3 +91,44 @@ def int32_edges() -> list[int]:
         vals.update((INT32_MIN + d, INT32_MAX - d))
     vals.update((0, 1, -1))
     return sorted(vals)
+
+
+def fc_acc(x, w, bias, x_zp, w_zp) -> np.ndarray:
+    """``bias[o] + sum_k (x[n,k] - Zx)(w[o,k] - Zw[o])`` in int64, x (N, K), w (O, K)."""
+    xd = x.astype(np.int64) - x_zp
+    wd = w.astype(np.int64) - np.asarray(w_zp, dtype=np.int64).reshape(-1, 1)
+    out = np.einsum("nk,ok->no", xd, wd)
+    if bias is not None:
+        out = out + np.asarray(bias).astype(np.int64)
+    return out
+
+
+def conv_acc(x, w, bias, x_zp, w_zp, stride, pads, dilation, groups) -> np.ndarray:
+    """Direct grouped convolution in int64, NCHW / OIHW, ``pads`` = (top, bottom, left, right).
+
+    The input is padded with its zero point (real 0), then each tap (kh, kw) is summed with
+    einsum: ``acc[n, o] = bias[o] + sum_{c, kh, kw} (x_pad - Zx)(w[o] - Zw[o])``.
+    """
+    sh, sw = stride
+    dh, dw = dilation
+    pt, pb, pl, pr = pads
+    xp = np.pad(x.astype(np.int64), ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=x_zp)
+    xp = xp - x_zp
+    o_len, cg, kh_len, kw_len = w.shape
+    wd = w.astype(np.int64) - np.asarray(w_zp, dtype=np.int64).reshape(-1, 1, 1, 1)
+    n_len, _, hp, wp = xp.shape
+    oh = (hp - (kh_len - 1) * dh - 1) // sh + 1
+    ow = (wp - (kw_len - 1) * dw - 1) // sw + 1
+    og = o_len // groups
+    out = np.zeros((n_len, o_len, oh, ow), dtype=np.int64)
+    for g in range(groups):
+        xs = xp[:, g * cg:(g + 1) * cg]
+        ws = wd[g * og:(g + 1) * og]
+        for a in range(kh_len):
+            for b in range(kw_len):
+                patch = xs[:, :, a * dh: a * dh + (oh - 1) * sh + 1: sh,
+                           b * dw: b * dw + (ow - 1) * sw + 1: sw]
+                out[:, g * og:(g + 1) * og] += np.einsum("nchw,oc->nohw", patch, ws[:, :, a, b])
+    if bias is not None:
+        out += np.asarray(bias).astype(np.int64).reshape(1, -1, 1, 1)
+    return out
