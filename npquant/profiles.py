@@ -244,6 +244,13 @@ class Profile:
     add_inputs: RequantRule | None = None
     add_scheme: AddScheme = AddScheme.TFLITE
     dequantize: DequantizeRule = DequantizeRule()
+    # How a fused RELU6's upper clamp, real 6.0, becomes an output integer; None: ``quantize``.
+    # TFLite: Z + round_away(f32(6 / S)); XNNPACK: round_even(f32(f32(6 / S) + Z)).
+    relu6_bound: QuantizeRule | None = None
+
+    def relu6_bound_rule(self) -> QuantizeRule:
+        """The rule that quantizes RELU6's bound 6.0 (``relu6_bound``, else ``quantize``)."""
+        return self.relu6_bound if self.relu6_bound is not None else self.quantize
 
     def add_input_rule(self) -> RequantRule:
         """The rule of ADD's two input rescalings (``add_inputs``, else ``add``)."""
@@ -266,6 +273,9 @@ class Profile:
         out = []
         for name in names:
             value = getattr(self, name)
+            if name == "relu6_bound" and value is None:
+                out.append((name, "as quantize"))
+                continue
             text = value.describe() if hasattr(value, "describe") else _plain(value)
             out.append((name, text))
         return out
@@ -330,7 +340,7 @@ PROFILES: dict[str, Profile] = {
         ),
         Profile(
             name="tflite-optimized",
-            version="1",
+            version="2",
             description="TFLite optimized builtin kernels (BUILTIN_WITHOUT_DEFAULT_DELEGATES), "
                         "int8, ai-edge-litert 2.3 on x86-64 (NEON paths via SSE emulation): "
                         "final shift ties up",
@@ -353,10 +363,11 @@ PROFILES: dict[str, Profile] = {
             qparams_method=QParamsMethod.TFLITE,
             narrow_range_weights=True,
             accumulator=_EXACT_INT32,
+            relu6_bound=_TFLITE_QUANTIZE,  # CalculateActivationRangeQuantized, not the blocks
         ),
         Profile(
             name="tflite-xnnpack",
-            version="1",
+            version="2",
             description="TFLite default Interpreter() on the XNNPACK delegate, int8, "
                         "ai-edge-litert 2.3 on x86-64: float32 requantization ties to even, "
                         "M = f32(f32(s_x s_w) / s_y) < 256",
@@ -373,6 +384,9 @@ PROFILES: dict[str, Profile] = {
             qparams_method=QParamsMethod.TFLITE,
             narrow_range_weights=True,
             accumulator=_EXACT_INT32,
+            # the delegate passes [-inf, 6] as floats; XNNPACK quantizes lrintf(6 / S + Z)
+            relu6_bound=QuantizeRule(QuantizeMethod.DIVIDE, "float32", Ties.EVEN,
+                                     ZeroPointOrder.BEFORE_ROUNDING),
         ),
         Profile(
             name="onnxruntime",

@@ -16,6 +16,7 @@ from numba import prange
 from npquant import fixedpoint as fp
 from npquant.integer._checks import check_scale, check_scales, dtype_range
 from npquant.profiles import Profile, RequantRule
+from npquant.qparams import QParams, quantize
 from npquant.requant import (
     KIND_DOUBLE_ROUNDING,
     KIND_FLOAT32,
@@ -33,9 +34,9 @@ def activation_range(activation: str | None, out_scale: float | None, out_zero_p
     """Integer clamp ``[act_min, act_max]`` of a fused activation on the output's integers.
 
     ``None``: the output type's range. ``"relu"``: ``act_min = max(qmin, Z_out)`` (real 0).
-    ``"relu6"``: also ``act_max = min(qmax, Z_out + round(f32(6) / f32(S_out)))``, with the
-    profile's quantize tie rule (TFLite ``CalculateActivationRangeQuantized``: ``Z +
-    TfLiteRound(6.0f / scale)``, float32 division, ties away).
+    ``"relu6"``: also ``act_max = min(qmax, q(6.0))``, real 6 quantized to the output by the
+    profile's ``relu6_bound_rule()`` (TFLite ``CalculateActivationRangeQuantized``:
+    ``Z + round_away(f32(6 / S))``; XNNPACK: ``round_even(f32(f32(6 / S) + Z))``).
     """
     qmin, qmax = dtype_range(out_dtype)
     if activation not in ACTIVATIONS:
@@ -47,9 +48,11 @@ def activation_range(activation: str | None, out_scale: float | None, out_zero_p
     if activation == "relu6":
         if out_scale is None:
             raise ValueError("activation='relu6' needs out_scale")
-        q6 = np.float32(6.0) / np.float32(check_scale("out_scale", out_scale))
-        six = int(fp.round_float_scalar(float(q6), profile.quantize.ties.code))
-        hi = min(qmax, out_zero_point + six)
+        out_qparams = QParams(check_scale("out_scale", out_scale), out_zero_point,
+                              bits=8 * np.dtype(out_dtype).itemsize,
+                              signed=np.issubdtype(out_dtype, np.signedinteger))
+        six = quantize(np.float32(6.0), out_qparams, rule=profile.relu6_bound_rule())
+        hi = min(qmax, int(six))
     return lo, max(lo, hi)
 
 

@@ -12,7 +12,7 @@ from fractions import Fraction
 import numpy as np
 from exact_ref import conv_acc, double_rounding, fc_acc, round_fraction, single_rounding
 
-from npquant.profiles import RequantKind
+from npquant.profiles import RequantKind, ZeroPointOrder
 from npquant.requant import RequantParams
 
 fc_ref = fc_acc  # (x, w, bias, zx, zw): the direct form, eq. 1
@@ -78,17 +78,23 @@ def same_pads(in_hw, kernel_hw, stride, dilation):
     return tuple(pads)
 
 
-def activation_ref(activation, out_scale, zo, dtype, quantize_ties: str):
-    """The clamp of a fused activation: (qmin, qmax), relu -> (Z, qmax), relu6 -> (Z, Z + q(6))."""
+def activation_ref(activation, out_scale, zo, dtype, relu6_rule):
+    """The clamp of a fused activation: (qmin, qmax), relu -> (Z, qmax), relu6 -> (Z, q(6)),
+    with q(6) from the rule's definition: ``Z + round(f32(6 / S))`` (zero point after rounding)
+    or ``round(f32(f32(6 / S) + Z))`` (before)."""
     info = np.iinfo(dtype)
     lo, hi = int(info.min), int(info.max)
     if activation is None:
         return lo, hi
     lo = max(lo, zo)
     if activation == "relu6":
-        q6 = round_fraction(Fraction(float(np.float32(6.0) / np.float32(out_scale))),
-                            quantize_ties)
-        hi = min(hi, zo + q6)
+        ratio = np.float32(6.0) / np.float32(out_scale)
+        if relu6_rule.zero_point is ZeroPointOrder.AFTER_ROUNDING:
+            q6 = zo + round_fraction(Fraction(float(ratio)), relu6_rule.ties.value)
+        else:
+            q6 = round_fraction(Fraction(float(np.float32(ratio + np.float32(zo)))),
+                                relu6_rule.ties.value)
+        hi = min(hi, q6)
     return lo, max(lo, hi)
 
 

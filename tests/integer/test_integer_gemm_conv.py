@@ -52,7 +52,7 @@ def test_fully_connected_matches_reference(case):
     r = fully_connected(x, w, bias, x_zero_point=zx, w_zero_point=zw, out_zero_point=zo,
                         requant=params, out_scale=out_scale, profile=prof, out_dtype=odt,
                         activation=act, return_accumulators=True)
-    lo, hi = activation_ref(act, out_scale, zo, odt, prof.quantize.ties.value)
+    lo, hi = activation_ref(act, out_scale, zo, odt, prof.relu6_bound_rule())
     _check(r, fc_ref(x, w, bias, zx, zw), params, zo, lo, hi, odt,
            f"fc x{x.shape} {x.dtype} w{w.shape} {w.dtype} zx={zx} {prof.name} {act}")
 
@@ -122,7 +122,7 @@ def test_conv_matches_reference(depthwise, data):
     ref = conv_ref(cs["x"], cs["w"], cs["bias"], cs["zx"], cs["zw"], cs["stride"], cs["pads"],
                    cs["dilation"], cs["groups"])
     lo, hi = activation_ref(cs["act"], cs["out_scale"], cs["zo"], cs["odt"],
-                            cs["prof"].quantize.ties.value)
+                            cs["prof"].relu6_bound_rule())
     what = (f"x{cs['x'].shape} {cs['x'].dtype} w{cs['w'].shape} groups={cs['groups']} "
             f"stride={cs['stride']} pad={cs['padding']} dil={cs['dilation']} {cs['prof'].name}")
     _check(r, ref, cs["params"], cs["zo"], lo, hi, cs["odt"], what)

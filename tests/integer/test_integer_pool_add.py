@@ -55,7 +55,7 @@ def test_pool_matches_reference(kind, data):
     extra = {"count_include_pad": include_pad} if kind == "avg" else {}
     r = fn(x, kernel, stride, padding, zero_point=zp, scale=0.05, profile=prof, activation=act,
            return_accumulators=True, **extra)
-    lo, hi = activation_ref(act, 0.05, zp, x.dtype, prof.quantize.ties.value)
+    lo, hi = activation_ref(act, 0.05, zp, x.dtype, prof.relu6_bound_rule())
     acc, out = pool_ref(x, kernel, stride, pads, kind, prof.average_pool.value, zp,
                         include_pad and kind == "avg", lo, hi)
     assert np.array_equal(r.acc, acc), f"{kind} sums/maxima differ"
@@ -106,7 +106,7 @@ def test_add_matches_tflite_sequence(case):
             out_zero_point=zo, profile=prof, activation=act, return_accumulators=True)
     ma, mb, mo = add_multipliers(sa, sb, so, 20)
     params = [requant_params_from_multiplier(prof.add, [m]) for m in (ma, mb, mo)]
-    lo, hi = activation_ref(act, so, zo, a.dtype, prof.quantize.ties.value)
+    lo, hi = activation_ref(act, so, zo, a.dtype, prof.relu6_bound_rule())
     raw, out = tflite_add_ref(a, b, za, zb, zo, lo, hi, *params, 20)
     assert np.array_equal(r.acc, raw) and np.array_equal(r.out, out), prof.name
 
