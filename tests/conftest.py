@@ -24,3 +24,32 @@ def require(module_name: str):
         if os.environ.get("NPQUANT_REQUIRE_ORACLES") == "1":
             pytest.fail(f"{module_name} is required in CI (NPQUANT_REQUIRE_ORACLES=1): {exc}")
         pytest.skip(f"{module_name} is not installed")
+
+
+def cpu_flags() -> set[str]:
+    """The x86 feature flags of this CPU (empty where /proc/cpuinfo has none)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+# ONNX Runtime (MLAS) and PyTorch fbgemm/x86 multiply u8 x s8 with VNNI (vpdpbusd: exact int32
+# sums) where the CPU has it, and otherwise with AVX2 vpmaddubsw, which saturates each adjacent
+# pair of products to int16. The exact-accumulation claims were measured on a VNNI CPU
+# (docs/fidelity.md); the pair-saturation accumulator model (AccumulatorRule(pair_saturation))
+# has not been checked against a CPU without VNNI yet.
+EXACT_U8S8_ACCUMULATION = bool({"avx512_vnni", "avx_vnni"} & cpu_flags())
+
+
+def require_exact_u8s8_accumulation(what: str) -> None:
+    """Skip ``what`` on a CPU without VNNI, where the framework's u8 x s8 sums saturate int16
+    pairs (vpmaddubsw) and the exact-sum claim under test does not hold."""
+    if not EXACT_U8S8_ACCUMULATION:
+        pytest.skip(f"{what}: this CPU has no VNNI, so the framework accumulates u8 x s8 "
+                    "through vpmaddubsw (int16 pair saturation); exactness was measured on VNNI "
+                    "and the pair-saturation model is not yet verified (docs/fidelity.md)")

@@ -5,7 +5,7 @@ hypothesis property (``assert_bit_exact`` on every case), its rival check, and t
 from __future__ import annotations
 
 import numpy as np
-from conftest import require
+from conftest import require, require_exact_u8s8_accumulation
 from hypothesis import HealthCheck, given, reject, settings
 from npq_compare import REQUIRES, Comparison, Declined, measure
 
@@ -22,9 +22,19 @@ def default_cases(cmp: Comparison) -> int:
     return 200 if any(k in cmp.op for k in HEAVY_OPS) else 250
 
 
+# Framework paths whose integer sums go through the CPU's u8 x s8 multiply-add (exact with VNNI,
+# int16 pair saturation without it): ORT MLAS GEMM/conv and PyTorch fbgemm / x86 conv and linear.
+U8S8_PATHS = {("onnxruntime", op) for op in ("QLinearConv", "QLinearMatMul", "ConvInteger",
+                                              "MatMulInteger")}
+U8S8_PATHS |= {("pytorch", op) for op in ("conv2d", "linear")}
+
+
 def require_framework(cmp: Comparison) -> None:
     for module in REQUIRES[cmp.framework]:
         require(module)
+    base_op = cmp.op.split(" ")[0]
+    if (cmp.framework, base_op) in U8S8_PATHS and cmp.path != "qnnpack":
+        require_exact_u8s8_accumulation(cmp.id)
 
 
 def check_bit_exact(cmp: Comparison, n: int) -> None:

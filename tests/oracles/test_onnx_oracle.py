@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import require
+from conftest import require, require_exact_u8s8_accumulation
 from oracle_cases import conv_case, probe_case
 from oracle_refs import (
     clamp,
@@ -54,6 +54,7 @@ def test_qlinear_is_float32_ties_to_even(kind, xtype, n=50):
     """QLinearConv (per-tensor and per-channel, groups, pads, strides, dilations) and
     QLinearMatMul: rne(f32(acc) * M) + Z with M = f32(f32(s_x s_w) / s_y). uint8 inputs span
     0..255 in the non-dyadic half, so any int16 pair saturation would show here."""
+    require_exact_u8s8_accumulation("ORT u8 x s8 integer sums")
     rng = np.random.default_rng(4000 + CASES.index((kind, xtype)))
     x_range = (-128, 127) if xtype == "int8" else (0, 255)
     rival_differs = 0
@@ -69,6 +70,7 @@ def test_qlinear_is_float32_ties_to_even(kind, xtype, n=50):
 @pytest.mark.parametrize("kind", ["conv", "depthwise"])
 def test_qlinear_conv_multiplier_is_float32_quotient(kind, n=10):
     """Probe accumulators where f32(f32(s_x s_w)/s_y) and f32(exact quotient) disagree."""
+    require_exact_u8s8_accumulation("ORT u8 x s8 integer sums")
     rng = np.random.default_rng(4100 + (kind == "depthwise"))
     for i in range(n):
         c = probe_case(rng, kind=kind, rule="f32_rne", derivations=("f32", "f32_of_double"),
@@ -81,6 +83,7 @@ def test_qlinear_conv_multiplier_is_float32_quotient(kind, n=10):
 def test_u8s8_accumulation_is_exact_at_the_int16_pair_limit():
     """255 * 127 * 2 = 64770 overflows an int16 pair sum (x86 vpmaddubsw saturates it to 32767).
     On the machine of docs/framework_facts.md (AVX-512 VNNI) ORT accumulates exactly."""
+    require_exact_u8s8_accumulation("ORT u8 x s8 integer sums")
     k = 64
     a = np.full((2, k), 255, np.uint8)
     b = np.full((k, 3), 127, np.int8)
@@ -97,6 +100,7 @@ def test_u8s8_accumulation_is_exact_at_the_int16_pair_limit():
 @pytest.mark.parametrize("xtype", ["int8", "uint8"])
 def test_integer_ops_are_exact_int32(xtype, n=40):
     """ConvInteger / MatMulInteger return the exact accumulator sum (x - Zx)(w - Zw)."""
+    require_exact_u8s8_accumulation("ORT u8 x s8 integer sums")
     from oracle_refs import conv2d_acc, matmul_acc
 
     rng = np.random.default_rng(4200 + (xtype == "uint8"))
