@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import importlib
-import math
 from types import ModuleType
 from typing import Any
 
 import numpy as np
+
+from npquant.integer._checks import check_scale  # one definition of a valid scale
 
 _INT_RANGES = {
     np.dtype(np.int8): (-128, 127),
@@ -41,17 +42,6 @@ def check_array(name: str, value: Any, dtype: Any, ndim: int | None = None) -> n
     if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
         raise ValueError(f"{name} must be finite (no NaN/inf)")
     return np.asarray(value, order="C")  # (ascontiguousarray would make 0-d arrays 1-d)
-
-
-def check_scale(name: str, value: Any) -> float:
-    """A per-tensor scale: a finite real number > 0 (returned as a Python float)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.floating,
-                                                                     np.integer)):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    v = float(value)
-    if not (math.isfinite(v) and v > 0.0):
-        raise ValueError(f"{name} must be finite and > 0, got {value!r}")
-    return v
 
 
 def check_scales(name: str, value: Any, channels: int) -> np.ndarray:
