@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import require
 
-from npquant.integer import avg_pool2d, conv2d
+from npquant.integer import avg_pool2d, conv2d, fully_connected
 from npquant.profiles import get_profile
 from npquant.qparams import QParams, quantize
 
@@ -24,8 +24,7 @@ def test_conv_reference_vs_optimized_negative_tie(kernels, profile, want):
     require("ai_edge_litert")
     from npquant.interop.tflite import run_tflite_op
 
-    # two input channels (0 and -6): with one input channel npquant's conv2d classifies the
-    # layer as depthwise (groups == C == 1) and applies the depthwise rule: see the next test
+    # two input channels (0 and -6); the one-channel CONV_2D is the next test
     x = np.array([0, -6], np.int8).reshape(1, 2, 1, 1)
     w = np.ones((1, 2, 1, 1), np.int8)
     q = dict(x_scale=1.0, w_scale=0.25, y_scale=1.0)
@@ -79,3 +78,24 @@ def test_quantize_linear_ties_to_even():
         [2, 4, -2, 0]
     assert quantize(x, QParams(1.0, 0), rule=get_profile("tflite").quantize).tolist() == \
         [3, 4, -3, 1]
+
+
+@pytest.mark.parametrize("kernels,profile,want", [("xnnpack", "tflite-xnnpack", 2),
+                                                  ("reference", "tflite", 3),
+                                                  ("optimized", "tflite-optimized", 3)])
+def test_relu6_bound_rounding(kernels, profile, want):
+    """Found by this suite (FULLY_CONNECTED, RELU6, S_y = 4, Z_y = 1, so 6 / S_y = 1.5 is a tie):
+    TFLite's CalculateActivationRangeQuantized clamps at Z + round_away(1.5) = 3, the XNNPACK
+    delegate at lrintf(1.5 + 1) = 2 (zero point added before rounding, ties to even)."""
+    require("ai_edge_litert")
+    from npquant.interop.tflite import run_tflite_op
+
+    x = np.full((1, 4), 100, np.int8)  # a large positive sum: the output sits on the clamp
+    w = np.ones((1, 4), np.int8)
+    q = dict(x_scale=1.0, x_zero_point=0, w_scale=np.array([1.0], np.float32), y_scale=4.0,
+             y_zero_point=1, activation="RELU6")
+    got = run_tflite_op("fully_connected", [x], dict(w=w, bias=None, **q), kernels=kernels)
+    mine = fully_connected(x, w, x_zero_point=0, out_zero_point=1, x_scale=1.0,
+                           w_scale=np.array([1.0], np.float32), out_scale=4.0,
+                           activation="relu6", profile=profile)
+    assert int(got.ravel()[0]) == want == int(mine.ravel()[0])
