@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib
 import os
+from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
@@ -53,3 +55,20 @@ def require_exact_u8s8_accumulation(what: str) -> None:
         pytest.skip(f"{what}: this CPU has no VNNI, so the framework accumulates u8 x s8 "
                     "through vpmaddubsw (int16 pair saturation); exactness was measured on VNNI "
                     "and the pair-saturation model is not yet verified (docs/fidelity.md)")
+
+
+def write_toy_fashion_mnist(directory: Path, n_train: int, n_test: int) -> Path:
+    """Write a learnable dataset in FashionMNIST's IDX format (gzipped) to ``directory``: class k
+    is a bright 6x6 square at one of 10 positions, on uniform noise 0..59 (seed 0)."""
+    from npquant.data import write_idx
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", n_train), ("t10k", n_test)):
+        labels = rng.integers(0, 10, n).astype(np.uint8)
+        img = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
+        for i, k in enumerate(labels):
+            r, c = 3 + 12 * (k // 5), 2 + 5 * (k % 5)
+            img[i, r:r + 6, c:c + 6] = 250
+        write_idx(directory / f"{split}-images-idx3-ubyte.gz", img, compress=True)
+        write_idx(directory / f"{split}-labels-idx1-ubyte.gz", labels, compress=True)
+    return directory

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
+from conftest import write_toy_fashion_mnist
 
-from npquant.data import write_idx
 from npquant.golden import load_golden
 from npquant.pipeline import main, run_pipeline
 
@@ -17,17 +16,7 @@ from npquant.pipeline import main, run_pipeline
 def toy_dir(tmp_path_factory) -> Path:
     """FashionMNIST-format files: class k is a bright 6x6 square at one of 10 positions, plus
     noise (learnable in one short epoch)."""
-    d = tmp_path_factory.mktemp("toy")
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 512), ("t10k", 256)):
-        labels = rng.integers(0, 10, n).astype(np.uint8)
-        img = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
-        for i, k in enumerate(labels):
-            r, c = 3 + 12 * (k // 5), 2 + 5 * (k % 5)
-            img[i, r:r + 6, c:c + 6] = 250
-        write_idx(d / f"{split}-images-idx3-ubyte.gz", img, compress=True)
-        write_idx(d / f"{split}-labels-idx1-ubyte.gz", labels, compress=True)
-    return d
+    return write_toy_fashion_mnist(tmp_path_factory.mktemp("toy"), 512, 256)
 
 
 def test_pipeline_cli_end_to_end(toy_dir, tmp_path, capsys):

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_toy_fashion_mnist
 
-from npquant.data import FASHION_MNIST_DIR, write_idx
+from npquant.data import FASHION_MNIST_DIR
 from npquant.train import evaluate, load_checkpoint, load_trained_model, main, prepare, train
 
 
@@ -16,17 +17,7 @@ from npquant.train import evaluate, load_checkpoint, load_trained_model, main, p
 def toy_dir(tmp_path_factory) -> Path:
     """A learnable FashionMNIST-format dataset: class k is a bright 6x6 square at one of 10
     positions, plus noise."""
-    d = tmp_path_factory.mktemp("toy")
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 256), ("t10k", 64)):
-        labels = rng.integers(0, 10, n).astype(np.uint8)
-        img = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
-        for i, k in enumerate(labels):
-            r, c = 3 + 12 * (k // 5), 2 + 5 * (k % 5)
-            img[i, r:r + 6, c:c + 6] = 250
-        write_idx(d / f"{split}-images-idx3-ubyte.gz", img, compress=True)
-        write_idx(d / f"{split}-labels-idx1-ubyte.gz", labels, compress=True)
-    return d
+    return write_toy_fashion_mnist(tmp_path_factory.mktemp("toy"), 256, 64)
 
 
 KW = dict(batch_size=32, progress=False, log=lambda s: None)

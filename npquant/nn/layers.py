@@ -126,36 +126,31 @@ class ReLU6(Module):
         return F.relu6(x)
 
 
-class MaxPool2d(Module):
-    """Max over kernel_size windows (stride defaults to kernel_size; -inf padding)."""
+class _Pool2d(Module):
+    """A window pool: kernel_size, stride (defaults to kernel_size), padding, and the op."""
 
     def __init__(self, kernel_size: int | tuple[int, int], stride=None, padding=0):
         super().__init__()
         self.kernel_size = _pair(kernel_size, "kernel_size")
         self.stride = self.kernel_size if stride is None else _pair(stride, "stride")
         self.padding = _pair(padding, "padding")
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class MaxPool2d(_Pool2d):
+    """Max over kernel_size windows (stride defaults to kernel_size; -inf padding)."""
 
     def forward(self, x: Tensor) -> Tensor:
         return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
 
-    def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
-
-class AvgPool2d(Module):
+class AvgPool2d(_Pool2d):
     """Mean over kernel_size windows, zero padding counted in the divisor."""
-
-    def __init__(self, kernel_size: int | tuple[int, int], stride=None, padding=0):
-        super().__init__()
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride = self.kernel_size if stride is None else _pair(stride, "stride")
-        self.padding = _pair(padding, "padding")
 
     def forward(self, x: Tensor) -> Tensor:
         return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding)
-
-    def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
 class AdaptiveAvgPool2d(Module):
