@@ -111,7 +111,8 @@ class Conv2dOp(IntOp):
                            out_zero_point=_zp(self.output_qparams), w_zero_point=0,
                            stride=self.stride, padding=self.padding, dilation=self.dilation,
                            groups=self.groups, requant=self.requant, profile=profile,
-                           out_dtype=self.output_qparams.dtype, activation=self.activation,
+                           out_dtype=self.output_qparams.dtype,
+                           out_bits=self.output_qparams.bits, activation=self.activation,
                            layer=self.name, return_accumulators=True)
         return r.out, r.acc
 
@@ -140,6 +141,7 @@ class FullyConnectedOp(IntOp):
                                     out_zero_point=_zp(self.output_qparams), w_zero_point=0,
                                     requant=self.requant, profile=profile,
                                     out_dtype=self.output_qparams.dtype,
+                                    out_bits=self.output_qparams.bits,
                                     activation=self.activation, layer=self.name,
                                     return_accumulators=True)
         return r.out, r.acc

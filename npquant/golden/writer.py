@@ -167,7 +167,7 @@ def _act_range(op, profile) -> list[int]:
     """``[act_min, act_max]``: the integer clamp of the fused activation (ReLU: from Z_out)."""
     q = op.output_qparams
     return [int(v) for v in activation_range(op.activation, float(q.scale), int(q.zero_point),
-                                             q.dtype, profile)]
+                                             q.dtype, profile, q.bits)]
 
 
 def _write_npy(path: Path, arr: np.ndarray) -> None:

@@ -192,7 +192,8 @@ def conv2d(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, *,
            dilation: int | tuple[int, int] = 1, groups: int = 1,
            x_scale: float | None = None, w_scale: Any = None, out_scale: float | None = None,
            requant: RequantParams | None = None, profile: Profile | str = "tflite",
-           out_dtype: Any = np.int8, activation: str | None = None,
+           out_dtype: Any = np.int8, out_bits: int | None = None,
+           activation: str | None = None,
            accumulator: AccumulatorRule | None = None, layer: str = "conv2d",
            return_accumulators: bool = False, _depthwise_op: bool = False
            ) -> np.ndarray | KernelResult:
@@ -209,7 +210,7 @@ def conv2d(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, *,
             a depthwise layer (as the op type, not the shape, decides in TFLite).
         x_scale, w_scale (number or ``(O,)`` per channel), out_scale, or ``requant``: as in
             ``fully_connected``. Zero points: ``w_zero_point`` an int or ``(O,)``.
-        profile, out_dtype, activation, accumulator, layer, return_accumulators: as in
+        profile, out_dtype, out_bits, activation, accumulator, layer, return_accumulators: as in
             ``fully_connected``; accumulators come back as ``(N, O, OH, OW)``.
 
     Returns ``(N, O, OH, OW)`` of ``out_dtype``, or ``KernelResult(out, acc)``.
@@ -241,7 +242,7 @@ def conv2d(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, *,
     depthwise = groups == c_len and cg == 1 and (groups > 1 or _depthwise_op)
     op_rule = prof.depthwise_conv if depthwise else prof.conv
     params = resolve_requant(op_rule, requant, x_scale, w_scale, out_scale, o_len)
-    act = activation_range(activation, out_scale, zo, odt, prof)
+    act = activation_range(activation, out_scale, zo, odt, prof, out_bits)
 
     xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=zx) \
         if pt or pb or pl or pr else x

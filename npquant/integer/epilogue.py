@@ -30,15 +30,22 @@ ACTIVATIONS = (None, "relu", "relu6")
 
 
 def activation_range(activation: str | None, out_scale: float | None, out_zero_point: int,
-                     out_dtype: np.dtype, profile: Profile) -> tuple[int, int]:
+                     out_dtype: np.dtype, profile: Profile, out_bits: int | None = None
+                     ) -> tuple[int, int]:
     """Integer clamp ``[act_min, act_max]`` of a fused activation on the output's integers.
 
-    ``None``: the output type's range. ``"relu"``: ``act_min = max(qmin, Z_out)`` (real 0).
+    ``[qmin, qmax]`` is the range of ``out_bits`` bits stored in ``out_dtype`` (signed:
+    ``[-2^(b-1), 2^(b-1) - 1]``, unsigned: ``[0, 2^b - 1]``; ``out_bits=None``: the whole dtype),
+    so a 4-bit output stored as int8 really holds values in ``[-8, 7]``.
+    ``None``: ``[qmin, qmax]``. ``"relu"``: ``act_min = max(qmin, Z_out)`` (real 0).
     ``"relu6"``: also ``act_max = min(qmax, q(6.0))``, real 6 quantized to the output by the
     profile's ``relu6_bound_rule()`` (TFLite ``CalculateActivationRangeQuantized``:
     ``Z + round_away(f32(6 / S))``; XNNPACK: ``round_even(f32(f32(6 / S) + Z))``).
     """
-    qmin, qmax = dtype_range(out_dtype)
+    qmin, qmax = bits_range(out_bits, out_dtype)
+    if not qmin <= out_zero_point <= qmax:
+        raise ValueError(f"out_zero_point={out_zero_point} is outside the {out_bits}-bit "
+                         f"output range [{qmin}, {qmax}]")
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
     if activation is None:
@@ -49,11 +56,27 @@ def activation_range(activation: str | None, out_scale: float | None, out_zero_p
         if out_scale is None:
             raise ValueError("activation='relu6' needs out_scale")
         out_qparams = QParams(check_scale("out_scale", out_scale), out_zero_point,
-                              bits=8 * np.dtype(out_dtype).itemsize,
+                              bits=out_bits or 8 * np.dtype(out_dtype).itemsize,
                               signed=np.issubdtype(out_dtype, np.signedinteger))
         six = quantize(np.float32(6.0), out_qparams, rule=profile.relu6_bound_rule())
         hi = min(qmax, int(six))
     return lo, max(lo, hi)
+
+
+def bits_range(bits: int | None, dtype: np.dtype) -> tuple[int, int]:
+    """``(qmin, qmax)`` of ``bits``-bit integers stored in ``dtype`` (its signedness); ``None``:
+    the dtype's whole range. ValueError for bits outside ``2..width of dtype``."""
+    lo, hi = dtype_range(dtype)
+    if bits is None:
+        return lo, hi
+    width = 8 * np.dtype(dtype).itemsize
+    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or \
+            not 2 <= bits <= width:
+        raise ValueError(f"out_bits must be an int in 2..{width} for {np.dtype(dtype)}, "
+                         f"got {bits!r}")
+    if lo < 0:
+        return -(1 << (int(bits) - 1)), (1 << (int(bits) - 1)) - 1
+    return 0, (1 << int(bits)) - 1
 
 
 def resolve_requant(rule: RequantRule, requant: RequantParams | None, x_scale: Any, w_scale: Any,

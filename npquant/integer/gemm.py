@@ -192,7 +192,8 @@ def fully_connected(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None
                     x_scale: float | None = None, w_scale: Any = None,
                     out_scale: float | None = None, requant: RequantParams | None = None,
                     profile: Profile | str = "tflite", out_dtype: Any = np.int8,
-                    activation: str | None = None, accumulator: AccumulatorRule | None = None,
+                    out_bits: int | None = None, activation: str | None = None,
+                    accumulator: AccumulatorRule | None = None,
                     layer: str = "fully_connected", return_accumulators: bool = False
                     ) -> np.ndarray | KernelResult:
     """Integer fully-connected layer ``y = requant(x w^T + bias)`` (eq. 1, computed as eq. 2).
@@ -207,6 +208,8 @@ def fully_connected(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None
             profile's ``fully_connected`` rule derives ``M``; or give ``requant`` instead.
         profile: a ``Profile`` or its name; its ``fully_connected`` rule and ``accumulator``.
         out_dtype: int8, uint8 or int16.
+        out_bits: the output's bit width (2.. the dtype's): outputs clamp to its range, e.g.
+            ``[-8, 7]`` for 4 bits in int8 (``activation_range``); None: the dtype's range.
         activation: None, "relu" or "relu6" as an integer clamp (``activation_range``).
         accumulator: overrides ``profile.accumulator``.
         layer: the name in overflow errors.
@@ -228,7 +231,7 @@ def fully_connected(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None
     zo = check_zero_point("out_zero_point", out_zero_point, odt)
     rule = accm.check_rule(accumulator if accumulator is not None else prof.accumulator)
     params = resolve_requant(prof.fully_connected, requant, x_scale, w_scale, out_scale, o)
-    act = activation_range(activation, out_scale, zo, odt, prof)
+    act = activation_range(activation, out_scale, zo, odt, prof, out_bits)
     if _vnni_applies(x, w, za, zw, b, rule) and not needs_domain_check(params):
         # the same sums and the same epilogue, fused into the GEMM's last pass
         acc, out = fast_gemm.gemm_exact_vnni(x, w, za, zw, b, requant=params, out_zero_point=zo,

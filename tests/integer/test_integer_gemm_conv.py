@@ -174,3 +174,39 @@ def test_scales_path_uses_profile_rule(name):
     params = prepare_requant(prof.conv, sx, sw, so)
     ref = conv_ref(x, w, None, 5, 0, (1, 1), (0, 0, 0, 0), (1, 1), 1)
     assert np.array_equal(r.out, requant_ref(ref, params, 1, -3, -128, 127))
+
+
+@given(bits=st.integers(2, 8), signed=st.booleans(), relu=st.booleans(),
+       seed=st.integers(0, 2**31 - 1))
+@settings(max_examples=40, deadline=None)
+def test_out_bits_clamp_to_the_bit_range(bits, signed, relu, seed):
+    """``out_bits=b`` stores b-bit values: outputs within [-2^(b-1), 2^(b-1) - 1] (or
+    [0, 2^b - 1]), equal to the full-dtype result clamped there, for conv and FC alike."""
+    rng = np.random.default_rng(seed)
+    odt = np.int8 if signed else np.uint8
+    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+    zo = int(rng.integers(lo, hi + 1))
+    x = rng.integers(-128, 128, (2, 3, 5, 5)).astype(np.int8)
+    w = rng.integers(-127, 128, (4, 3, 3, 3)).astype(np.int8)
+    kw = dict(x_zero_point=1, out_zero_point=zo, x_scale=0.05, w_scale=0.02, out_scale=0.1,
+              profile="tflite", out_dtype=odt, activation="relu" if relu else None)
+    full = conv2d(x, w, **kw).astype(np.int64)
+    low = conv2d(x, w, out_bits=bits, **kw)
+    act_lo = max(lo, zo) if relu else lo
+    assert low.dtype == np.dtype(odt)
+    assert np.array_equal(low.astype(np.int64), np.clip(full, act_lo, hi))
+    xf = x.reshape(2, -1)
+    wf = rng.integers(-127, 128, (6, xf.shape[1])).astype(np.int8)
+    full_fc = fully_connected(xf, wf, **kw).astype(np.int64)
+    low_fc = fully_connected(xf, wf, out_bits=bits, **kw)
+    assert np.array_equal(low_fc.astype(np.int64), np.clip(full_fc, act_lo, hi))
+
+
+@pytest.mark.parametrize("bits, zo", [(1, 0), (9, 0), (17, 0), (4, 8), (4, -9)],
+                         ids=["bits1", "bits9-in-int8", "bits17", "zp-above", "zp-below"])
+def test_out_bits_bad_values(bits, zo):
+    x = np.zeros((1, 4), np.int8)
+    w = np.zeros((2, 4), np.int8)
+    with pytest.raises(ValueError, match="out_bits|out_zero_point"):
+        fully_connected(x, w, x_zero_point=0, out_zero_point=zo, x_scale=1.0, w_scale=1.0,
+                        out_scale=1.0, out_dtype=np.int8, out_bits=bits)
