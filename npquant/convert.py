@@ -273,6 +273,9 @@ def convert(model: nn.Module, qparams: ModelQParams, profile: Profile | str, *,
             if lq is None:
                 raise ValueError(f"no qparams for layer {name!r}")
             _check_same(lq.input, current, name)
+            if lq.weight.bits > 8:
+                raise ValueError(f"layer {name!r}: {lq.weight.bits}-bit weights are not "
+                                 "supported; the integer kernels hold weights as int8 (<= 8 bits)")
             w_q = quantize_weight(m.weight.data, lq.weight, prof)
             b_q = quantize_bias(None if m.bias is None else m.bias.data, lq.bias_scale)
             s_in, s_w, s_out = float(lq.input.scale), lq.weight.scale, float(lq.output.scale)

@@ -12,6 +12,7 @@ from npquant.quant.ptq import (
     Calibration,
     LayerQParams,
     ModelQParams,
+    QuantConfig,
     calibrate,
     choose_qparams,
     quantize_bias,
@@ -19,6 +20,7 @@ from npquant.quant.ptq import (
 )
 
 __all__ = ["Calibration", "LayerQParams", "MinMaxObserver", "ModelQParams",
-           "MovingAverageMinMaxObserver", "Observer", "PerChannelMinMaxObserver", "calibrate",
+           "MovingAverageMinMaxObserver", "Observer", "PerChannelMinMaxObserver", "QuantConfig",
+           "calibrate",
            "chain_layers", "check_chain", "choose_qparams", "fold_batch_norm", "fold_bn_params",
            "quantize_bias", "quantize_weight"]

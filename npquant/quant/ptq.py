@@ -8,9 +8,11 @@ Two steps, so one calibration serves several profiles:
 2. ``choose_qparams(model, calibration, profile)`` fixes, per conv/linear layer (a following
    ReLU is fused: its output range is the layer's):
 
-   * activations: per-tensor asymmetric int8 from the observed range;
-   * weights: per-channel (axis 0 of OIHW / (out, in)) symmetric int8, narrow range
-     ``[-127, 127]`` when the profile says so;
+   * activations: per-tensor asymmetric from the observed range;
+   * weights: per-channel (axis 0 of OIHW / (out, in)) symmetric, narrow range
+     ``[-(2^(b-1) - 1), 2^(b-1) - 1]`` when the profile says so;
+
+   with the bit widths of a ``QuantConfig`` (default 8 and 8; per-layer overrides);
    * bias: int32 with ``S_b[c] = S_in S_w[c]`` and ``Z_b = 0``, so that it adds straight into
      the accumulator, whose scale is exactly that (``quantize_bias``);
 
@@ -151,38 +153,98 @@ def activation_scheme(profile: Profile) -> str:
     return "power_of_two" if profile.conv.kind is RequantKind.POWER_OF_TWO else "asymmetric"
 
 
-def weight_observer(weight: np.ndarray, profile: Profile, name: str = "weight"
-                    ) -> PerChannelMinMaxObserver:
-    """A per-channel (axis 0) symmetric observer that has seen ``weight``."""
+def weight_observer(weight: np.ndarray, profile: Profile, name: str = "weight", *,
+                    bits: int = 8) -> PerChannelMinMaxObserver:
+    """A per-channel (axis 0) symmetric ``bits``-bit observer that has seen ``weight``."""
     pow2 = activation_scheme(profile) == "power_of_two"
     obs = PerChannelMinMaxObserver(axis=0, scheme="power_of_two" if pow2 else "symmetric",
-                                   narrow_range=profile.narrow_range_weights, name=name)
+                                   bits=bits, narrow_range=profile.narrow_range_weights,
+                                   name=name)
     obs.observe(weight)
     return obs
 
 
-def choose_qparams(model: nn.Module, calibration: Calibration,
-                   profile: Profile | str) -> ModelQParams:
-    """Per-layer qparams of the (BN-folded) chain ``model`` for ``profile`` (module docstring).
+@dataclass(frozen=True)
+class QuantConfig:
+    """Bit widths of a quantized model: a default for weights and activations, and per-layer
+    overrides.
 
-    Raises ValueError for a layer without calibration data and for a BatchNorm2d left unfolded.
+    ``weight_bits``/``act_bits`` (2..16) apply to every conv/linear layer; ``act_bits`` is the
+    width of each layer's *output* activation and of the model input. ``overrides`` maps a layer
+    name (as in ``chain_layers``; ``"input"`` for the model input) to ``{"weight_bits": b,
+    "act_bits": b}`` (either key may be left out). Weights are symmetric per channel (axis 0),
+    activations asymmetric, both power of two under a power-of-two profile. Integer kernels hold
+    weights as int8, so ``weight_bits`` > 8 is refused by ``convert``; activations up to 16 bits
+    are stored as int16.
+    """
+
+    weight_bits: int = 8
+    act_bits: int = 8
+    overrides: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_bits("weight_bits", self.weight_bits)
+        _check_bits("act_bits", self.act_bits)
+        if not isinstance(self.overrides, dict):
+            raise TypeError(f"overrides must be a dict, got {type(self.overrides).__name__}")
+        for layer, o in self.overrides.items():
+            if not isinstance(o, dict) or not set(o) <= {"weight_bits", "act_bits"}:
+                raise ValueError(f"override for {layer!r} must be a dict with keys weight_bits "
+                                 f"and/or act_bits, got {o!r}")
+            for key, b in o.items():
+                _check_bits(f"overrides[{layer!r}][{key!r}]", b)
+
+    def bits(self, layer: str) -> tuple[int, int]:
+        """``(weight_bits, act_bits)`` of ``layer`` (its override, else the defaults)."""
+        o = self.overrides.get(layer, {})
+        return int(o.get("weight_bits", self.weight_bits)), int(o.get("act_bits", self.act_bits))
+
+    def check_layers(self, names: list[str]) -> None:
+        """ValueError naming each override that is not one of ``names`` (nor ``"input"``)."""
+        unknown = sorted(set(self.overrides) - set(names) - {INPUT})
+        if unknown:
+            raise ValueError(f"overrides name layers that do not exist: {unknown}; the "
+                             f"quantizable layers are {[INPUT] + list(names)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return {"weight_bits": self.weight_bits, "act_bits": self.act_bits,
+                "overrides": {k: dict(v) for k, v in self.overrides.items()}}
+
+
+def _check_bits(name: str, bits: Any) -> None:
+    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 2 <= bits <= 16:
+        raise ValueError(f"{name} must be an int in 2..16, got {bits!r}")
+
+
+def choose_qparams(model: nn.Module, calibration: Calibration,
+                   profile: Profile | str, config: QuantConfig | None = None) -> ModelQParams:
+    """Per-layer qparams of the (BN-folded) chain ``model`` for ``profile`` (module docstring),
+    with the bit widths of ``config`` (default: 8-bit weights and activations).
+
+    Raises ValueError for a layer without calibration data, for a BatchNorm2d left unfolded and
+    for an override naming no conv/linear layer.
     """
     prof = get_profile(profile)
     if not isinstance(calibration, Calibration):
         raise TypeError(f"calibration must be a Calibration, got {type(calibration).__name__}")
+    cfg = QuantConfig() if config is None else config
+    if not isinstance(cfg, QuantConfig):
+        raise TypeError(f"config must be a QuantConfig, got {type(cfg).__name__}")
     obs = calibration.observers
     scheme = activation_scheme(prof)
 
-    def act_qparams(name: str) -> QParams:
+    def act_qparams(name: str, bits: int) -> QParams:
         if name not in obs:
             raise ValueError(f"no calibration data for {name!r}; calibrate this model first")
         o = obs[name]
-        q = MinMaxObserver(scheme=scheme, name=name)  # same range, this profile's scheme
+        q = MinMaxObserver(scheme=scheme, bits=bits, name=name)  # same range, this scheme
         q.min_val, q.max_val = o.range()
         return q.calculate_qparams(prof)
 
     layers = chain_layers(model)
-    current = act_qparams(INPUT)
+    cfg.check_layers([n for n, m in layers if isinstance(m, (nn.Conv2d, nn.Linear))])
+    current = act_qparams(INPUT, cfg.bits(INPUT)[1])
     result = ModelQParams(prof.name, prof.version, current)
     for i, (name, m) in enumerate(layers):
         if isinstance(m, nn.BatchNorm2d):
@@ -193,8 +255,10 @@ def choose_qparams(model: nn.Module, calibration: Calibration,
         nxt = _next_real_layer(layers, i)
         fuse = nxt is not None and isinstance(nxt[1], nn.ReLU)
         out_name = nxt[0] if fuse else name
-        w = weight_observer(m.weight.data, prof, f"{name}.weight").calculate_qparams(prof)
-        out = act_qparams(out_name)
+        w_bits, a_bits = cfg.bits(name)
+        w = weight_observer(m.weight.data, prof, f"{name}.weight",
+                            bits=w_bits).calculate_qparams(prof)
+        out = act_qparams(out_name, a_bits)
         bias_scale = current.scale.astype(np.float64) * w.scale.astype(np.float64)
         result.layers[name] = LayerQParams(
             name, "conv2d" if isinstance(m, nn.Conv2d) else "linear", current, w, out,

@@ -72,3 +72,54 @@ def test_qparams_follow_the_profile(profile):
 def test_choose_qparams_needs_a_calibration():
     with pytest.raises(TypeError, match="Calibration"):
         choose_qparams(_model(), {"input": None}, "tflite")
+
+
+@pytest.mark.parametrize("w_bits, a_bits", [(4, 8), (2, 4), (8, 16), (6, 6)])
+def test_bit_widths_reach_the_integer_model(w_bits, a_bits):
+    """A W4A8 (etc.) config: qparams, integer weights and every integer output hold values of
+    the chosen widths only (4-bit weights in [-7, 7] narrow range, 4-bit outputs in [-8, 7])."""
+    from npquant.convert import convert
+    from npquant.quant import QuantConfig
+
+    m, x = _model(), _data()
+    cfg = QuantConfig(weight_bits=w_bits, act_bits=a_bits, overrides={"4": {"act_bits": 8}})
+    qp = choose_qparams(m, calibrate(m, x, num_batches=2, batch_size=32), "tflite", cfg)
+    assert qp.input.bits == a_bits and qp.layers["0"].output.bits == a_bits
+    assert qp.layers["0"].weight.bits == w_bits and qp.layers["4"].output.bits == 8
+    im = convert(m, qp, "tflite", input_shape=(1, 10, 10))
+    _, trace = im.run(x[:16], return_trace=True)
+    for e in trace:
+        q = {"QUANTIZE": qp.input, "CONV_2D": qp.layers["0"].output,
+             "FULLY_CONNECTED": qp.layers["4"].output}.get(e.op)
+        if q is not None:
+            assert e.output.dtype == q.dtype
+            assert q.qmin <= e.output.min() and e.output.max() <= q.qmax, e.op
+    hi = (1 << (w_bits - 1)) - 1
+    assert np.abs(im.ops[1].weight.astype(np.int16)).max() == hi
+
+
+def test_quant_config_bad_values():
+    from npquant.quant import QuantConfig
+
+    for bad in (1, 17, 4.0, True):
+        with pytest.raises(ValueError, match="weight_bits must be an int in 2..16"):
+            QuantConfig(weight_bits=bad)
+    with pytest.raises(ValueError, match="act_bits"):
+        QuantConfig(overrides={"0": {"act_bits": 1}})
+    with pytest.raises(ValueError, match="keys weight_bits"):
+        QuantConfig(overrides={"0": {"bits": 4}})
+    m, x = _model(), _data()
+    cal = calibrate(m, x, num_batches=1, batch_size=16)
+    with pytest.raises(ValueError, match=r"do not exist: \['conv9'\]"):
+        choose_qparams(m, cal, "tflite", QuantConfig(overrides={"conv9": {"weight_bits": 4}}))
+
+
+def test_weights_wider_than_8_bits_are_refused_by_convert():
+    from npquant.convert import convert
+    from npquant.quant import QuantConfig
+
+    m, x = _model(), _data()
+    qp = choose_qparams(m, calibrate(m, x, num_batches=1, batch_size=16), "tflite",
+                        QuantConfig(weight_bits=12))
+    with pytest.raises(ValueError, match="layer '0': 12-bit weights"):
+        convert(m, qp, "tflite", input_shape=(1, 10, 10))
