@@ -199,17 +199,30 @@ def quantize(x, qparams: QParams, *, rule: QuantizeRule) -> np.ndarray:
 
     NaN raises ValueError; +-inf saturate to ``qmax``/``qmin``.
     """
+    rounded = quantize_unclamped(x, qparams, rule=rule)
+    clipped = np.clip(rounded, qparams.qmin, qparams.qmax)  # +-inf saturate here
+    return clipped.astype(qparams.dtype)
+
+
+def quantize_unclamped(x, qparams: QParams, *, rule: QuantizeRule) -> np.ndarray:
+    """``round(x / S) + Z`` exactly as ``quantize`` computes it, *before* saturation.
+
+    Returns integral float64 values (+-inf for infinite ``x``), so that a caller can tell a
+    value that lands on ``qmax`` from one that is clamped to it: fake quantization needs that
+    to know where its straight-through gradient is 1 (``npquant.quant.fake_quant``).
+    """
     arr = _float_input(x, "x")
     if rule.block:
         flat_pos = np.arange(arr.size).reshape(arr.shape)
         in_blocks = flat_pos < rule.block * (arr.size // rule.block)
-        return np.where(in_blocks, _quantize(arr, qparams, rule),
-                        _quantize(arr, qparams, rule.tail))
-    return _quantize(arr, qparams, rule)
+        return np.where(in_blocks, _round_by_rule(arr, qparams, rule),
+                        _round_by_rule(arr, qparams, rule.tail))
+    return _round_by_rule(arr, qparams, rule)
 
 
-def _quantize(arr: np.ndarray, qparams: QParams, rule: QuantizeRule) -> np.ndarray:
-    """``quantize`` of a validated float32 array by ``rule``, ignoring ``rule.block``."""
+def _round_by_rule(arr: np.ndarray, qparams: QParams, rule: QuantizeRule) -> np.ndarray:
+    """``round(x / S) + Z`` of a validated float32 array by ``rule`` (ignoring ``rule.block``),
+    unclamped, as float64."""
     scale, zp = qparams.broadcast(arr.ndim)
     zp = zp.astype(np.float64)
     wide = rule.precision == "float64"  # QuantizeRule validated the precision
@@ -231,8 +244,7 @@ def _quantize(arr: np.ndarray, qparams: QParams, rule: QuantizeRule) -> np.ndarr
         rounded = round_to_integer(v, rule.ties)
         if rule.zero_point is ZeroPointOrder.AFTER_ROUNDING:
             rounded = rounded + zp
-    clipped = np.clip(rounded, qparams.qmin, qparams.qmax)  # +-inf saturate here
-    return clipped.astype(qparams.dtype)
+    return rounded
 
 
 def dequantize(q, qparams: QParams, *, rule: DequantizeRule | None = None) -> np.ndarray:

@@ -1,0 +1,201 @@
+"""The seed experiment (Quantization-DNNs): PTQ vs QAT of the CNN with and without BatchNorm at
+2, 4, 6, 8 and 16 bits on FashionMNIST, every cell from the integer-only model.
+
+    python3 tools/experiments.py --out runs/experiments            # the full run (long)
+    python3 tools/experiments.py --limit-train 512 --limit-test 256 --float-epochs 1 ...  # quick
+
+For each model (``cnn``, ``cnn_bn``): train the float model (``npquant.train``, resumable), then
+per bit width ``b``:
+
+* PTQ: fold BatchNorm, calibrate min/max observers (16 batches of 64 training images),
+  ``choose_qparams`` with ``QuantConfig(weight_bits, act_bits)``, ``convert``, integer accuracy;
+* QAT: ``npquant.quant.qat.run_qat`` from the float checkpoint with the same bit widths, then
+  ``convert`` and integer accuracy (and the fake-quant/integer prediction agreement).
+
+Bit widths: ``b`` bits for weights and activations (every layer and the model input), except
+16, which is W8A16: the integer kernels hold weights as int8. Every finished cell is written to
+``out/results.json`` at once, so an interrupted run continues where it stopped. ``--doc`` writes
+the markdown table (and ``--plot`` a PNG, if matplotlib is installed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from npquant import train
+from npquant.convert import convert
+from npquant.quant import fold_batch_norm
+from npquant.quant.ptq import QuantConfig, calibrate, choose_qparams
+from npquant.quant.qat import run_qat
+
+BITS = (2, 4, 6, 8, 16)
+MODELS = ("cnn", "cnn_bn")
+ROW = {("cnn", "ptq"): "cnn_PTQ", ("cnn", "qat"): "cnn_QAT", ("cnn_bn", "ptq"): "cnnBN_PTQ",
+       ("cnn_bn", "qat"): "cnnBN_QAT"}
+# The seed README's FashionMNIST table (accuracy %, 4/6/8 bits; float CNN 90%, CNN_BN 90%).
+SEED = {"cnn_PTQ": {4: 71, 6: 88, 8: 90}, "cnn_QAT": {4: 81, 6: 90, 8: 91},
+        "cnnBN_PTQ": {4: 52, 6: 63, 8: 59}, "cnnBN_QAT": {4: 62, 6: 71, 8: 84}}
+
+
+def quant_config(bits: int) -> QuantConfig:
+    """``b`` bits everywhere; 16 is W8A16 (int8 weights in the integer kernels)."""
+    return QuantConfig(weight_bits=min(bits, 8), act_bits=bits)
+
+
+def qat_methods(bits: int) -> tuple[str, str]:
+    """(weight_quant, act_quant): LSQ steps at 2 and 4 bits, observed ranges above."""
+    return ("lsq", "lsq") if bits <= 4 else ("minmax", "ema")
+
+
+def ptq_cell(float_dir: Path, bits: int, profile: str, x_train, x_test, y_test,
+             seed: int) -> dict[str, Any]:
+    """Integer-only accuracy of PTQ at ``bits`` (module docstring)."""
+    t0 = time.perf_counter()
+    folded = fold_batch_norm(train.load_trained_model(float_dir))
+    cal = calibrate(folded, x_train, num_batches=16, batch_size=64, seed=seed)
+    qp = choose_qparams(folded, cal, profile, quant_config(bits))
+    im = convert(folded, qp, profile, input_shape=tuple(x_test.shape[1:]))
+    acc = float(np.mean(im.predict(x_test) == y_test))
+    return {"integer_accuracy": acc, "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def run(out: Path, *, models=MODELS, bits=BITS, profile: str = "tflite-single-rounding",
+        float_epochs: int = 8, qat_epochs: int = 1, qat_lr: float = 1e-4,
+        qat_optimizer: str = "adam", seed: int = 0, data_dir=None, limit_train=None,
+        limit_test=None, progress: bool = False, log=print) -> dict[str, Any]:
+    """Run (or continue) every cell; returns the results dict (also in ``out/results.json``)."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "results.json"
+    results: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
+    settings = {"profile": profile, "float_epochs": float_epochs, "qat_epochs": qat_epochs,
+                "qat_lr": qat_lr, "qat_optimizer": qat_optimizer, "seed": seed,
+                "limit_train": limit_train, "limit_test": limit_test}
+    if results.get("settings", settings) != settings:
+        raise ValueError(f"{path} holds results of other settings {results['settings']}; "
+                         f"now {settings}: use another --out")
+    results["settings"] = settings
+    results.setdefault("cells", {})
+    results.setdefault("float", {})
+
+    def save() -> None:
+        path.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+
+    x_train, _ = train.prepare("fashion-mnist", "train", data_dir, limit_train)
+    x_test, y_test = train.prepare("fashion-mnist", "test", data_dir, limit_test)
+    for model in models:
+        float_dir = out / model / "float"
+        t0 = time.perf_counter()
+        meta = train.train(model, "fashion-mnist", float_epochs, seed, float_dir,
+                           data_dir=data_dir, schedule="cosine", limit_train=limit_train,
+                           limit_test=limit_test, progress=progress, log=log)
+        results["float"][model] = {"test_accuracy": meta["test_accuracy"],
+                                   "epochs": meta["epoch"]}
+        log(f"{model}: float test accuracy {meta['test_accuracy']:.4f} "
+            f"({time.perf_counter() - t0:.0f}s)")
+        save()
+        for b in bits:
+            key = f"{ROW[(model, 'ptq')]}/{b}"
+            if key not in results["cells"]:
+                results["cells"][key] = ptq_cell(float_dir, b, profile, x_train, x_test, y_test,
+                                                 seed)
+                save()
+            log(f"{key}: {results['cells'][key]}")
+            key = f"{ROW[(model, 'qat')]}/{b}"
+            if key not in results["cells"]:
+                wq, aq = qat_methods(b)
+                s = run_qat(float_dir, out / model / f"qat{b}", profile=profile,
+                            config=quant_config(b), weight_quant=wq, act_quant=aq,
+                            epochs=qat_epochs, lr=qat_lr, optimizer=qat_optimizer, seed=seed,
+                            data_dir=data_dir, limit_train=limit_train,
+                            limit_test=limit_test, progress=progress, log=log)
+                results["cells"][key] = {
+                    "integer_accuracy": s["integer_accuracy"],
+                    "fake_quant_accuracy": s["fake_quant_accuracy"],
+                    "prediction_agreement": s["prediction_agreement"],
+                    "layers_equal": {r["name"]: r["equal"] for r in s["layers"]},
+                    "weight_quant": wq, "act_quant": aq, "seconds": s["seconds"]}
+                save()
+            log(f"{key}: integer {results['cells'][key]['integer_accuracy']:.4f}")
+    return results
+
+
+def render(results: dict[str, Any], command: str) -> str:
+    """The markdown table: ours (integer-only) with the seed's number in parentheses."""
+    bits = sorted({int(k.split("/")[1]) for k in results["cells"]})
+    head = "| model | " + " | ".join(("W8A16" if b == 16 else f"{b} bits") for b in bits) + " |"
+    lines = [head, "|---|" + "---|" * len(bits)]
+    for row in ("cnn_PTQ", "cnn_QAT", "cnnBN_PTQ", "cnnBN_QAT"):
+        cells = []
+        for b in bits:
+            c = results["cells"].get(f"{row}/{b}")
+            seed = SEED[row].get(b)
+            text = "-" if c is None else f"{100 * c['integer_accuracy']:.2f}%"
+            cells.append(text + (f" ({seed}%)" if seed is not None else ""))
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + f"\n\nCommand: `{command}`\n"
+
+
+def plot(results: dict[str, Any], path: Path) -> bool:
+    """Accuracy vs bits, one line per row; False if matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for row in ("cnn_PTQ", "cnn_QAT", "cnnBN_PTQ", "cnnBN_QAT"):
+        pts = sorted((int(k.split("/")[1]), 100 * v["integer_accuracy"])
+                     for k, v in results["cells"].items() if k.startswith(row + "/"))
+        if pts:
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=row)
+    ax.set_xlabel("bits (16: W8A16)")
+    ax.set_ylabel("integer-only test accuracy (%)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", default="runs/experiments")
+    p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    p.add_argument("--bits", nargs="+", type=int, default=list(BITS))
+    p.add_argument("--profile", default="tflite-single-rounding")
+    p.add_argument("--float-epochs", type=int, default=8)
+    p.add_argument("--qat-epochs", type=int, default=1)
+    p.add_argument("--qat-lr", type=float, default=1e-4)
+    p.add_argument("--qat-optimizer", default="adam", choices=("adam", "sgd"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--limit-train", type=int, default=None)
+    p.add_argument("--limit-test", type=int, default=None)
+    p.add_argument("--doc", default=None, help="write the markdown table here")
+    p.add_argument("--plot", default=None, help="write the PNG plot here (needs matplotlib)")
+    args = p.parse_args(argv)
+    results = run(Path(args.out), models=args.models, bits=args.bits, profile=args.profile,
+                  float_epochs=args.float_epochs, qat_epochs=args.qat_epochs,
+                  qat_lr=args.qat_lr, qat_optimizer=args.qat_optimizer, seed=args.seed,
+                  data_dir=args.data_dir, limit_train=args.limit_train,
+                  limit_test=args.limit_test)
+    table = render(results, "python3 tools/experiments.py " + " ".join(argv or sys.argv[1:]))
+    print(table)
+    if args.doc:
+        Path(args.doc).write_text(table)
+    if args.plot and not plot(results, Path(args.plot)):
+        print("matplotlib is not installed: no plot")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
