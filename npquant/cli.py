@@ -1,7 +1,7 @@
-"""The ``npquant`` command: list profiles, train a float model, run the whole pipeline.
+"""The ``npquant`` command: list profiles, train a float model, run the whole pipeline, QAT.
 
-``train`` and ``pipeline`` own their arguments (``npquant train --help``,
-``npquant pipeline --help``); this module only dispatches to them.
+``train``, ``pipeline`` and ``qat`` own their arguments (``npquant train --help``,
+``npquant pipeline --help``, ``npquant qat --help``); this module only dispatches to them.
 """
 
 from __future__ import annotations
@@ -37,7 +37,13 @@ def _cmd_pipeline(argv: list[str]) -> int:
     return int(pipeline.main(argv) or 0)
 
 
-_DELEGATED = {"train": _cmd_train, "pipeline": _cmd_pipeline}
+def _cmd_qat(argv: list[str]) -> int:
+    from npquant.quant import qat
+
+    return int(qat.main(argv) or 0)
+
+
+_DELEGATED = {"train": _cmd_train, "pipeline": _cmd_pipeline, "qat": _cmd_qat}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("pipeline", add_help=False,
                    help="train -> PTQ -> integer model per profile -> golden data "
                         "(npquant pipeline --help)")
+    sub.add_parser("qat", add_help=False,
+                   help="quantization-aware training from a float checkpoint -> integer model "
+                        "(npquant qat --help)")
     if argv and argv[0] in _DELEGATED:
         return _DELEGATED[argv[0]](argv[1:])
     args = parser.parse_args(argv)

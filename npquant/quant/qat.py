@@ -170,12 +170,12 @@ def run_qat(float_dir: str | Path, out_dir: str | Path, *, model: str | None = N
                         "train_accuracy": correct / seen, "test_loss": test["loss"],
                         "fake_quant_test_accuracy": test["accuracy"],
                         "train_seconds": round(train_time, 1)})
-        log(f"qat epoch {epoch + 1}/{epochs} lr {opt.lr:.3g} train_loss {loss_sum / seen:.4f} "
-            f"train_acc {correct / seen:.4f} fake-quant test_acc {test['accuracy']:.4f} "
-            f"({train_time:.1f}s train)")
         meta = {"settings": settings, "epoch": epoch + 1, "epochs": epochs, "history": history,
                 "npquant_version": __version__}
         train.save_checkpoint(out, qat, opt, meta)
+        log(f"qat epoch {epoch + 1}/{epochs} lr {opt.lr:.3g} train_loss {loss_sum / seen:.4f} "
+            f"train_acc {correct / seen:.4f} fake-quant test_acc {test['accuracy']:.4f} "
+            f"({train_time:.1f}s train; checkpoint written)")
     if epochs > 0:  # the final state is that of a fully frozen model
         qat.freeze_observers()
         qat.freeze_bn()

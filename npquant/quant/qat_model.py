@@ -310,6 +310,8 @@ class QATModel(nn.Module):
             q.fake_quant_enabled = bool(enabled)
         for layer in self.qat_layers():
             layer.fake_quant_enabled = bool(enabled)
+            if layer.weight_fq.mode == "lsq":
+                layer.weight_fq.lsq.fake_quant_enabled = bool(enabled)
 
     def start_fake_quant(self) -> None:
         """After calibration: PACT/LSQ initialize from the observed ranges (LSQ weights from
