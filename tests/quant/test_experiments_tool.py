@@ -1,0 +1,41 @@
+"""tools/experiments.py end to end on a toy dataset: every cell from the integer-only model, the
+seed's numbers beside ours, an interrupted run continued from results.json."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+from conftest import write_toy_fashion_mnist
+
+TOOL = Path(__file__).resolve().parents[2] / "tools" / "experiments.py"
+
+
+def load_tool():
+    spec = importlib.util.spec_from_file_location("experiments_tool", TOOL)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_experiments_tool_on_toy_data(tmp_path):
+    tool = load_tool()
+    (tmp_path / "data").mkdir()
+    data = write_toy_fashion_mnist(tmp_path / "data", 600, 200)
+    kw = dict(models=("cnn",), bits=(4,), float_epochs=1, qat_epochs=1, data_dir=data,
+              log=lambda m: None)
+    results = tool.run(tmp_path / "out", **kw)
+    cells = results["cells"]
+    assert set(cells) == {"cnn_PTQ/4", "cnn_QAT/4"}
+    assert cells["cnn_QAT/4"]["prediction_agreement"] == 1.0
+    assert cells["cnn_QAT/4"]["integer_accuracy"] >= 0.9  # the toy classes are easy
+    assert (cells["cnn_QAT/4"]["weight_quant"], cells["cnn_QAT/4"]["act_quant"]) == ("lsq", "lsq")
+    table = tool.render(results, "python3 tools/experiments.py --toy")
+    assert "| cnn_PTQ | " in table and "(71%)" in table and "(81%)" in table
+    assert f"{100 * cells['cnn_QAT/4']['integer_accuracy']:.2f}%" in table
+    # a second call continues from results.json: nothing is recomputed
+    saved = json.loads((tmp_path / "out" / "results.json").read_text())
+    again = tool.run(tmp_path / "out", **kw)
+    assert again["cells"] == saved["cells"]
+    assert tool.quant_config(16).weight_bits == 8 and tool.quant_config(16).act_bits == 16
