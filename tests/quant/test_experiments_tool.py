@@ -39,3 +39,18 @@ def test_experiments_tool_on_toy_data(tmp_path):
     again = tool.run(tmp_path / "out", **kw)
     assert again["cells"] == saved["cells"]
     assert tool.quant_config(16).weight_bits == 8 and tool.quant_config(16).act_bits == 16
+
+
+def test_plot_needs_matplotlib(tmp_path):
+    """The PNG is an optional extra (setup.cfg ``plot``): without matplotlib ``plot`` says so."""
+    tool = load_tool()
+    results = {"cells": {"cnn_QAT/4": {"integer_accuracy": 0.9},
+                         "cnn_QAT/8": {"integer_accuracy": 0.91}}}
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert tool.plot(results, tmp_path / "p.png") is False
+        assert not (tmp_path / "p.png").exists()
+    else:
+        assert tool.plot(results, tmp_path / "p.png") is True
+        assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
