@@ -193,26 +193,49 @@ def run_qat(float_dir: str | Path, out_dir: str | Path, *, model: str | None = N
     return summary
 
 
-def to_integer_model(qat: QATModel) -> IntegerModel:
+def to_integer_model(qat: QATModel, input_shape: tuple[int, int, int]) -> IntegerModel:
     """``convert(export_float_chain(), to_model_qparams(), profile)``: the integer-only model of
-    the QAT model as it stands (BatchNorm folded with the running statistics)."""
-    chain = qat.export_float_chain()
-    in_shape = _input_shape(qat)
-    return convert(chain, qat.to_model_qparams(), qat.profile, input_shape=in_shape)
+    the QAT model as it stands (BatchNorm folded with the running statistics); ``input_shape`` is
+    one image's ``(C, H, W)``."""
+    return convert(qat.export_float_chain(), qat.to_model_qparams(), qat.profile,
+                   input_shape=tuple(int(v) for v in input_shape))
 
 
-def _input_shape(qat: QATModel) -> tuple[int, int, int]:
-    first = qat.qat_layers()[0].layer
-    tmpl = qat._template
-    size = int(getattr(tmpl, "input_size", 28))
-    return (int(first.weight.shape[1]) * int(getattr(first, "groups", 1)), size, size)
+def load_qat(float_dir: str | Path, qat_dir: str | Path,
+             profile: str | None = None) -> QATModel:
+    """The QAT model saved by ``run_qat`` in ``qat_dir`` (fully frozen, eval mode), rebuilt on the
+    float model of ``float_dir``. ``profile`` may name another profile with the same qparams
+    method and quantize rules (e.g. "tflite" for a "tflite-single-rounding" run), to convert the
+    same learned model under its arithmetic; otherwise a ValueError."""
+    state, _, meta = train.load_checkpoint(qat_dir)
+    st = meta["settings"]
+    _, _, fmeta = train.load_checkpoint(float_dir)
+    if fmeta["sha256"] != st["float_checkpoint_sha256"]:
+        raise ValueError(f"{qat_dir} was trained from another float checkpoint than {float_dir}")
+    prof = get_profile(profile or st["profile"])
+    base = get_profile(st["profile"])
+    if (prof.qparams_method, prof.quantize, prof.quantize_per_channel,
+            prof.narrow_range_weights) != (base.qparams_method, base.quantize,
+                                           base.quantize_per_channel, base.narrow_range_weights):
+        raise ValueError(f"profile {prof.name!r} chooses or rounds qparams differently from "
+                         f"{base.name!r}, which {qat_dir} was trained for")
+    c = st["config"]
+    cfg = QuantConfig(c["weight_bits"], c["act_bits"], c["overrides"])
+    qat = prepare_qat(train.load_trained_model(float_dir), prof, cfg,
+                      weight_quant=st["weight_quant"], act_quant=st["act_quant"],
+                      averaging_constant=st["averaging_constant"])
+    qat.set_fake_quant(True)
+    qat.load_state_dict(state)
+    qat.freeze_observers()
+    qat.freeze_bn()
+    return qat.eval()
 
 
 def evaluate_qat(qat: QATModel, x: np.ndarray, y: np.ndarray, *, compare_images: int = 100,
                  batch_size: int = 500, progress: bool = False) -> dict[str, Any]:
     """Fake-quant and integer-only accuracy on ``(x, y)``, their prediction agreement, and the
     per-layer code agreement on the first ``compare_images`` images (``compare_layers``)."""
-    im = to_integer_model(qat)
+    im = to_integer_model(qat, x.shape[1:])
     was = qat.training
     qat.eval()
     with nn.no_grad():

@@ -15,7 +15,7 @@ from npquant.cli import main as cli_main
 from npquant.models import CNN
 from npquant.quant import fold_batch_norm
 from npquant.quant.ptq import QuantConfig
-from npquant.quant.qat import compare_layers, run_qat, to_integer_model
+from npquant.quant.qat import compare_layers, load_qat, run_qat, to_integer_model
 from npquant.quant.qat_model import calibrate_qat, prepare_qat
 
 
@@ -89,7 +89,7 @@ def test_integer_codes_equal_fake_quant_codes(profile, wbits, abits):
     """Every layer: the integer model's int tensors are the fake-quant outputs y as codes
     rint(y/S) + Z, exactly, for profiles whose requantization is one rounding of acc * M."""
     qat = calibrated(profile, QuantConfig(wbits, abits))
-    im = to_integer_model(qat)
+    im = to_integer_model(qat, (1, 12, 12))
     x = images(8, seed=5)
     rows = compare_layers(qat, im, x)
     assert [r["name"] for r in rows] == ["input", "conv1", "pool1", "conv2", "pool2", "flatten",
@@ -103,7 +103,7 @@ def test_sixteen_bit_activations_differ_by_one_code_at_most():
     bits before the rounding decision, so a value within ~2^-7 of a half may round the other
     way than the exact integer requantization; W8A16 is within one code, almost always equal."""
     qat = calibrated("tflite-single-rounding", QuantConfig(8, 16))
-    rows = compare_layers(qat, to_integer_model(qat), images(8, seed=5))
+    rows = compare_layers(qat, to_integer_model(qat, (1, 12, 12)), images(8, seed=5))
     assert all(r["max_abs_diff"] <= 1 and r["equal"] >= 0.999 for r in rows), rows
 
 
@@ -112,14 +112,15 @@ def test_double_rounding_differs_by_one_code_at_most():
     half the two roundings can give one more than round(acc * M), which the float fake-quant
     forward cannot know. The model input (QUANTIZE, same rule) stays exact."""
     qat = calibrated("tflite", QuantConfig(4, 4))
-    rows = {r["name"]: r for r in compare_layers(qat, to_integer_model(qat), images(8, seed=5))}
+    im = to_integer_model(qat, (1, 12, 12))
+    rows = {r["name"]: r for r in compare_layers(qat, im, images(8, seed=5))}
     assert rows["input"]["equal"] == 1.0
     assert all(r["max_abs_diff"] <= 1 for r in rows.values())
 
 
 def test_four_bit_model_holds_four_bit_codes():
     qat = calibrated("tflite-single-rounding", QuantConfig(4, 4))
-    im = to_integer_model(qat)
+    im = to_integer_model(qat, (1, 12, 12))
     _, trace = im.run(images(8, seed=6), return_trace=True)
     for e in trace:
         if e.op != "QUANTIZE":
@@ -134,7 +135,7 @@ def test_four_bit_model_holds_four_bit_codes():
 @pytest.mark.parametrize("wq,aq", [("lsq", "lsq"), ("minmax", "pact"), ("lsq", "minmax")])
 def test_learned_quantizers_convert_exactly(wq, aq):
     qat = calibrated("onnxruntime", QuantConfig(4, 4), weight_quant=wq, act_quant=aq)
-    rows = compare_layers(qat, to_integer_model(qat), images(8, seed=5))
+    rows = compare_layers(qat, to_integer_model(qat, (1, 12, 12)), images(8, seed=5))
     assert all(r["equal"] == 1.0 for r in rows), rows
 
 
@@ -181,6 +182,16 @@ def test_run_qat_converts_and_resumes_after_an_interruption(toy):
         assert s["integer_accuracy"] == full["integer_accuracy"]
         assert s["integer_accuracy"] >= 0.9 and s["prediction_agreement"] == 1.0
         assert all(r["equal"] == 1.0 for r in s["layers"])
+    # the saved model converts again, and under tflite's double rounding within one code
+    again = load_qat(root / "float", root / "qat_cut")
+    x_test, _ = train.prepare("fashion-mnist", "test", data, 20)
+    rows = compare_layers(again, to_integer_model(again, (1, 28, 28)), x_test)
+    assert all(r["equal"] == 1.0 for r in rows)
+    tfl = load_qat(root / "float", root / "qat_cut", profile="tflite")
+    rows = compare_layers(tfl, to_integer_model(tfl, (1, 28, 28)), x_test)
+    assert rows[0]["equal"] == 1.0 and all(r["max_abs_diff"] <= 1 for r in rows)
+    with pytest.raises(ValueError, match="qparams differently"):
+        load_qat(root / "float", root / "qat_cut", profile="pytorch-fbgemm")
     with pytest.raises(ValueError, match="other settings"):
         run_qat(root / "float", root / "qat_cut", log=lambda m: None, **dict(kw, act_bits=8))
 
