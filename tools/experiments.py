@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -85,7 +86,16 @@ def run(out: Path, *, models=MODELS, bits=BITS, profile: str = "tflite-single-ro
     results.setdefault("float", {})
 
     def save() -> None:
-        path.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+        # Merge with what is on disk, so that two runs (e.g. --models cnn and --models cnn_bn
+        # at once) each add their cells; written to a temporary file and renamed.
+        disk = json.loads(path.read_text()) if path.is_file() else {}
+        for key in ("cells", "float"):
+            disk.setdefault(key, {}).update(results[key])
+            results[key] = disk[key]
+        disk["settings"] = settings
+        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(disk, indent=1, sort_keys=True) + "\n")
+        os.replace(tmp, path)
 
     x_train, _ = train.prepare("fashion-mnist", "train", data_dir, limit_train)
     x_test, y_test = train.prepare("fashion-mnist", "test", data_dir, limit_test)
