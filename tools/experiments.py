@@ -34,7 +34,7 @@ from npquant import train
 from npquant.convert import convert
 from npquant.quant import fold_batch_norm
 from npquant.quant.ptq import QuantConfig, calibrate, choose_qparams
-from npquant.quant.qat import run_qat
+from npquant.quant.qat import evaluate_qat, load_qat, run_qat
 
 BITS = (2, 4, 6, 8, 16)
 MODELS = ("cnn", "cnn_bn")
@@ -136,6 +136,20 @@ def run(out: Path, *, models=MODELS, bits=BITS, profile: str = "tflite-single-ro
     return results
 
 
+def double_rounding(out: Path, model: str, bits: int, data_dir=None, limit_test=None,
+                    compare_images: int = 100) -> dict[str, Any]:
+    """The QAT model of a cell converted under ``tflite`` (TFLite's reference kernels: double
+    rounding) instead of ``tflite-single-rounding`` (same qparams and quantize rules): integer
+    accuracy, agreement with the fake-quant predictions, per-layer code agreement."""
+    x_test, y_test = train.prepare("fashion-mnist", "test", data_dir, limit_test)
+    qat = load_qat(out / model / "float", out / model / f"qat{bits}", profile="tflite")
+    r = evaluate_qat(qat, x_test, y_test, compare_images=compare_images)
+    return {"integer_accuracy": r["integer_accuracy"],
+            "prediction_agreement": r["prediction_agreement"],
+            "layers_equal": {row["name"]: row["equal"] for row in r["layers"]},
+            "layers_max_abs_diff": {row["name"]: row["max_abs_diff"] for row in r["layers"]}}
+
+
 def render(results: dict[str, Any], command: str) -> str:
     """The markdown table: ours (integer-only) with the seed's number in parentheses."""
     bits = sorted({int(k.split("/")[1]) for k in results["cells"]})
@@ -190,6 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", default=None)
     p.add_argument("--limit-train", type=int, default=None)
     p.add_argument("--limit-test", type=int, default=None)
+    p.add_argument("--double-rounding", action="store_true",
+                   help="also convert every finished QAT cell under tflite (double rounding) and "
+                        "store its accuracy and code agreement in results.json")
     p.add_argument("--doc", default=None, help="write the markdown table here")
     p.add_argument("--plot", default=None, help="write the PNG plot here (needs matplotlib)")
     args = p.parse_args(argv)
@@ -198,6 +215,19 @@ def main(argv: list[str] | None = None) -> int:
                   qat_lr=args.qat_lr, qat_optimizer=args.qat_optimizer, seed=args.seed,
                   data_dir=args.data_dir, limit_train=args.limit_train,
                   limit_test=args.limit_test)
+    if args.double_rounding:
+        for key in sorted(results["cells"]):
+            row, b = key.split("/")
+            if "QAT" not in row:
+                continue
+            model = "cnn_bn" if row.startswith("cnnBN") else "cnn"
+            results.setdefault("tflite_double_rounding", {})[key] = double_rounding(
+                Path(args.out), model, int(b), args.data_dir, args.limit_test)
+            print(key, results["tflite_double_rounding"][key])
+        path = Path(args.out) / "results.json"
+        disk = json.loads(path.read_text())
+        disk["tflite_double_rounding"] = results["tflite_double_rounding"]
+        path.write_text(json.dumps(disk, indent=1, sort_keys=True) + "\n")
     table = render(results, "python3 tools/experiments.py " + " ".join(argv or sys.argv[1:]))
     print(table)
     if args.doc:

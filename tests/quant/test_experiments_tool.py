@@ -39,6 +39,10 @@ def test_experiments_tool_on_toy_data(tmp_path):
     again = tool.run(tmp_path / "out", **kw)
     assert again["cells"] == saved["cells"]
     assert tool.quant_config(16).weight_bits == 8 and tool.quant_config(16).act_bits == 16
+    # the same QAT model under TFLite's double rounding: within one code per layer
+    dr = tool.double_rounding(tmp_path / "out", "cnn", 4, data, compare_images=20)
+    assert dr["layers_equal"]["input"] == 1.0
+    assert max(dr["layers_max_abs_diff"].values()) <= 1
 
 
 def test_plot_needs_matplotlib(tmp_path):
