@@ -43,7 +43,7 @@ import numpy as np
 from npquant import nn
 from npquant.fixedpoint import int_range
 from npquant.profiles import QParamsMethod, QuantizeRule
-from npquant.qparams import SCHEMES, QParams, quantize_unclamped
+from npquant.qparams import SCHEMES, QParams, from_range, quantize_unclamped
 from npquant.quant.observers import MinMaxObserver, MovingAverageMinMaxObserver, Observer
 
 ACT_OBSERVERS = ("minmax", "ema")
@@ -211,7 +211,7 @@ def pact(x: nn.Tensor, alpha: nn.Tensor, *, bits: int, signed: bool = True,
 
 
 # -- modules -----------------------------------------------------------------------------------
-class _Observed(nn.Module):
+class ObservingQuantizer(nn.Module):
     """A per-tensor activation quantizer that observes its input (min/max or EMA).
 
     The range lives in buffers (``min_val``, ``max_val``, ``num_observed``) so that it is saved
@@ -269,7 +269,7 @@ class _Observed(nn.Module):
         return f"{self.name}: {self.scheme} {self.bits}-bit, {self.observer}"
 
 
-class FakeQuantize(_Observed):
+class FakeQuantize(ObservingQuantizer):
     """Activation fake quantization with observed ranges and the STE (PyTorch's FakeQuantize).
 
     While ``observer_enabled`` the range is updated in training mode (and during calibration,
@@ -297,7 +297,7 @@ class FakeQuantize(_Observed):
         return self.observed_qparams()
 
 
-class PACT(_Observed):
+class PACT(ObservingQuantizer):
     """PACT activation quantizer (``pact``): a learnable clip ``alpha`` (a Parameter).
 
     Before fake quantization starts, it observes its input like ``FakeQuantize``;
@@ -333,7 +333,7 @@ class PACT(_Observed):
         return pact_qparams(float(self.alpha.data), self.bits, self.signed)
 
 
-class LSQ(_Observed):
+class LSQ(ObservingQuantizer):
     """LSQ quantizer (``fake_quantize_learnable``): a learnable step ``scale`` (a Parameter).
 
     Per tensor (activations; ``axis=None``) it observes its input until ``start()``, which sets
@@ -366,8 +366,6 @@ class LSQ(_Observed):
         """Initialize ``scale``/``zero_point`` from ``qparams`` of the observed range, or of
         ``weight`` per channel (symmetric), and turn fake quantization on."""
         if weight is not None:
-            from npquant.qparams import from_range
-
             w = np.asarray(weight, dtype=np.float64).reshape(weight.shape[0], -1)
             qp = from_range(w.min(axis=1), w.max(axis=1), bits=self.bits, signed=self.signed,
                             scheme=self.scheme, narrow_range=self.narrow_range,

@@ -36,7 +36,13 @@ from npquant.nn.conv import conv2d
 from npquant.profiles import Profile, get_profile
 from npquant.qparams import QParams
 from npquant.quant.chain import chain_layers
-from npquant.quant.fake_quant import LSQ, PACT, FakeQuantize, _Observed, fake_quantize
+from npquant.quant.fake_quant import (
+    LSQ,
+    PACT,
+    FakeQuantize,
+    ObservingQuantizer,
+    fake_quantize,
+)
 from npquant.quant.fold import fold_batch_norm
 from npquant.quant.ptq import (
     INPUT,
@@ -328,7 +334,7 @@ class QATModel(nn.Module):
     def freeze_observers(self) -> None:
         """Stop updating the observed activation ranges (their qparams stay fixed)."""
         for q in self.quantizers():
-            if isinstance(q, _Observed):
+            if isinstance(q, ObservingQuantizer):
                 q.observer_enabled = False
 
     def freeze_bn(self) -> None:
