@@ -2,8 +2,8 @@
 
 The affine map (Jacob et al. 2018, arXiv:1712.05877, eq. 1) is ``r = S (q - Z)`` with a real
 scale ``S > 0`` and an integer zero point ``Z`` in ``[qmin, qmax]``, so that real 0 is exactly
-``q = Z``. Ranges are widened to include 0 first. docs/qparams.md derives each formula with
-numbers from this module.
+``q = Z``. Ranges are widened to include 0 first. docs/fixedpoint.md (section 1) derives each
+formula with numbers from this module.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 ``M = S_in * S_w / S_out`` (one per output channel for per-channel weights) is derived from the
 float32 scales as the rule says (``effective_multiplier``), turned into the rule's integer form
 once (``prepare_requant``), and applied to every accumulator (``requantize``; kernels call
-``requantize_scalar`` inside their loops). DESIGN.md section 2, docs/fixedpoint.md.
+``requantize_scalar`` inside their loops). docs/fixedpoint.md.
 """
 
 from __future__ import annotations
