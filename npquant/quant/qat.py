@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -314,7 +315,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 limit_train=args.limit_train, limit_test=args.limit_test,
                 resume=not args.no_resume, progress=not args.no_progress)
     except (ValueError, TypeError) as exc:
-        print(f"npquant qat: error: {exc}")
+        print(f"npquant qat: error: {exc}", file=sys.stderr)
         return 2
     return 0
 

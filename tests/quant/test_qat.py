@@ -232,7 +232,7 @@ def test_cli_qat(toy, tmp_path, capsys):
         cli_main(["qat", "--help"])
     assert e.value.code == 0 and "--weight-bits" in capsys.readouterr().out
     assert cli_main(["qat", "--float", str(tmp_path / "none"), "--out", str(tmp_path)]) == 2
-    assert "no checkpoint.json" in capsys.readouterr().out
+    assert "npquant qat: error:" in capsys.readouterr().err
     assert cli_main(["qat", "--float", str(root / "float"), "--out", str(tmp_path / "q"),
                      "--data-dir", str(data), "--weight-bits", "8", "--act-bits", "6",
                      "--calib-batches", "1", "--limit-test", "50", "--no-progress"]) == 0
