@@ -113,7 +113,10 @@ def test_manifest_lists_every_file_with_sha256_and_provenance(golden_dir):
     assert zi == int(im.ops[1].input_qparams.zero_point)
     assert conv["offsets"]["input_offset"] == -zi
     for key, info in m["tensors"].items():
-        assert set(info["files"]) == {"npy", "hex", "bin"}, key
+        assert set(info["files"]) == {"npy", "npz", "hex", "bin", "h"}, key
+    prov = m["provenance"]
+    assert prov["numpy"] == np.__version__ and set(prov["cpu_flags"]) >= {"avx512_vnni", "avx2"}
+    assert prov["npquant_version"] == m["npquant_version"]
 
 
 def test_exported_integers_reproduce_each_output(golden_dir):
@@ -186,5 +189,5 @@ def test_corrupt_file_with_a_matching_manifest_is_still_caught(golden_dir, tmp_p
 def test_write_golden_rejects_non_models(tmp_path):
     with pytest.raises(TypeError, match="IntegerModel"):
         write_golden(object(), np.zeros((1, 1, 4, 4), np.float32), tmp_path)
-    with pytest.raises(GoldenDataError, match="no manifest.json"):
+    with pytest.raises(GoldenDataError, match="manifest.json: missing"):
         load_golden(tmp_path)
