@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from npquant import nn
-from npquant.convert import convert
 from npquant.golden import (
     GoldenDataError,
     hex_lines,
@@ -21,7 +18,6 @@ from npquant.golden import (
     write_hex,
 )
 from npquant.profiles import get_profile
-from npquant.quant.ptq import calibrate, choose_qparams
 from npquant.requant import RequantParams, requantize
 
 
@@ -67,18 +63,6 @@ def test_hex_and_bin_readers_reject_bad_files(tmp_path):
     (tmp_path / "a.bin").write_bytes(b"\x00" * 7)
     with pytest.raises(ValueError, match="7 bytes, expected 8"):
         read_bin(tmp_path / "a.bin", np.int32, (2,))
-
-
-@pytest.fixture(scope="module")
-def golden_dir(tmp_path_factory) -> tuple[Path, object, np.ndarray]:
-    model = nn.Sequential(nn.Conv2d(1, 3, 3, rng=0), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                          nn.Linear(3 * 4 * 4, 4, rng=1)).eval()
-    x = np.random.default_rng(0).normal(size=(16, 1, 10, 10)).astype(np.float32)
-    cal = calibrate(model, x, num_batches=2, batch_size=8)
-    im = convert(model, choose_qparams(model, cal, "tflite"), "tflite", input_shape=(1, 10, 10))
-    d = tmp_path_factory.mktemp("golden")
-    write_golden(im, x[:4], d, seed=7, labels=np.arange(4), nhwc=True)
-    return d, im, x[:4]
 
 
 def test_round_trip_equals_the_model_trace(golden_dir):
