@@ -1,0 +1,126 @@
+"""The C header compiles (``cc -std=c99 -Wall -Wextra -Werror -pedantic``) and a C program that
+walks ``npq_tensors[]`` reads back every value, bit for bit, 16-byte aligned; the per-layer
+``#define``s equal the manifest."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from npquant.golden import load_golden
+from npquant.golden.cheader import DTYPE_CODES, c_macro
+
+PROGRAM = r"""
+#include <stdio.h>
+#include <stdint.h>
+#include "golden.h"
+
+static size_t item_size(int32_t code) {
+    switch (code) {
+    case 1: case 2: return 1;
+    case 3: case 4: return 2;
+    case 5: case 6: case 7: return 4;
+    default: return 8;
+    }
+}
+
+int main(int argc, char **argv) {
+    FILE *bin = fopen(argv[argc - 1], "wb");
+    int32_t i, d;
+    if (!bin) return 2;
+    for (i = 0; i < NPQ_NUM_TENSORS; i++) {
+        const npq_tensor_t *t = &npq_tensors[i];
+        printf("%s %d %d %lld %d", t->name, (int)t->dtype, (int)t->ndim, (long long)t->size,
+               (int)((uintptr_t)t->data % 16));
+        for (d = 0; d < t->ndim; d++) printf(" %d", (int)t->shape[d]);
+        printf("\n");
+        fwrite(t->data, item_size(t->dtype), (size_t)t->size, bin);
+    }
+    fclose(bin);
+    DEFINES
+    return 0;
+}
+"""
+
+
+def find_compiler() -> str:
+    cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc") or shutil.which("clang")
+    if cc is None:
+        if os.environ.get("CI"):
+            pytest.fail("no C compiler in CI: tools/setup.sh installs gcc (apt-get, as root)")
+        pytest.skip("no C compiler (cc/gcc/clang); tools/setup.sh installs gcc when run as root")
+    return cc
+
+
+def test_header_compiles_and_round_trips(golden_dir, tmp_path):
+    cc = find_compiler()
+    d = golden_dir[0]
+    g = load_golden(d)
+    defines = []
+    for layer in g.manifest["layers"]:
+        if "offsets" not in layer:
+            continue
+        p = c_macro(f"{layer['index']:02d}_{layer['name']}")
+        for name in ("INPUT_OFFSET", "OUTPUT_OFFSET", "OUTPUT_ZERO_POINT", "ACT_MIN", "ACT_MAX"):
+            defines.append(f'printf("define {p}_{name} %d\\n", (int)({p}_{name}));')
+    (tmp_path / "main.c").write_text(PROGRAM.replace("DEFINES", "\n    ".join(defines)))
+    exe = tmp_path / "main"
+    r = subprocess.run([cc, "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-I", str(d),
+                        str(tmp_path / "main.c"), "-o", str(exe)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = subprocess.run([str(exe), str(tmp_path / "dump.bin")], capture_output=True, text=True,
+                       check=True)
+    dump = (tmp_path / "dump.bin").read_bytes()
+    lines = r.stdout.splitlines()
+    tensor_lines = [line.split() for line in lines if not line.startswith("define ")]
+    assert [t[0] for t in tensor_lines] == list(g.manifest["tensors"])
+    offset = 0
+    for name, code, ndim, size, misalign, *shape in tensor_lines:
+        want = g.arrays[name]
+        assert int(code) == DTYPE_CODES[want.dtype.name] and int(misalign) == 0, name
+        assert [int(s) for s in shape] == list(want.shape) and int(ndim) == want.ndim, name
+        n = int(size) * want.dtype.itemsize
+        got = np.frombuffer(dump[offset:offset + n], dtype=want.dtype.newbyteorder("<"))
+        assert np.array_equal(got.view(f"u{want.dtype.itemsize}"),
+                              want.reshape(-1).view(f"u{want.dtype.itemsize}")), name
+        offset += n
+    assert offset == len(dump)
+    got_defines = {line.split()[1]: int(line.split()[2]) for line in lines
+                   if line.startswith("define ")}
+    for layer in g.manifest["layers"]:
+        if "offsets" in layer:
+            p = c_macro(f"{layer['index']:02d}_{layer['name']}")
+            assert got_defines[f"{p}_INPUT_OFFSET"] == layer["offsets"]["input_offset"]
+            assert got_defines[f"{p}_OUTPUT_OFFSET"] == layer["offsets"]["output_offset"]
+            assert got_defines[f"{p}_OUTPUT_ZERO_POINT"] == \
+                layer["zero_points"]["output_zero_point"]
+            lo, hi = layer["requant"]["activation_range"]
+            assert (got_defines[f"{p}_ACT_MIN"], got_defines[f"{p}_ACT_MAX"]) == (lo, hi)
+
+
+def test_extreme_values_survive_the_c_compiler(tmp_path):
+    """INT32_MIN/MAX, int8 -128, uint8 255, int16 edges, float -0.0 and NaN bits round trip."""
+    cc = find_compiler()
+    from npquant.golden import write_tensors
+
+    tensors = [("i32", np.array([-2**31, 2**31 - 1, 0, -1, 10, -10], np.int32), "N"),
+               ("i8", np.array([-128, 127, 0, -1], np.int8), "N"),
+               ("u8", np.array([0, 255, 128], np.uint8), "N"),
+               ("i16", np.array([-32768, 32767, -1], np.int16), "N"),
+               ("f32", np.array([-0.0, np.nan, np.inf, 1e-45], np.float32), "N"),
+               ("f64", np.array([-0.0, 2.0**-1074], np.float64), "N"),
+               ("empty", np.zeros((0,), np.int8), "N")]
+    d = tmp_path / "edges"
+    write_tensors(d, tensors, {"layers": []}, formats=("h",))
+    (tmp_path / "main.c").write_text(PROGRAM.replace("DEFINES", ""))
+    exe = tmp_path / "main"
+    r = subprocess.run([cc, "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-I", str(d),
+                        str(tmp_path / "main.c"), "-o", str(exe)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    subprocess.run([str(exe), str(tmp_path / "dump.bin")], check=True, capture_output=True)
+    expected = b"".join(a.astype(a.dtype.newbyteorder("<")).tobytes() for _, a, _ in tensors)
+    assert (tmp_path / "dump.bin").read_bytes() == expected
