@@ -1,11 +1,14 @@
-"""A small integer model for the golden tests."""
+"""A small integer model and its golden directory, shared by the golden tests."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
 from npquant import nn
 from npquant.convert import convert
+from npquant.golden import write_golden
 from npquant.quant.ptq import calibrate, choose_qparams
 
 
@@ -17,3 +20,14 @@ def small_model(profile: str = "tflite"):
     cal = calibrate(model, x, num_batches=2, batch_size=8)
     return convert(model, choose_qparams(model, cal, profile), profile,
                    input_shape=(1, 10, 10)), x
+
+
+def make_golden_dir(tmp_path_factory) -> tuple[Path, object, np.ndarray]:
+    """The golden directory of ``small_model`` on 4 images (all formats, NHWC copies, labels).
+
+    Each test module wraps this in its own ``golden_dir`` fixture (tests/golden has no
+    conftest.py: its module name would shadow tests/conftest.py for ``from conftest import``)."""
+    im, x = small_model()
+    d = tmp_path_factory.mktemp("golden") / "g"
+    write_golden(im, x[:4], d, seed=7, labels=np.arange(4), nhwc=True)
+    return d, im, x[:4]

@@ -10,6 +10,7 @@ import subprocess
 
 import numpy as np
 import pytest
+from golden_helpers import make_golden_dir
 
 from npquant.golden import load_golden
 from npquant.golden.cheader import DTYPE_CODES, c_macro
@@ -45,6 +46,11 @@ int main(int argc, char **argv) {
     return 0;
 }
 """
+
+
+@pytest.fixture(scope="module")
+def golden_dir(tmp_path_factory):
+    return make_golden_dir(tmp_path_factory)
 
 
 def find_compiler() -> str:

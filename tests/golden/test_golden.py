@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from golden_helpers import make_golden_dir
 
 from npquant.golden import (
     GoldenDataError,
@@ -19,6 +20,11 @@ from npquant.golden import (
 )
 from npquant.profiles import get_profile
 from npquant.requant import RequantParams, requantize
+
+
+@pytest.fixture(scope="module")
+def golden_dir(tmp_path_factory):
+    return make_golden_dir(tmp_path_factory)
 
 
 def test_hex_format_twos_complement_and_width():

@@ -9,10 +9,16 @@ import shutil
 from pathlib import Path
 
 import pytest
+from golden_helpers import make_golden_dir
 
 from npquant.cli import main
 from npquant.golden import GoldenDataError, load_golden, verify_golden
 from npquant.golden.manifest import seal
+
+
+@pytest.fixture(scope="module")
+def golden_dir(tmp_path_factory):
+    return make_golden_dir(tmp_path_factory)
 
 
 def run_verify(d: Path, capsys) -> tuple[int, str]:
