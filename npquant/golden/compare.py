@@ -1,12 +1,14 @@
 """First divergence between two golden sets: the tool to run when RTL and model disagree.
 
 ``compare_golden(a, b)`` walks the ops in dataflow order and, inside each op, its tensors in the
-order the manifest lists them (input, constants, accumulators, output). For each tensor present
-in both it reports how many elements differ, the first differing index (C order) with both
-values, and the signature of the differences ``d = b - a``: how many are ``+1``, how many ``-1``
-and how many larger. A pure ``±1`` signature in an output with identical accumulators is a
-rounding-rule difference (ties, double vs single rounding); a difference that starts in an
-accumulator is an arithmetic or data error upstream. Floats are compared bit for bit.
+order the manifest lists them (input, constants, accumulators, output); a tensor shared by two
+ops (op k's input is op k-1's output) is compared once, at the op that produces it. For each
+tensor present in both it reports how many elements differ, the first differing index (C order)
+with both values, and the signature of the differences ``d = b - a``: how many are ``+1``, how
+many ``-1`` and how many larger. A pure ``±1`` signature in an output with identical
+accumulators is a rounding-rule difference (ties, double vs single rounding); a difference
+that starts in an accumulator is an arithmetic or data error upstream. Floats are compared
+bit for bit.
 """
 
 from __future__ import annotations
@@ -72,9 +74,13 @@ def compare_golden(a_layers: list[dict[str, Any]], a: dict[str, np.ndarray],
     if a_ops != b_ops:
         out.problems.append(f"the op lists differ: A {a_ops} vs B {b_ops}")
     b_by_index = {lay["index"]: lay for lay in b_layers}
+    seen: set[str] = set()
     for layer in a_layers:
         other = b_by_index.get(layer["index"], {"tensors": {}})
         for role, key in layer["tensors"].items():
+            if key in seen:  # op k's input is op k-1's output: compared once, there
+                continue
+            seen.add(key)
             bkey = other["tensors"].get(role)
             if key not in a or bkey is None or bkey not in b:
                 out.problems.append(f"op {layer['index']:02d} {layer['name']} {role}: missing "

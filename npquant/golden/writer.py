@@ -8,10 +8,11 @@ named profile; ``tests/test_convert.py`` checks that path bit for bit against an
 step-by-step reference.
 
 Per op ``k`` (name ``op``, e.g. ``01_conv1``) the files are ``<k>_<name>.<tensor>.{npy,hex,bin}``
-with tensors:
+with tensors (the manifest's ``layers[k].tensors`` maps each role to its file stem):
 
 * ``input``, ``output``: activations (``QUANTIZE`` input float32, ``DEQUANTIZE`` output float32,
-  all others int8), NCHW for 4-D, ``(N, features)`` for 2-D;
+  all others int8), NCHW for 4-D, ``(N, features)`` for 2-D. Op k's input is op k-1's output,
+  stored once: ``layers[k].tensors.input`` names ``<k-1>_<name>.output``;
 * ``acc``: int32 accumulators before requantization and activation clamp (CONV_2D,
   FULLY_CONNECTED; for MAX_POOL_2D the window maxima);
 * ``weight`` (int8 OIHW / (O, I)), ``bias`` (int32, scale ``S_in S_w[o]``, zero point 0);
@@ -135,11 +136,13 @@ def golden_tensors(model: IntegerModel, x: np.ndarray, *, labels: np.ndarray | N
     layers = []
     dq = model.ops[-1]
     final = TraceEntry(len(trace), dq.name, dq.op, logits, model.dequantize_logits(logits))
+    previous_output = None
     for entry in [*trace, final]:
         op = model.ops[entry.index]
         base = f"{entry.index:02d}_{entry.name}"
-        t: dict[str, str] = {"input": emit(f"{base}.input", entry.input,
-                                           _act_layout(entry.input))}
+        # An op's input is the previous op's output: one file, named by both ops' "tensors".
+        t: dict[str, str] = {"input": previous_output or emit(f"{base}.input", entry.input,
+                                                              _act_layout(entry.input))}
         layer: dict[str, Any] = {"index": entry.index, "name": entry.name, "op": entry.op,
                                  "attributes": op.describe(), "tensors": t}
         if isinstance(op, (Conv2dOp, FullyConnectedOp)):
@@ -179,7 +182,8 @@ def golden_tensors(model: IntegerModel, x: np.ndarray, *, labels: np.ndarray | N
                 layer["zero_points"] = {"zero_point": int(q.zero_point)}
         if entry.acc is not None:
             t["acc"] = emit(f"{base}.acc", entry.acc, _act_layout(entry.acc))
-        t["output"] = emit(f"{base}.output", entry.output, _act_layout(entry.output))
+        t["output"] = previous_output = emit(f"{base}.output", entry.output,
+                                             _act_layout(entry.output))
         layers.append(layer)
     if labels is not None:
         emit("labels", np.asarray(labels).astype(np.int32), "N")

@@ -32,7 +32,7 @@ def test_same_bytes_across_runs_threads_and_kernel_paths(tmp_path, monkeypatch):
     monkeypatch.setattr(fast_gemm, "HAVE_VNNI", False)
     runs["portable kernels"] = export(tmp_path / "portable")
     first = runs["first"]
-    assert len(first) > 100
+    assert len(first) > 80
     for name, files in runs.items():
         assert files.keys() == first.keys(), name
         different = [f for f in files if files[f] != first[f]]

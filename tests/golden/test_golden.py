@@ -84,8 +84,9 @@ def test_round_trip_equals_the_model_trace(golden_dir):
             assert np.array_equal(got["acc"], entry.acc) and got["acc"].dtype == np.int32
     assert np.array_equal(g.layer("output")["input"], logits)
     assert np.array_equal(g.layer("0")["weight"], im.ops[1].weight)
-    nhwc = g.arrays["01_0.input.nhwc"]
-    assert np.array_equal(nhwc, g.arrays["01_0.input"].transpose(0, 2, 3, 1))
+    assert g.manifest["layers"][1]["tensors"]["input"] == "00_input.output"  # stored once
+    nhwc = g.arrays["00_input.output.nhwc"]
+    assert np.array_equal(nhwc, g.layer(1)["input"].transpose(0, 2, 3, 1))
     assert g.manifest["tensors"]["01_0.weight.nhwc"]["layout"] == "OHWI"
     assert np.array_equal(g.arrays["labels"], np.arange(4))
 
@@ -168,7 +169,7 @@ def test_corrupt_file_with_a_matching_manifest_is_still_caught(golden_dir, tmp_p
     (d / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(GoldenDataError, match="01_0.output.bin differs"):
         load_golden(d)
-    q = d / "01_0.input.npy"
+    q = d / "01_0.output.npy"
     q.write_bytes(q.read_bytes()[:20])  # a truncated .npy read without sha checks
     m["sha256"][q.name] = hashlib.sha256(q.read_bytes()).hexdigest()
     (d / "manifest.json").write_text(json.dumps(m))
