@@ -5,7 +5,7 @@ One header per export (``golden.h``) holds, for every tensor of the manifest,
 
 * ``static const int8_t npq_<key>[N] NPQ_ALIGN = {...};`` (integer tensors, decimal values, C
   order, the manifest's layout) — the dtype keeps its width: ``int8_t``, ``int16_t``,
-  ``int32_t``, ``uint8_t``;
+  ``int32_t``, ``uint8_t``; batch tensors (activations, labels) hold the first image only;
 * float tensors as their IEEE-754 bit patterns, ``static const uint32_t npq_<key>_bits[N]``
   (float32; ``uint64_t`` for float64): ``memcpy`` them into a ``float`` to get the value;
 * ``static const int32_t npq_<key>_shape[ndim]`` and ``#define NPQ_<KEY>_SIZE N``;
@@ -20,6 +20,7 @@ Values are formatted by vectorized digit extraction (no Python loop per value).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from typing import IO, Any
@@ -138,9 +139,25 @@ def _value_chunks(a: np.ndarray) -> Iterator[bytes]:
 def _decimal(v: np.ndarray) -> np.ndarray:
     """Rows ``' -123, '``: each value right-aligned in a fixed field (sign + digits), comma, space.
 
-    The digits of ``|v|`` are ``(|v| // 10^j) % 10`` for ``j = 0, 1, ...``; positions past the
-    value's digit count become spaces and the minus sign goes just left of the first digit.
+    1- and 2-byte dtypes look their rows up in a table of every value; wider ones extract the
+    digits of ``|v|`` as ``(|v| // 10^j) % 10`` for ``j = 0, 1, ...``, put spaces past the
+    value's digit count and the minus sign just left of the first digit.
     """
+    info = np.iinfo(v.dtype)
+    if v.dtype.itemsize <= 2:
+        table = _decimal_table(v.dtype.str)
+        return table[v.astype(np.int64) - int(info.min)]
+    return _decimal_digits(v)
+
+
+@functools.lru_cache(maxsize=8)
+def _decimal_table(dtype: str) -> np.ndarray:
+    """``_decimal`` rows of every value of a 1- or 2-byte integer dtype, indexed by v - min."""
+    info = np.iinfo(np.dtype(dtype))
+    return _decimal_digits(np.arange(int(info.min), int(info.max) + 1).astype(dtype))
+
+
+def _decimal_digits(v: np.ndarray) -> np.ndarray:
     info = np.iinfo(v.dtype)
     digits = len(str(max(abs(int(info.min)), int(info.max))))
     width = digits + 1  # one column for the sign
@@ -162,8 +179,8 @@ def _decimal(v: np.ndarray) -> np.ndarray:
 
 
 def _break_lines(rows: np.ndarray) -> bytes:
-    """Replace the trailing space of every ``PER_LINE``-th value (and the last) by a newline."""
-    rows = rows.copy()
+    """Replace the trailing space of every ``PER_LINE``-th value (and the last) by a newline
+    (``rows`` is a fresh array, changed in place)."""
     rows[PER_LINE - 1::PER_LINE, -1] = ord("\n")
     rows[-1, -1] = ord("\n")
     return rows.tobytes()

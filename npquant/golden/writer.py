@@ -54,6 +54,7 @@ MANIFEST = "manifest.json"
 NPZ = "golden.npz"
 HEADER = "golden.h"
 FORMATS = ("npy", "npz", "hex", "bin", "h")
+HEADER_IMAGES = 1  # images of each batch tensor in the C header (``_header_slice``)
 HEX_FORMAT = ("one value per line, lowercase hex, zero-padded to 2 digits per byte of the dtype "
               "(int8: 2, int32: 8); integers in two's complement (int8 -1 = ff, int32 -2 = "
               "fffffffe); floats as IEEE-754 bit patterns (float32 1.0 = 3f800000); C order")
@@ -260,12 +261,12 @@ def write_tensors(out_dir: str | Path, tensors: Iterable[Tensor], fields: dict[s
                 if layer is not None and layer.get("index") not in done_layers:
                     done_layers.add(layer.get("index"))
                     header.write(cheader.layer_defines(layer).encode())
-                cheader.write_array(header, key, arr, layout)
+                cheader.write_array(header, key, _header_slice(arr, layout), layout)
                 entry["files"]["h"] = f"{HEADER}:{cheader.c_name(key)}"
             files[key] = entry
         if header is not None:
-            header.write(cheader.tensor_table([(k, a.dtype, a.ndim) for k, a, _ in tensors])
-                         .encode())
+            header.write(cheader.tensor_table([(k, np.asarray(a).dtype, np.ndim(a))
+                                               for k, a, _ in tensors]).encode())
             header.write(cheader.header_end(guard).encode())
             header.close()
         if npz is not None:
@@ -276,7 +277,11 @@ def write_tensors(out_dir: str | Path, tensors: Iterable[Tensor], fields: dict[s
             manifest["npz"] = NPZ
         if header is not None:
             manifest["c_header"] = {"file": HEADER, "include_guard": guard,
-                                    "description": cheader.__doc__.split("\n\n")[0]}
+                                    "images": HEADER_IMAGES,
+                                    "description": cheader.__doc__.split("\n\n")[0],
+                                    "batch_tensors": f"tensors whose layout starts with N hold "
+                                                     f"the first {HEADER_IMAGES} image(s) only; "
+                                                     "the other formats hold the whole batch"}
         manifest["tensors"] = files
         manifest["sha256"] = dict(sorted(digests.items()))
         with open(tmp / MANIFEST, "w", encoding="ascii") as f:
@@ -348,9 +353,18 @@ def _header_comment(manifest: dict[str, Any]) -> list[str]:
              "Quantized values: r = S (q - Z); input_offset = -input_zero_point, "
              "output_offset = +output_zero_point (CMSIS-NN).",
              "Layouts: activations NCHW, conv weights OIHW, FC weights (O, I); C order.",
+             f"Batch tensors (layout N...) hold the first {HEADER_IMAGES} image(s); the npy, hex "
+             "and bin files hold the whole batch.",
              "Requantization: q_out = clamp(Z_out + round_rule(M[c] acc), ACT_MIN, ACT_MAX), "
              "M = M0 2^shift / 2^31."]
     return [line.replace("*/", "* /") for line in lines]
+
+
+def _header_slice(arr: np.ndarray, layout: str) -> np.ndarray:
+    """What the C header holds of a tensor: batch tensors (layout ``N...``) cut to the first
+    ``HEADER_IMAGES`` images — a test bench runs one image; 10k images of C text would not
+    compile — and everything else whole."""
+    return arr[:HEADER_IMAGES] if layout.startswith("N") else arr
 
 
 def _act_layout(arr: np.ndarray) -> str:

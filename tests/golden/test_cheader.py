@@ -1,6 +1,6 @@
 """The C header compiles (``cc -std=c99 -Wall -Wextra -Werror -pedantic``) and a C program that
-walks ``npq_tensors[]`` reads back every value, bit for bit, 16-byte aligned; the per-layer
-``#define``s equal the manifest."""
+walks ``npq_tensors[]`` reads back every value, bit for bit, 16-byte aligned (batch tensors:
+the first image); the per-layer ``#define``s equal the manifest."""
 
 from __future__ import annotations
 
@@ -87,6 +87,8 @@ def test_header_compiles_and_round_trips(golden_dir, tmp_path):
     offset = 0
     for name, code, ndim, size, misalign, *shape in tensor_lines:
         want = g.arrays[name]
+        if g.manifest["tensors"][name]["layout"].startswith("N"):  # batch: image 0 only
+            want = want[:g.manifest["c_header"]["images"]]
         assert int(code) == DTYPE_CODES[want.dtype.name] and int(misalign) == 0, name
         assert [int(s) for s in shape] == list(want.shape) and int(ndim) == want.ndim, name
         n = int(size) * want.dtype.itemsize
@@ -113,13 +115,13 @@ def test_extreme_values_survive_the_c_compiler(tmp_path):
     cc = find_compiler()
     from npquant.golden import write_tensors
 
-    tensors = [("i32", np.array([-2**31, 2**31 - 1, 0, -1, 10, -10], np.int32), "N"),
-               ("i8", np.array([-128, 127, 0, -1], np.int8), "N"),
-               ("u8", np.array([0, 255, 128], np.uint8), "N"),
-               ("i16", np.array([-32768, 32767, -1], np.int16), "N"),
-               ("f32", np.array([-0.0, np.nan, np.inf, 1e-45], np.float32), "N"),
-               ("f64", np.array([-0.0, 2.0**-1074], np.float64), "N"),
-               ("empty", np.zeros((0,), np.int8), "N")]
+    tensors = [("i32", np.array([-2**31, 2**31 - 1, 0, -1, 10, -10], np.int32), "vector"),
+               ("i8", np.array([-128, 127, 0, -1], np.int8), "vector"),
+               ("u8", np.array([0, 255, 128], np.uint8), "vector"),
+               ("i16", np.array([-32768, 32767, -1], np.int16), "vector"),
+               ("f32", np.array([-0.0, np.nan, np.inf, 1e-45], np.float32), "vector"),
+               ("f64", np.array([-0.0, 2.0**-1074], np.float64), "vector"),
+               ("empty", np.zeros((0,), np.int8), "vector")]
     d = tmp_path / "edges"
     write_tensors(d, tensors, {"layers": []}, formats=("h",))
     (tmp_path / "main.c").write_text(PROGRAM.replace("DEFINES", ""))
