@@ -21,6 +21,10 @@ import numpy as np
 
 _BITS_VIEW = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 _DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+# byte b -> its two hex characters (_DIGITS[b >> 4], _DIGITS[b & 15]) as one uint16 in memory order
+_PAIRS = np.ascontiguousarray(np.stack([_DIGITS[np.arange(256) >> 4],
+                                        _DIGITS[np.arange(256) & 15]], axis=1)
+                              ).view(np.uint16)[:, 0]
 # ASCII code -> hex digit value, 255 for anything that is not [0-9a-fA-F].
 _VALUE = np.full(256, 255, dtype=np.uint8)
 for _i, _c in enumerate(b"0123456789abcdef"):
@@ -42,7 +46,7 @@ def hex_chunks(arr: np.ndarray) -> Iterator[bytes]:
     """The ``$readmemh`` bytes of ``arr`` (module docstring), ``CHUNK`` values at a time.
 
     Each value's bytes are taken most significant first (a big-endian view), and each byte
-    becomes two characters by table lookup: ``_DIGITS[b >> 4]``, ``_DIGITS[b & 15]``.
+    becomes its two characters by one table lookup, ``_PAIRS[b]`` (``b >> 4``, ``b & 15``).
     """
     a = np.ascontiguousarray(arr)
     dt = check_dtype(a.dtype)
@@ -52,8 +56,7 @@ def hex_chunks(arr: np.ndarray) -> Iterator[bytes]:
         be = flat[start:start + CHUNK].astype(dt.newbyteorder(">")).view(np.uint8)
         be = be.reshape(-1, dt.itemsize)
         out = np.empty((be.shape[0], width + 1), dtype=np.uint8)
-        out[:, 0:width:2] = _DIGITS[be >> 4]
-        out[:, 1:width:2] = _DIGITS[be & 15]
+        out[:, :width] = _PAIRS[be].view(np.uint8)
         out[:, width] = ord("\n")
         yield out.tobytes()
 
