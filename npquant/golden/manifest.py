@@ -9,10 +9,11 @@ and recomputes it is caught only by the consistency checks of ``verify_golden``.
 
 Provenance says where the data came from: npquant version, the git commit (and whether the
 checkout had uncommitted changes) when npquant runs from a checkout, Python, NumPy and numba
-versions, the CPU flags that decide which real-framework accumulator behaviour a profile models
-on this host (VNNI: exact u8 x s8 sums; without it vpmaddubsw saturates int16 pairs), and the
-command line. None of it changes the integers: npquant's fast (VNNI) and portable kernels are
-bit-exact with each other, and the thread count does not enter the arithmetic.
+versions, the CPU flags (cpuid) that decide which real-framework accumulator behaviour a profile
+models on this host (VNNI: exact u8 x s8 sums; without it vpmaddubsw saturates int16 pairs; AMX:
+oneDNN tile kernels), and the command line. None of it changes the integers: npquant's fast
+(VNNI) and portable kernels are bit-exact with each other, and the thread count does not enter
+the arithmetic.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from npquant import __version__
 
 CHECKSUM_FIELD = "manifest_sha256"
 # x86 flags that change what ONNX Runtime / fbgemm compute for u8 x s8 products (docs/fidelity.md)
-RELEVANT_CPU_FLAGS = ("avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni")
+RELEVANT_CPU_FLAGS = ("avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8")
 
 
 def canonical_json(manifest: dict[str, Any]) -> bytes:
@@ -94,16 +95,10 @@ def provenance(command: list[str] | None = None) -> dict[str, Any]:
 
 
 def cpu_flags() -> dict[str, bool]:
-    """``RELEVANT_CPU_FLAGS`` of this host (all False where /proc/cpuinfo has no flags line)."""
-    flags: set[str] = set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    break
-    except OSError:
-        pass
+    """``RELEVANT_CPU_FLAGS`` of this CPU, read with cpuid (``npquant.testing.cpu``)."""
+    from npquant.testing.cpu import cpu_flags as host_flags
+
+    flags = host_flags()
     return {name: name in flags for name in RELEVANT_CPU_FLAGS}
 
 
