@@ -3,7 +3,8 @@
 Two kinds of set, one directory per profile each:
 
 * ``cnn/<profile>/``: ``CNN_IMAGES`` FashionMNIST test images through the seed CNN (1 epoch,
-  seed 0) under the profile — every op's tensors, ``npy`` + ``$readmemh`` hex + C header;
+  seed 0) under the profile — every op's tensors as ``$readmemh`` hex (``load_golden`` reads
+  them back with the manifest's dtypes and shapes);
 * ``ops/<profile>/``: single-op vectors at the edges, ``npy`` + hex + bin + C header. Each
   "layer" is one case of ``REQUANTIZE`` (``q = clamp(Z + round_rule(M acc), qmin, qmax)``
   with the profile's conv rule) or ``QUANTIZE`` (``q = clamp(round(x / S) + Z)``): ties,
@@ -36,7 +37,7 @@ from npquant.quant.ptq import LayerQParams, ModelQParams
 from npquant.requant import requant_params_from_multiplier, requantize
 
 CNN_IMAGES = 2
-CNN_FORMATS = ("npy", "hex", "h")
+CNN_FORMATS = ("hex",)  # the RTL format; load_golden reads hex-only sets (manifest: dtype, shape)
 OPS_FORMATS = ("npy", "hex", "bin", "h")
 SOURCES = "sources"
 STATE, IMAGES, QPARAMS = "cnn_state.npz", "cnn_images.npy", "cnn_qparams.json"
