@@ -43,13 +43,15 @@ def test_reference_set_regenerates_byte_for_byte(name, tmp_path):
 
 def test_a_rounding_change_shows_as_a_diff(tmp_path):
     """The comparison above can fail: the tflite single-op set regenerated with single rounding
-    (ties up instead of gemmlowp's double rounding, ties away) differs in the tie outputs."""
+    differs where M = 2^-4 puts acc M on a negative half (gemmlowp's second rounding, the
+    rounding shift, rounds it away from zero; single rounding rounds it up)."""
     from npquant.golden.reference import write_ops
 
     d = SETS["ops/tflite"][0]
     committed = json.loads((d / "manifest.json").read_text())
     out = tmp_path / d.name
     write_ops(out, "tflite-single-rounding", provenance_record=committed["provenance"])
-    for name in ("00_ties_half.output.npy", "00_ties_half.output.hex"):
+    for name in ("01_ties_sixteenth.output.npy", "01_ties_sixteenth.output.hex"):
         assert (d / name).read_bytes() != (out / name).read_bytes(), name
-    assert (d / "00_ties_half.acc.npy").read_bytes() == (out / "00_ties_half.acc.npy").read_bytes()
+    acc = "01_ties_sixteenth.acc.npy"
+    assert (d / acc).read_bytes() == (out / acc).read_bytes()
