@@ -34,8 +34,10 @@ def golden_parser() -> argparse.ArgumentParser:
     """Arguments of ``npquant golden``."""
     from npquant.golden.writer import FORMATS
 
-    p = argparse.ArgumentParser(prog="npquant golden", description=__doc__.split("\n\n")[1]
-                                .split("\n", 1)[1].strip())
+    p = argparse.ArgumentParser(
+        prog="npquant golden",
+        description="Write the golden data of the first N images of a split through SOURCE under "
+                    "a profile, atomically, with a self-checksummed manifest.")
     p.add_argument("source", help="training dir (npquant train --out), pipeline dir, or a model "
                                   "name (untrained, seeded)")
     p.add_argument("out", help="output directory (replaced whole with --force)")

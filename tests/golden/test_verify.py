@@ -152,3 +152,35 @@ def test_verify_without_a_manifest(tmp_path, capsys):
     (tmp_path / "manifest.json").write_text("{not json")
     code, out = run_verify(tmp_path, capsys)
     assert code == 1 and "not valid JSON" in out
+
+
+def leaf_paths(obj, path=()):
+    """Every leaf of a JSON tree as a path of keys / indices."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from leaf_paths(v, (*path, k))
+    elif isinstance(obj, list) and obj:
+        for i, v in enumerate(obj):
+            yield from leaf_paths(v, (*path, i))
+    else:
+        yield path
+
+
+def test_the_checksum_covers_every_field(golden_dir):
+    """Edit each leaf of the manifest in turn (numbers +1, strings changed, bools flipped, None
+    and empty lists replaced): the manifest's own checksum fails for every one."""
+    from npquant.golden.manifest import checksum_problem
+
+    m = json.loads((golden_dir[0] / "manifest.json").read_text())
+    assert checksum_problem(m) is None
+    paths = [p for p in leaf_paths(m) if p != ("manifest_sha256",)]
+    assert len(paths) > 500
+    for path in paths:
+        edited = json.loads(json.dumps(m))
+        node = edited
+        for key in path[:-1]:
+            node = node[key]
+        v = node[path[-1]]
+        node[path[-1]] = (not v if isinstance(v, bool) else v + 1 if isinstance(v, (int, float))
+                          else v + "x" if isinstance(v, str) else 0)
+        assert checksum_problem(edited) is not None, path
