@@ -55,3 +55,30 @@ def test_the_fast_path_is_really_taken_here():
         mp.setattr(fast_gemm, "gemm_exact_vnni", counting)
         im.run(x[:5])
     assert calls["n"] >= 1
+
+
+@pytest.mark.slow
+def test_npquant_golden_is_byte_identical_under_numba_num_threads(tmp_path):
+    """The literal claim with the environment variable, in fresh processes: ``npquant golden``
+    with NUMBA_NUM_THREADS=1 and =2 (same relative output name, so even the recorded command
+    line and the C include guard agree) writes the same bytes, manifest included."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import write_toy_fashion_mnist
+
+    (tmp_path / "toy").mkdir()
+    toy = write_toy_fashion_mnist(tmp_path / "toy", 128, 16)
+    root = Path(__file__).resolve().parents[2]
+    outs = {}
+    for n in ("1", "2"):
+        cwd = tmp_path / f"threads{n}"
+        cwd.mkdir()
+        env = dict(os.environ, PYTHONPATH=str(root), NUMBA_NUM_THREADS=n)
+        subprocess.run([sys.executable, "-m", "npquant", "golden", "cnn", "out", "--images", "8",
+                        "--data-dir", str(toy), "--calib-batches", "2", "--calib-batch-size",
+                        "32"], cwd=cwd, env=env, check=True, capture_output=True)
+        outs[n] = {p.name: p.read_bytes() for p in sorted((cwd / "out").iterdir())}
+    assert outs["1"].keys() == outs["2"].keys()
+    assert [f for f in outs["1"] if outs["1"][f] != outs["2"][f]] == []
