@@ -221,61 +221,14 @@ def write_tensors(out_dir: str | Path, tensors: Iterable[Tensor], fields: dict[s
     for fmt, key, text in (("hex", "hex_format", HEX_FORMAT), ("bin", "bin_format", BIN_FORMAT)):
         if fmt in formats:
             manifest[key] = text
-    files: dict[str, dict[str, Any]] = {}
-    digests: dict[str, str] = {}
+    guard = "NPQUANT_GOLDEN_" + "".join(c if c.isalnum() else "_" for c in out.name).upper() \
+        + "_H"
     with atomic_directory(out) as tmp:
-        npz = zipfile.ZipFile(tmp / NPZ, "w", compression=zipfile.ZIP_STORED) \
-            if "npz" in formats else None
-        header = _Sink(tmp / HEADER, digests) if "h" in formats else None
-        guard = "NPQUANT_GOLDEN_" + "".join(c if c.isalnum() else "_" for c in out.name).upper() \
-            + "_H"
-        if header is not None:
-            header.write(cheader.header_preamble(guard, _header_comment(manifest)).encode())
-        layer_of = {key: layer for layer in fields.get("layers", [])
-                    for key in layer.get("tensors", {}).values()}
-        done_layers: set[int] = set()
-        for key, arr, layout in tensors:
-            arr = np.ascontiguousarray(arr)
-            entry: dict[str, Any] = {"dtype": str(arr.dtype), "shape": list(arr.shape),
-                                     "layout": layout, "files": {}}
-            sinks: list[IO[bytes]] = []
-            if "npy" in formats:
-                sinks.append(_Sink(tmp / f"{key}.npy", digests))
-                entry["files"]["npy"] = f"{key}.npy"
-            if npz is not None:
-                info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-                sinks.append(npz.open(info, "w", force_zip64=True))
-                entry["files"]["npz"] = f"{NPZ}:{key}.npy"
-            if sinks:
-                np.lib.format.write_array(_Tee(sinks), arr, allow_pickle=False)
-                for s in sinks:
-                    s.close()
-            for fmt, chunks in (("hex", hex_chunks), ("bin", bin_chunks)):
-                if fmt in formats:
-                    with _Sink(tmp / f"{key}.{fmt}", digests) as s:
-                        for chunk in chunks(arr):
-                            s.write(chunk)
-                    entry["files"][fmt] = f"{key}.{fmt}"
-            if header is not None:
-                layer = layer_of.get(key)
-                if layer is not None and layer.get("index") not in done_layers:
-                    done_layers.add(layer.get("index"))
-                    header.write(cheader.layer_defines(layer).encode())
-                cheader.write_array(header, key, _header_slice(arr, layout), layout)
-                entry["files"]["h"] = f"{HEADER}:{cheader.c_name(key)}"
-            files[key] = entry
-        if header is not None:
-            header.write(cheader.tensor_table([(k, np.asarray(a).dtype, np.ndim(a))
-                                               for k, a, _ in tensors]).encode())
-            header.write(cheader.header_end(guard).encode())
-            header.close()
-        if npz is not None:
-            npz.close()
-            with open(tmp / NPZ, "rb+") as f:
-                fsync_file(f)
-            digests[NPZ] = _sha256_file(tmp / NPZ)
+        files, digests = _write_files(tmp, tensors, formats, fields.get("layers", []),
+                                      _header_comment(manifest), guard)
+        if "npz" in formats:
             manifest["npz"] = NPZ
-        if header is not None:
+        if "h" in formats:
             manifest["c_header"] = {"file": HEADER, "include_guard": guard,
                                     "images": HEADER_IMAGES,
                                     "description": cheader.__doc__.split("\n\n")[0],
@@ -284,10 +237,68 @@ def write_tensors(out_dir: str | Path, tensors: Iterable[Tensor], fields: dict[s
                                                      "the other formats hold the whole batch"}
         manifest["tensors"] = files
         manifest["sha256"] = dict(sorted(digests.items()))
-        with open(tmp / MANIFEST, "w", encoding="ascii") as f:
+        with open(tmp / MANIFEST, "w", encoding="ascii") as f:  # last: it seals the rest
             f.write(manifest_text(manifest))
             fsync_file(f)
     return json.loads(manifest_text(manifest))
+
+
+def _write_files(tmp: Path, tensors: list[Tensor], formats: list[str],
+                 layers: list[dict[str, Any]], comment: list[str], guard: str
+                 ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Write every tensor in every format into ``tmp``, one tensor at a time (the .npy file and
+    its .npz member from the same bytes; the header appended as it goes). Returns the manifest's
+    ``tensors`` entries and the sha256 of every file written."""
+    files: dict[str, dict[str, Any]] = {}
+    digests: dict[str, str] = {}
+    npz = zipfile.ZipFile(tmp / NPZ, "w", compression=zipfile.ZIP_STORED) \
+        if "npz" in formats else None
+    header = _Sink(tmp / HEADER, digests) if "h" in formats else None
+    if header is not None:
+        header.write(cheader.header_preamble(guard, comment).encode())
+    layer_of = {key: layer for layer in layers for key in layer.get("tensors", {}).values()}
+    done_layers: set[int] = set()
+    for key, arr, layout in tensors:
+        arr = np.ascontiguousarray(arr)
+        entry: dict[str, Any] = {"dtype": str(arr.dtype), "shape": list(arr.shape),
+                                 "layout": layout, "files": {}}
+        sinks: list[IO[bytes]] = []
+        if "npy" in formats:
+            sinks.append(_Sink(tmp / f"{key}.npy", digests))
+            entry["files"]["npy"] = f"{key}.npy"
+        if npz is not None:
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            sinks.append(npz.open(info, "w", force_zip64=True))
+            entry["files"]["npz"] = f"{NPZ}:{key}.npy"
+        if sinks:
+            np.lib.format.write_array(_Tee(sinks), arr, allow_pickle=False)
+            for s in sinks:
+                s.close()
+        for fmt, chunks in (("hex", hex_chunks), ("bin", bin_chunks)):
+            if fmt in formats:
+                with _Sink(tmp / f"{key}.{fmt}", digests) as s:
+                    for chunk in chunks(arr):
+                        s.write(chunk)
+                entry["files"][fmt] = f"{key}.{fmt}"
+        if header is not None:
+            layer = layer_of.get(key)
+            if layer is not None and layer.get("index") not in done_layers:
+                done_layers.add(layer.get("index"))
+                header.write(cheader.layer_defines(layer).encode())
+            cheader.write_array(header, key, _header_slice(arr, layout), layout)
+            entry["files"]["h"] = f"{HEADER}:{cheader.c_name(key)}"
+        files[key] = entry
+    if header is not None:
+        header.write(cheader.tensor_table([(k, np.asarray(a).dtype, np.ndim(a))
+                                           for k, a, _ in tensors]).encode())
+        header.write(cheader.header_end(guard).encode())
+        header.close()
+    if npz is not None:
+        npz.close()
+        with open(tmp / NPZ, "rb+") as f:
+            fsync_file(f)
+        digests[NPZ] = _sha256_file(tmp / NPZ)
+    return files, digests
 
 
 def check_formats(formats: Sequence[str]) -> list[str]:
