@@ -33,8 +33,9 @@ import hashlib
 import json
 import zipfile
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
@@ -55,6 +56,7 @@ NPZ = "golden.npz"
 HEADER = "golden.h"
 FORMATS = ("npy", "npz", "hex", "bin", "h")
 HEADER_IMAGES = 1  # images of each batch tensor in the C header (``_header_slice``)
+WRITER_THREADS = 2
 HEX_FORMAT = ("one value per line, lowercase hex, zero-padded to 2 digits per byte of the dtype "
               "(int8: 2, int32: 8); integers in two's complement (int8 -1 = ff, int32 -2 = "
               "fffffffe); floats as IEEE-754 bit patterns (float32 1.0 = 3f800000); C order")
@@ -246,8 +248,8 @@ def write_tensors(out_dir: str | Path, tensors: Iterable[Tensor], fields: dict[s
 def _write_files(tmp: Path, tensors: list[Tensor], formats: list[str],
                  layers: list[dict[str, Any]], comment: list[str], guard: str
                  ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
-    """Write every tensor in every format into ``tmp``, one tensor at a time (the .npy file and
-    its .npz member from the same bytes; the header appended as it goes). Returns the manifest's
+    """Write every tensor in every format into ``tmp`` (the .npz members and the header in
+    tensor order, the other files by ``WRITER_THREADS`` threads). Returns the manifest's
     ``tensors`` entries and the sha256 of every file written."""
     files: dict[str, dict[str, Any]] = {}
     digests: dict[str, str] = {}
@@ -258,36 +260,35 @@ def _write_files(tmp: Path, tensors: list[Tensor], formats: list[str],
         header.write(cheader.header_preamble(guard, comment).encode())
     layer_of = {key: layer for layer in layers for key in layer.get("tensors", {}).values()}
     done_layers: set[int] = set()
-    for key, arr, layout in tensors:
-        arr = np.ascontiguousarray(arr)
-        entry: dict[str, Any] = {"dtype": str(arr.dtype), "shape": list(arr.shape),
-                                 "layout": layout, "files": {}}
-        sinks: list[IO[bytes]] = []
-        if "npy" in formats:
-            sinks.append(_Sink(tmp / f"{key}.npy", digests))
-            entry["files"]["npy"] = f"{key}.npy"
-        if npz is not None:
-            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            sinks.append(npz.open(info, "w", force_zip64=True))
-            entry["files"]["npz"] = f"{NPZ}:{key}.npy"
-        if sinks:
-            np.lib.format.write_array(_Tee(sinks), arr, allow_pickle=False)
-            for s in sinks:
-                s.close()
-        for fmt, chunks in (("hex", hex_chunks), ("bin", bin_chunks)):
-            if fmt in formats:
-                with _Sink(tmp / f"{key}.{fmt}", digests) as s:
-                    for chunk in chunks(arr):
-                        s.write(chunk)
-                entry["files"][fmt] = f"{key}.{fmt}"
-        if header is not None:
-            layer = layer_of.get(key)
-            if layer is not None and layer.get("index") not in done_layers:
-                done_layers.add(layer.get("index"))
-                header.write(cheader.layer_defines(layer).encode())
-            cheader.write_array(header, key, _header_slice(arr, layout), layout)
-            entry["files"]["h"] = f"{HEADER}:{cheader.c_name(key)}"
-        files[key] = entry
+    # The separate files of a tensor are written by a pool of threads while this thread
+    # writes the .npz member and the header (numpy, hashlib and file writes release the GIL).
+    # Leaving the ``with`` waits for every thread, also when this thread raises.
+    jobs = []
+    with ThreadPoolExecutor(max_workers=WRITER_THREADS) as pool:
+        for key, arr, layout in tensors:
+            arr = np.ascontiguousarray(arr)
+            entry: dict[str, Any] = {"dtype": str(arr.dtype), "shape": list(arr.shape),
+                                     "layout": layout, "files": {}}
+            for fmt in ("npy", "hex", "bin"):
+                if fmt in formats:
+                    jobs.append(pool.submit(_write_file, tmp / f"{key}.{fmt}", fmt, arr,
+                                            digests))
+                    entry["files"][fmt] = f"{key}.{fmt}"
+            if npz is not None:
+                info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                with npz.open(info, "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, arr, allow_pickle=False)
+                entry["files"]["npz"] = f"{NPZ}:{key}.npy"
+            if header is not None:
+                layer = layer_of.get(key)
+                if layer is not None and layer.get("index") not in done_layers:
+                    done_layers.add(layer.get("index"))
+                    header.write(cheader.layer_defines(layer).encode())
+                cheader.write_array(header, key, _header_slice(arr, layout), layout)
+                entry["files"]["h"] = f"{HEADER}:{cheader.c_name(key)}"
+            files[key] = entry
+    for job in jobs:
+        job.result()  # re-raises the first error of a writer thread
     if header is not None:
         header.write(cheader.tensor_table([(k, np.asarray(a).dtype, np.ndim(a))
                                            for k, a, _ in tensors]).encode())
@@ -415,17 +416,14 @@ class _Sink:
         self.close()
 
 
-class _Tee:
-    """A write-only file object that passes every write to several sinks (the .npy file and the
-    .npz member get the same bytes)."""
-
-    def __init__(self, sinks: list[IO[bytes]]) -> None:
-        self.sinks = sinks
-
-    def write(self, data: bytes) -> int:
-        for s in self.sinks:
-            s.write(data)
-        return len(data)
+def _write_file(path: Path, fmt: str, arr: np.ndarray, digests: dict[str, str]) -> None:
+    """One tensor file: ``.npy`` (NumPy's format, no pickle), hex or bin."""
+    with _Sink(path, digests) as s:
+        if fmt == "npy":
+            np.lib.format.write_array(s, arr, allow_pickle=False)
+        else:
+            for chunk in (hex_chunks if fmt == "hex" else bin_chunks)(arr):
+                s.write(chunk)
 
 
 def _sha256_file(path: Path) -> str:
