@@ -75,14 +75,23 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("golden", add_help=False, help="golden data of a model (npquant golden --help)")
     sub.add_parser("verify", add_help=False, help="check a golden directory, name every bad file")
     sub.add_parser("compare", add_help=False, help="first divergence between two golden sets")
-    if argv and argv[0] in _DELEGATED:
-        return _DELEGATED[argv[0]](argv[1:])
-    args = parser.parse_args(argv)
+    parser.add_argument("--debug", action="store_true",
+                        help="show the Python traceback of an error (any position)")
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     try:
+        if argv and argv[0] in _DELEGATED:
+            return _DELEGATED[argv[0]](argv[1:])
+        args = parser.parse_args(argv)
         if args.command == "profiles":
             return _cmd_profiles(args)
-    except ValueError as exc:
-        print(f"npquant: error: {exc}", file=sys.stderr)
+    except (ValueError, OSError) as exc:
+        # Bad input (a value out of range, a missing or corrupt file) is one line naming the
+        # problem, exit code 2, as argparse does for a bad option; --debug keeps the traceback.
+        if debug:
+            raise
+        command = f"npquant {argv[0]}" if argv else "npquant"
+        print(f"{command}: error: {exc}", file=sys.stderr)
         return 2
     parser.error(f"unknown command {args.command!r}")
     return 2

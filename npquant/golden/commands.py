@@ -12,7 +12,9 @@
     P; prints per op the differing tensors (count, ±1 signature, first index, values) and the
     first divergence; exits 0 if identical, 1 if not.
 
-Each ``*_main(argv)`` returns the exit status; errors in the arguments exit 2.
+Each ``*_main(argv)`` returns the exit status. Bad values and files raise ValueError / OSError,
+which ``npquant.cli`` prints as one line with exit status 2 (``--debug``: the traceback);
+argparse rejects bad options itself (exit 2).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from npquant.argtypes import positive_int
 from npquant.data import DATASETS
 from npquant.profiles import PROFILES
 
@@ -41,7 +44,8 @@ def golden_parser() -> argparse.ArgumentParser:
     p.add_argument("source", help="training dir (npquant train --out), pipeline dir, or a model "
                                   "name (untrained, seeded)")
     p.add_argument("out", help="output directory (replaced whole with --force)")
-    p.add_argument("--images", type=int, default=8, help="first N images of the split (8)")
+    p.add_argument("--images", type=positive_int, default=8,
+                   help="first N images of the split (8)")
     p.add_argument("--profile", default="tflite", choices=sorted(PROFILES))
     p.add_argument("--formats", default=",".join(FORMATS),
                    help=f"comma-separated subset of {','.join(FORMATS)} (default: all)")
@@ -52,8 +56,8 @@ def golden_parser() -> argparse.ArgumentParser:
                    help="default: the checkpoint's, else fashion-mnist")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--split", default="test", choices=("train", "test"))
-    p.add_argument("--calib-batches", type=int, default=16)
-    p.add_argument("--calib-batch-size", type=int, default=64)
+    p.add_argument("--calib-batches", type=positive_int, default=16)
+    p.add_argument("--calib-batch-size", type=positive_int, default=64)
     return p
 
 
@@ -64,24 +68,20 @@ def golden_main(argv: Sequence[str] | None = None) -> int:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     args = golden_parser().parse_args(argv)
-    try:
-        formats = check_formats(args.formats)
-        t0 = time.perf_counter()
-        model, source = build_integer_model(args.source, args.profile, dataset=args.dataset,
-                                            data_dir=args.data_dir, seed=args.seed,
-                                            calib_batches=args.calib_batches,
-                                            calib_batch_size=args.calib_batch_size)
-        x, y = load_images(source["dataset"], args.split, args.images, args.data_dir)
-        source["images"] = {"split": args.split, "first": args.images,
-                            "sha256_float32": images_digest(x)}
-        t1 = time.perf_counter()
-        manifest = write_golden(model, x, args.out, seed=args.seed, labels=y, nhwc=args.nhwc,
-                                extra={"source": source}, formats=formats,
-                                overwrite=args.force, command=["npquant", "golden", *argv])
-        t2 = time.perf_counter()
-    except (ValueError, TypeError, FileNotFoundError) as exc:
-        print(f"npquant golden: error: {exc}", file=sys.stderr)
-        return 2
+    formats = check_formats(args.formats)
+    t0 = time.perf_counter()
+    model, source = build_integer_model(args.source, args.profile, dataset=args.dataset,
+                                        data_dir=args.data_dir, seed=args.seed,
+                                        calib_batches=args.calib_batches,
+                                        calib_batch_size=args.calib_batch_size)
+    x, y = load_images(source["dataset"], args.split, args.images, args.data_dir)
+    source["images"] = {"split": args.split, "first": args.images,
+                        "sha256_float32": images_digest(x)}
+    t1 = time.perf_counter()
+    manifest = write_golden(model, x, args.out, seed=args.seed, labels=y, nhwc=args.nhwc,
+                            extra={"source": source}, formats=formats,
+                            overwrite=args.force, command=["npquant", "golden", *argv])
+    t2 = time.perf_counter()
     size = sum((Path(args.out) / f).stat().st_size for f in manifest["sha256"])
     print(f"wrote {len(manifest['sha256']) + 1} files ({size / 1e6:.1f} MB, formats "
           f"{','.join(formats)}) to {args.out}: {args.images} images, profile {args.profile}; "
@@ -114,7 +114,7 @@ def verify_main(argv: Sequence[str] | None = None) -> int:
 def compare_main(argv: Sequence[str] | None = None) -> int:
     """``npquant compare`` (module docstring)."""
     from npquant.golden.compare import compare_golden, format_comparison
-    from npquant.golden.reader import GoldenDataError, load_golden
+    from npquant.golden.reader import load_golden
     from npquant.golden.source import build_integer_model
     from npquant.golden.writer import golden_tensors
 
@@ -129,28 +129,25 @@ def compare_main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     if (args.b is None) == (args.profile is None):
         p.error("give either a second directory B or --profile P")
-    try:
-        a = load_golden(args.a)
-        if args.b is not None:
-            b = load_golden(args.b)
-            b_layers, b_arrays, b_name = b.manifest["layers"], b.arrays, args.b
-        else:
-            src = a.manifest.get("extra", {}).get("source")
-            if not src:
-                raise ValueError(f"{args.a} has no extra.source (not written by npquant golden),"
-                                 " so its model cannot be rebuilt; compare two directories")
-            path = src["path"] if src["kind"] == "checkpoint" else src["model"]
-            cal = src["calibration"]
-            model, _ = build_integer_model(path, args.profile, dataset=src["dataset"],
-                                           data_dir=args.data_dir, seed=cal["seed"],
-                                           calib_batches=cal["batches"],
-                                           calib_batch_size=cal["batch_size"])
-            tensors, b_layers = golden_tensors(model, a.arrays[IMAGES_KEY])
-            b_arrays = {k: arr for k, arr, _ in tensors}
-            b_name = f"fresh run of {path} under {args.profile}"
-    except (GoldenDataError, ValueError, KeyError, TypeError) as exc:
-        print(f"npquant compare: error: {exc}", file=sys.stderr)
-        return 2
+    a = load_golden(args.a)  # a damaged directory is a GoldenDataError (exit 2)
+    if args.b is not None:
+        b = load_golden(args.b)
+        b_layers, b_arrays, b_name = b.manifest["layers"], b.arrays, args.b
+    else:
+        src = a.manifest.get("extra", {}).get("source")
+        if not src or IMAGES_KEY not in a.arrays:
+            raise ValueError(f"{args.a} has no extra.source or no {IMAGES_KEY} (not written by "
+                             "npquant golden), so its model cannot be rebuilt; compare two "
+                             "directories instead")
+        path = src["path"] if src["kind"] == "checkpoint" else src["model"]
+        cal = src["calibration"]
+        model, _ = build_integer_model(path, args.profile, dataset=src["dataset"],
+                                       data_dir=args.data_dir, seed=cal["seed"],
+                                       calib_batches=cal["batches"],
+                                       calib_batch_size=cal["batch_size"])
+        tensors, b_layers = golden_tensors(model, a.arrays[IMAGES_KEY])
+        b_arrays = {k: arr for k, arr, _ in tensors}
+        b_name = f"fresh run of {path} under {args.profile}"
     c = compare_golden(a.manifest["layers"], a.arrays, b_layers, b_arrays)
     print(json.dumps(c.to_dict(), indent=1) if args.json else
           format_comparison(c, args.a, b_name))

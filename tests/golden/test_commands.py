@@ -68,14 +68,19 @@ def test_existing_output_needs_force(model_golden, toy_dir, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["nope"], "neither a training / pipeline directory"),
-    (["cnn", "--images", "0"], "images must be an int >= 1"),
+    (["nope"], "npquant golden: error: source 'nope' is neither a training / pipeline directory"),
+    (["cnn", "--images", "0"], "argument --images: must be an int >= 1, got 0"),
     (["cnn", "--images", "17"], "the fashion-mnist test split has 16"),
-    (["cnn", "--formats", "npz,tiff"], "formats"),
+    (["cnn", "--formats", "npz,tiff"], "formats must be distinct names"),
 ], ids=["source", "zero-images", "too-many-images", "format"])
 def test_bad_arguments_write_nothing(toy_dir, tmp_path, capsys, argv, message):
+    """One line naming the problem, exit status 2 (argparse's SystemExit for a bad option)."""
     out = tmp_path / "g"
-    assert main(["golden", *argv, "--data-dir", str(toy_dir), *QUICK, str(out)]) == 2
+    try:
+        code = main(["golden", *argv, "--data-dir", str(toy_dir), *QUICK, str(out)])
+    except SystemExit as exc:
+        code = exc.code
+    assert code == 2
     assert message in capsys.readouterr().err
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
