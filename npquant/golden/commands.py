@@ -26,7 +26,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from npquant.argtypes import positive_int
+from npquant.argtypes import non_negative_int, positive_int
 from npquant.data import DATASETS
 from npquant.profiles import PROFILES
 
@@ -51,7 +51,8 @@ def golden_parser() -> argparse.ArgumentParser:
                    help=f"comma-separated subset of {','.join(FORMATS)} (default: all)")
     p.add_argument("--force", action="store_true", help="replace an existing golden directory")
     p.add_argument("--nhwc", action="store_true", help="also write NHWC / OHWI copies")
-    p.add_argument("--seed", type=int, default=0, help="calibration (and model-name) seed")
+    p.add_argument("--seed", type=non_negative_int, default=0,
+                   help="calibration (and model-name) seed")
     p.add_argument("--dataset", default=None, choices=sorted(DATASETS),
                    help="default: the checkpoint's, else fashion-mnist")
     p.add_argument("--data-dir", default=None)
