@@ -96,21 +96,27 @@ def read_hex(path: str | Path, dtype: np.dtype, shape: tuple[int, ...]) -> np.nd
     if lines != expected:
         raise ValueError(f"{path}: {lines} lines, expected {expected} for shape {shape} "
                          "(truncated or corrupt)")
-    if len(data) == expected * (width + 1):
-        rows = np.frombuffer(data, dtype=np.uint8).reshape(expected, width + 1)
-        digits = _VALUE[rows[:, :width]]
-        good = (rows[:, width] == ord("\n")) & np.all(digits != 255, axis=1)
-    else:
-        good = np.zeros(expected, dtype=bool)
-    if not np.all(good):
-        bad = _first_bad_line(data, width)
-        text = data.split(b"\n")[bad].decode("ascii", "replace")
-        raise ValueError(f"{path}: line {bad + 1} {text!r} is not {width} hex digits")
-    # value = sum_j digit_j 16^(width-1-j), accumulated in uint64 (wraps nothing: <= 64 bits)
-    value = np.zeros(expected, dtype=np.uint64)
-    for j in range(width):
-        value = (value << np.uint64(4)) | digits[:, j].astype(np.uint64)
-    return value.astype(_BITS_VIEW[dt.itemsize]).view(dt).reshape(shape)
+    if len(data) != expected * (width + 1):
+        _raise_bad_line(path, data, width)
+    rows = np.frombuffer(data, dtype=np.uint8).reshape(expected, width + 1)
+    out = np.empty(expected, dtype=np.uint64)
+    for start in range(0, expected, CHUNK):
+        block = rows[start:start + CHUNK]
+        digits = _VALUE[block[:, :width]]
+        if not (np.all(block[:, width] == ord("\n")) and np.all(digits != 255)):
+            _raise_bad_line(path, data, width)
+        # value = sum_j digit_j 16^(width-1-j), accumulated in uint64 (at most 64 bits)
+        value = np.zeros(block.shape[0], dtype=np.uint64)
+        for j in range(width):
+            value = (value << np.uint64(4)) | digits[:, j].astype(np.uint64)
+        out[start:start + CHUNK] = value
+    return out.astype(_BITS_VIEW[dt.itemsize]).view(dt).reshape(shape)
+
+
+def _raise_bad_line(path: str | Path, data: bytes, width: int) -> None:
+    bad = _first_bad_line(data, width)
+    text = data.split(b"\n")[bad].decode("ascii", "replace")
+    raise ValueError(f"{path}: line {bad + 1} {text!r} is not {width} hex digits")
 
 
 def _first_bad_line(data: bytes, width: int) -> int:
