@@ -133,7 +133,25 @@ def _value_chunks(a: np.ndarray) -> Iterator[bytes]:
         return
     flat = a.reshape(-1)
     for start in range(0, flat.size, CHUNK):
-        yield _break_lines(_decimal(flat[start:start + CHUNK]))
+        yield _break_lines(_c_literals(flat[start:start + CHUNK]))
+
+
+def _c_literals(v: np.ndarray) -> np.ndarray:
+    """``_decimal`` rows made valid C for 8-byte integers: a decimal literal has a signed type
+    unless suffixed, so uint64 values get ``U``, and INT64_MIN, whose magnitude no signed
+    literal holds, is written ``(-INT64_MAX-1)``."""
+    rows = _decimal(v)
+    if v.dtype == np.uint64:
+        width = rows.shape[1] - 2
+        out = np.full((rows.shape[0], width + 3), ord(" "), dtype=np.uint8)
+        out[:, :width], out[:, width], out[:, width + 1] = rows[:, :width], ord("U"), ord(",")
+        return out
+    if v.dtype == np.int64:
+        token = np.frombuffer(b"(-INT64_MAX-1)", dtype=np.uint8)
+        width = rows.shape[1] - 2
+        rows[v == np.iinfo(np.int64).min, :width] = np.concatenate(
+            [np.full(width - token.size, ord(" "), dtype=np.uint8), token])
+    return rows
 
 
 def _decimal(v: np.ndarray) -> np.ndarray:
@@ -161,16 +179,20 @@ def _decimal_digits(v: np.ndarray) -> np.ndarray:
     info = np.iinfo(v.dtype)
     digits = len(str(max(abs(int(info.min)), int(info.max))))
     width = digits + 1  # one column for the sign
-    mag = v.astype(np.uint64) if v.dtype == np.uint64 else np.abs(v.astype(np.int64))
+    # |v| as uint64; for negatives -(v + 1) + 1, which cannot overflow even at INT64_MIN
+    w = v.astype(np.int64) if v.dtype.kind == "i" else None
+    mag = v.astype(np.uint64) if w is None else \
+        np.where(w < 0, (-(w + 1)).astype(np.uint64) + np.uint64(1), w.astype(np.uint64))
     out = np.full((v.size, width + 2), ord(" "), dtype=np.uint8)
     ndig = np.ones(v.size, dtype=np.int64)  # digit count: 1 + #{j >= 1 : |v| >= 10^j}
     for j in range(1, digits):
-        ndig += mag >= 10 ** j
+        ndig += mag >= np.uint64(10 ** j)
     rest = mag.copy()
     for j in range(digits):
         col = width - 1 - j
-        out[:, col] = np.where(j < ndig, ord("0") + (rest % 10).astype(np.uint8), ord(" "))
-        rest //= 10
+        out[:, col] = np.where(j < ndig, ord("0") + (rest % np.uint64(10)).astype(np.uint8),
+                               ord(" "))
+        rest //= np.uint64(10)
     neg = v < 0 if info.min < 0 else np.zeros(v.size, dtype=bool)
     rows = np.nonzero(neg)[0]
     out[rows, width - 1 - ndig[rows]] = ord("-")

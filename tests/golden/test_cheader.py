@@ -11,6 +11,8 @@ import subprocess
 import numpy as np
 import pytest
 from golden_helpers import make_golden_dir
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from npquant.golden import load_golden
 from npquant.golden.cheader import DTYPE_CODES, c_macro
@@ -119,6 +121,9 @@ def test_extreme_values_survive_the_c_compiler(tmp_path):
                ("i8", np.array([-128, 127, 0, -1], np.int8), "vector"),
                ("u8", np.array([0, 255, 128], np.uint8), "vector"),
                ("i16", np.array([-32768, 32767, -1], np.int16), "vector"),
+               ("i64", np.array([-2**63, 2**63 - 1, 0, -1], np.int64), "vector"),
+               ("u32", np.array([0, 2**32 - 1], np.uint32), "vector"),
+               ("u64", np.array([0, 2**64 - 1, 2**63], np.uint64), "vector"),
                ("f32", np.array([-0.0, np.nan, np.inf, 1e-45], np.float32), "vector"),
                ("f64", np.array([-0.0, 2.0**-1074], np.float64), "vector"),
                ("empty", np.zeros((0,), np.int8), "vector")]
@@ -132,3 +137,29 @@ def test_extreme_values_survive_the_c_compiler(tmp_path):
     subprocess.run([str(exe), str(tmp_path / "dump.bin")], check=True, capture_output=True)
     expected = b"".join(a.astype(a.dtype.newbyteorder("<")).tobytes() for _, a, _ in tensors)
     assert (tmp_path / "dump.bin").read_bytes() == expected
+
+
+@given(st.sampled_from(["int8", "uint8", "int16", "uint16", "int32", "uint32", "int64",
+                        "uint64"]),
+       st.data())
+@settings(max_examples=60)
+def test_decimal_initializers_equal_python_str(dtype, data):
+    """The vectorized C initializer text is ``str(v)`` of every value, comma separated, 16 a
+    line (the C compiler test above checks what the compiler makes of it)."""
+    from npquant.golden.cheader import PER_LINE, _value_chunks
+
+    def c_int(tok: str) -> int:
+        return -(2**63) if tok == "(-INT64_MAX-1)" else int(tok.rstrip("U"))
+
+    info = np.iinfo(dtype)
+    edges = [int(info.min), int(info.max), 0, -1 if info.min < 0 else 1, 9, 10, 99, 100]
+    values = data.draw(st.lists(st.integers(int(info.min), int(info.max)), max_size=40))
+    arr = np.array(edges + values, dtype=dtype)
+    text = b"".join(_value_chunks(arr)).decode("ascii")
+    lines = text.splitlines()
+    assert all(len(line.split(",")) - 1 <= PER_LINE for line in lines)
+    tokens = [tok.strip() for tok in text.replace("\n", " ").split(",") if tok.strip()]
+    assert [c_int(tok) for tok in tokens] == [int(v) for v in arr]
+    plain = [tok for tok, v in zip(tokens, arr, strict=True) if int(v) != -(2**63)]
+    assert plain == [str(int(v)) + ("U" if dtype == "uint64" else "") for v in arr
+                     if int(v) != -(2**63)]
