@@ -1,7 +1,8 @@
-"""The ``npquant`` command: list profiles, train a float model, run the whole pipeline.
+"""The ``npquant`` command: list profiles, train a float model, run the whole pipeline, write,
+verify and compare golden data.
 
-``train`` and ``pipeline`` own their arguments (``npquant train --help``,
-``npquant pipeline --help``); this module only dispatches to them.
+``train``, ``pipeline``, ``golden``, ``verify`` and ``compare`` own their arguments
+(``npquant train --help``, ...); this module only dispatches to them.
 """
 
 from __future__ import annotations
@@ -37,7 +38,26 @@ def _cmd_pipeline(argv: list[str]) -> int:
     return int(pipeline.main(argv) or 0)
 
 
-_DELEGATED = {"train": _cmd_train, "pipeline": _cmd_pipeline}
+def _cmd_golden(argv: list[str]) -> int:
+    from npquant.golden import commands
+
+    return commands.golden_main(argv)
+
+
+def _cmd_verify(argv: list[str]) -> int:
+    from npquant.golden import commands
+
+    return commands.verify_main(argv)
+
+
+def _cmd_compare(argv: list[str]) -> int:
+    from npquant.golden import commands
+
+    return commands.compare_main(argv)
+
+
+_DELEGATED = {"train": _cmd_train, "pipeline": _cmd_pipeline, "golden": _cmd_golden,
+              "verify": _cmd_verify, "compare": _cmd_compare}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("pipeline", add_help=False,
                    help="train -> PTQ -> integer model per profile -> golden data "
                         "(npquant pipeline --help)")
+    sub.add_parser("golden", add_help=False, help="golden data of a model (npquant golden --help)")
+    sub.add_parser("verify", add_help=False, help="check a golden directory, name every bad file")
+    sub.add_parser("compare", add_help=False, help="first divergence between two golden sets")
     parser.add_argument("--debug", action="store_true",
                         help="show the Python traceback of an error (any position)")
     debug = "--debug" in argv
