@@ -1,7 +1,8 @@
-"""The ``npquant`` command: list profiles, train a float model, run the whole pipeline, QAT.
+"""The ``npquant`` command: list profiles, train a float model, run the whole pipeline, write,
+verify and compare golden data, quantization-aware training.
 
-``train``, ``pipeline`` and ``qat`` own their arguments (``npquant train --help``,
-``npquant pipeline --help``, ``npquant qat --help``); this module only dispatches to them.
+``train``, ``pipeline``, ``golden``, ``verify``, ``compare`` and ``qat`` own their arguments
+(``npquant train --help``, ...); this module only dispatches to them.
 """
 
 from __future__ import annotations
@@ -37,13 +38,32 @@ def _cmd_pipeline(argv: list[str]) -> int:
     return int(pipeline.main(argv) or 0)
 
 
+def _cmd_golden(argv: list[str]) -> int:
+    from npquant.golden import commands
+
+    return commands.golden_main(argv)
+
+
+def _cmd_verify(argv: list[str]) -> int:
+    from npquant.golden import commands
+
+    return commands.verify_main(argv)
+
+
+def _cmd_compare(argv: list[str]) -> int:
+    from npquant.golden import commands
+
+    return commands.compare_main(argv)
+
+
 def _cmd_qat(argv: list[str]) -> int:
     from npquant.quant import qat
 
     return int(qat.main(argv) or 0)
 
 
-_DELEGATED = {"train": _cmd_train, "pipeline": _cmd_pipeline, "qat": _cmd_qat}
+_DELEGATED = {"train": _cmd_train, "pipeline": _cmd_pipeline, "golden": _cmd_golden,
+              "verify": _cmd_verify, "compare": _cmd_compare, "qat": _cmd_qat}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,17 +78,29 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("pipeline", add_help=False,
                    help="train -> PTQ -> integer model per profile -> golden data "
                         "(npquant pipeline --help)")
+    sub.add_parser("golden", add_help=False, help="golden data of a model (npquant golden --help)")
+    sub.add_parser("verify", add_help=False, help="check a golden directory, name every bad file")
+    sub.add_parser("compare", add_help=False, help="first divergence between two golden sets")
     sub.add_parser("qat", add_help=False,
                    help="quantization-aware training from a float checkpoint -> integer model "
                         "(npquant qat --help)")
-    if argv and argv[0] in _DELEGATED:
-        return _DELEGATED[argv[0]](argv[1:])
-    args = parser.parse_args(argv)
+    parser.add_argument("--debug", action="store_true",
+                        help="show the Python traceback of an error (any position)")
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     try:
+        if argv and argv[0] in _DELEGATED:
+            return _DELEGATED[argv[0]](argv[1:])
+        args = parser.parse_args(argv)
         if args.command == "profiles":
             return _cmd_profiles(args)
-    except ValueError as exc:
-        print(f"npquant: error: {exc}", file=sys.stderr)
+    except (ValueError, OSError) as exc:
+        # Bad input (a value out of range, a missing or corrupt file) is one line naming the
+        # problem, exit code 2, as argparse does for a bad option; --debug keeps the traceback.
+        if debug:
+            raise
+        command = f"npquant {argv[0]}" if argv else "npquant"
+        print(f"{command}: error: {exc}", file=sys.stderr)
         return 2
     parser.error(f"unknown command {args.command!r}")
     return 2

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -301,22 +300,18 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``npquant qat --float DIR --out DIR [--weight-bits B] [--act-bits B] ...``; a bad argument
-    prints ``npquant qat: error: ...`` and returns 2."""
+    """``npquant qat --float DIR --out DIR [--weight-bits B] [--act-bits B] ...``. Bad values
+    raise ValueError naming them; ``npquant`` prints them as one line and exits 2."""
     args = build_parser().parse_args(argv)
-    try:
-        run_qat(args.float_dir, args.out, model=args.model, profile=args.profile,
-                weight_bits=args.weight_bits, act_bits=args.act_bits,
-                weight_quant=args.weight_quant, act_quant=args.act_quant, epochs=args.epochs,
-                lr=args.lr, optimizer=args.optimizer, batch_size=args.batch_size,
-                seed=args.seed, calib_batches=args.calib_batches,
-                freeze_observers_after=args.freeze_observers_after,
-                freeze_bn_after=args.freeze_bn_after, data_dir=args.data_dir,
-                limit_train=args.limit_train, limit_test=args.limit_test,
-                resume=not args.no_resume, progress=not args.no_progress)
-    except (ValueError, TypeError) as exc:
-        print(f"npquant qat: error: {exc}", file=sys.stderr)
-        return 2
+    run_qat(args.float_dir, args.out, model=args.model, profile=args.profile,
+            weight_bits=args.weight_bits, act_bits=args.act_bits,
+            weight_quant=args.weight_quant, act_quant=args.act_quant, epochs=args.epochs,
+            lr=args.lr, optimizer=args.optimizer, batch_size=args.batch_size,
+            seed=args.seed, calib_batches=args.calib_batches,
+            freeze_observers_after=args.freeze_observers_after,
+            freeze_bn_after=args.freeze_bn_after, data_dir=args.data_dir,
+            limit_train=args.limit_train, limit_test=args.limit_test,
+            resume=not args.no_resume, progress=not args.no_progress)
     return 0
 
 
