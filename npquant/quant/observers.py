@@ -141,9 +141,10 @@ class MovingAverageMinMaxObserver(Observer):
         min_1 = min(x_1)                              (the first batch sets the range)
         min_t = min_{t-1} + c (min(x_t) - min_{t-1})  (t > 1; likewise max)
 
-    with ``c = averaging_constant`` in (0, 1]. ``c = 1`` keeps only the last batch. The average
-    damps outlier batches; with few calibration batches and a small ``c`` the range stays close
-    to the first batch's.
+    with ``c = averaging_constant`` in (0, 1], each operation rounded to float32 as PyTorch's
+    ``MovingAverageMinMaxObserver`` computes it (so the two agree bit for bit). ``c = 1`` keeps
+    only the last batch. The average damps outlier batches; with few calibration batches and a
+    small ``c`` the range stays close to the first batch's.
     """
 
     def __init__(self, *, averaging_constant: float = 0.01, **kw) -> None:
@@ -154,12 +155,17 @@ class MovingAverageMinMaxObserver(Observer):
         self.averaging_constant = c
 
     def _update(self, lo: np.ndarray, hi: np.ndarray) -> None:
+        f32 = np.float32
+        lo, hi = f32(lo), f32(hi)  # the batch extremes are float32 values already
         if self.min_val is None:
-            self.min_val, self.max_val = lo, hi
+            new_lo, new_hi = lo, hi
         else:
-            c = self.averaging_constant
-            self.min_val = self.min_val + c * (lo - self.min_val)
-            self.max_val = self.max_val + c * (hi - self.max_val)
+            c = f32(self.averaging_constant)
+            old_lo, old_hi = f32(self.min_val), f32(self.max_val)
+            new_lo = f32(old_lo + f32(c * f32(lo - old_lo)))
+            new_hi = f32(old_hi + f32(c * f32(hi - old_hi)))
+        self.min_val = np.asarray(new_lo, dtype=np.float64)
+        self.max_val = np.asarray(new_hi, dtype=np.float64)
 
 
 class PerChannelMinMaxObserver(Observer):
