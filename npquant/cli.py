@@ -1,6 +1,7 @@
-"""The ``npquant`` command: list profiles, train a float model, run the whole pipeline.
+"""The ``npquant`` command: list profiles, train a float model, quantize and evaluate it, run the
+whole pipeline.
 
-``train`` and ``pipeline`` own their arguments (``npquant train --help``,
+``train``, ``ptq``, ``eval`` and ``pipeline`` own their arguments (``npquant train --help``,
 ``npquant pipeline --help``); this module only dispatches to them.
 """
 
@@ -37,7 +38,20 @@ def _cmd_pipeline(argv: list[str]) -> int:
     return int(pipeline.main(argv) or 0)
 
 
-_DELEGATED = {"train": _cmd_train, "pipeline": _cmd_pipeline}
+def _cmd_ptq(argv: list[str]) -> int:
+    from npquant import ptq_cli
+
+    return int(ptq_cli.ptq_main(argv) or 0)
+
+
+def _cmd_eval(argv: list[str]) -> int:
+    from npquant import ptq_cli
+
+    return int(ptq_cli.eval_main(argv) or 0)
+
+
+_DELEGATED = {"train": _cmd_train, "pipeline": _cmd_pipeline, "ptq": _cmd_ptq,
+              "eval": _cmd_eval}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,6 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("pipeline", add_help=False,
                    help="train -> PTQ -> integer model per profile -> golden data "
                         "(npquant pipeline --help)")
+    sub.add_parser("ptq", add_help=False,
+                   help="quantize a checkpoint (observers, bits, profile) and evaluate it "
+                        "(npquant ptq --help)")
+    sub.add_parser("eval", add_help=False,
+                   help="accuracy of a checkpoint as float, fake-quant or integer-only "
+                        "(npquant eval --help)")
     if argv and argv[0] in _DELEGATED:
         return _DELEGATED[argv[0]](argv[1:])
     args = parser.parse_args(argv)

@@ -34,7 +34,7 @@ import numpy as np
 from npquant import integer, nn
 from npquant.profiles import Profile, get_profile
 from npquant.qparams import QParams, dequantize, quantize
-from npquant.quant.chain import INPUT, is_alias, resolve, trace_graph
+from npquant.quant.chain import INPUT, consumers, is_alias, resolve, trace_graph
 from npquant.quant.ptq import ModelQParams, quantize_bias, quantize_weight
 from npquant.requant import RequantParams, prepare_requant
 
@@ -436,6 +436,34 @@ def convert(model: nn.Module, qparams: ModelQParams, profile: Profile | str, *,
     chain = all(w == (i - 1,) for i, w in enumerate(wiring))
     return IntegerModel(ops, prof, tuple(int(v) for v in input_shape), qparams,
                         wiring=None if chain else wiring)
+
+
+CONVERTIBLE = (nn.Conv2d, nn.Linear, nn.Add, nn.ReLU, nn.MaxPool2d, nn.AvgPool2d,
+               nn.AdaptiveAvgPool2d, nn.Flatten, nn.Identity, nn.Dropout, nn.BatchNorm2d)
+
+
+def check_convertible(model: nn.Module, input_shape: tuple[int, int, int]) -> None:
+    """Trace ``model`` on one zero image and raise ValueError naming the first layer ``convert``
+    cannot take (its type, or a ReLU/BatchNorm2d in a place where it cannot be fused/folded).
+    Cheap enough to run before training (the pipeline does)."""
+    nodes = trace_graph(model, np.zeros((1,) + tuple(int(v) for v in input_shape), np.float32))
+    readers = consumers(nodes)
+    by_name = {n.name: n.module for n in nodes}
+    for n in nodes:
+        if not isinstance(n.module, CONVERTIBLE):
+            raise ValueError(f"unsupported layer {n.name!r} ({type(n.module).__name__}); "
+                             f"convert takes {[c.__name__ for c in CONVERTIBLE]}")
+        src = resolve(nodes, n.inputs[0]) if n.inputs else None
+        src_m = by_name.get(src)
+        if isinstance(n.module, nn.ReLU) and not (
+                isinstance(src_m, (nn.Conv2d, nn.Linear, nn.Add, nn.BatchNorm2d))
+                and readers.get(src) == [n.name]):
+            raise ValueError(f"layer {n.name!r} (ReLU) does not follow a Conv2d/Linear/Add whose "
+                             "output only it reads, so it cannot be fused")
+        if isinstance(n.module, nn.BatchNorm2d) and not (
+                isinstance(src_m, nn.Conv2d) and readers.get(src) == [n.name]):
+            raise ValueError(f"layer {n.name!r} (BatchNorm2d) does not follow a Conv2d whose "
+                             "output only it reads, so it cannot be folded")
 
 
 def _zp(q: QParams) -> int:
