@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
+from npquant.testing.cpu import cpu_flags, has_vnni, onednn_int8_isa
+
 settings.register_profile(
     "default", deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=False
 )
@@ -28,24 +30,25 @@ def require(module_name: str):
         pytest.skip(f"{module_name} is not installed")
 
 
-def cpu_flags() -> set[str]:
-    """The x86 feature flags of this CPU (empty where /proc/cpuinfo has none)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
+# oneDNN (PyTorch's x86 engine) picks its int8 kernels by ISA. Its AMX kernels have not been
+# measured (no AMX CPU was at hand), so on an AMX CPU the test run caps oneDNN at AVX-512 VNNI,
+# whose rules are measured, unless the user chose a cap; test ids name the family under test.
+# This must happen before torch is imported: oneDNN reads the variable once.
+if "amx_int8" in cpu_flags() and "ONEDNN_MAX_CPU_ISA" not in os.environ:
+    os.environ["ONEDNN_MAX_CPU_ISA"] = "AVX512_CORE_VNNI"
+    ONEDNN_PINNED = True
+else:
+    ONEDNN_PINNED = False
+ONEDNN_ISA = onednn_int8_isa()
+ONEDNN_ISA_ID = ONEDNN_ISA + ("-pinned" if ONEDNN_PINNED else "")
 
-
-# ONNX Runtime (MLAS) and PyTorch fbgemm/x86 multiply u8 x s8 with VNNI (vpdpbusd: exact int32
+# ONNX Runtime (MLAS) and PyTorch fbgemm multiply u8 x s8 with VNNI (vpdpbusd: exact int32
 # sums) where the CPU has it, and otherwise with AVX2 vpmaddubsw, which saturates each adjacent
 # pair of products to int16. The exact-accumulation claims were measured on a VNNI CPU
 # (docs/fidelity.md); the pair-saturation accumulator model (AccumulatorRule(pair_saturation))
-# has not been checked against a CPU without VNNI yet.
-EXACT_U8S8_ACCUMULATION = bool({"avx512_vnni", "avx_vnni"} & cpu_flags())
+# has not been checked against ORT or fbgemm on a CPU without VNNI yet. (oneDNN's own
+# pair-saturated sums are modelled: tests/oracles/oracle_refs.conv2d_acc_pair_saturated.)
+EXACT_U8S8_ACCUMULATION = has_vnni()
 
 
 def require_exact_u8s8_accumulation(what: str) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import platform
 import sys
 import time
@@ -26,23 +27,21 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "oracles")]
 
 from npq_compare import COMPARISONS, REQUIRES, measure  # noqa: E402
 
-CPU_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
-             "avx_vnni", "avx512_bf16", "amx_int8")
 
+def cpu_features() -> tuple[str, list[str], str]:
+    """(model name, SIMD flags from cpuid, the oneDNN int8 family under ONEDNN_MAX_CPU_ISA)."""
+    from npquant.testing.cpu import FLAGS, cpu_flags, onednn_int8_isa
 
-def cpu_features() -> tuple[str, list[str]]:
-    """(model name, the SIMD flags of CPU_FLAGS present) from /proc/cpuinfo."""
-    model, flags = platform.processor() or "unknown", set()
+    model = platform.processor() or "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and model in ("", "unknown", "x86_64"):
+            if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
                 break
     except OSError:
         pass
-    return model, [f for f in CPU_FLAGS if f in flags]
+    flags = cpu_flags()
+    return model, [f for f in FLAGS if f in flags], onednn_int8_isa()
 
 
 def versions() -> dict[str, str]:
@@ -72,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cases < 1:
         ap.error(f"--cases must be >= 1, got {args.cases}")
     warnings.simplefilter("ignore")
-    model, flags = cpu_features()
+    model, flags, onednn = cpu_features()
     vers = versions()
     rows = []
     start = time.time()
@@ -104,10 +103,21 @@ def main(argv: list[str] | None = None) -> int:
         "(`test_npquant_measured_disagreements.py`). Rules: docs/profiles.md,",
         "docs/framework_facts.md.",
         "",
-        f"- **CPU**: {model}; SIMD flags: {', '.join(flags) or 'none found'}.",
-        "  With AVX-512 VNNI, u8 x s8 products accumulate exactly (no `vpmaddubsw` int16 pair",
-        "  saturation); on an AVX2 machine without VNNI, ORT / fbgemm u8 x s8 paths need",
-        "  `AccumulatorRule(pair_saturation=True)` and these numbers must be re-measured.",
+        f"- **CPU**: {model}; SIMD flags (cpuid): {', '.join(flags) or 'none found'}; oneDNN",
+        f"  int8 kernels: `{onednn}` (ONEDNN_MAX_CPU_ISA="
+        f"{os.environ.get('ONEDNN_MAX_CPU_ISA', 'unset')}).",
+        "- **Which rows depend on the CPU**: ORT (MLAS) QLinearConv / QLinearMatMul /",
+        "  ConvInteger / MatMulInteger and PyTorch fbgemm conv / linear (and the x86 engine's",
+        "  linear, which is fbgemm) sum u8 x s8 exactly with VNNI; without it they go through",
+        "  `vpmaddubsw`, whose",
+        "  int16 pair saturation is not modelled for them yet, and their exact tests skip saying",
+        "  so. The x86 engine's conv and depthwise are oneDNN's: their rows and pins are keyed by",
+        "  the oneDNN family above (`npquant.testing.cpu.onednn_int8_isa`; measured for",
+        "  avx512_core_vnni, avx512_core and avx2; on an AMX CPU the test run caps oneDNN at",
+        "  AVX512_CORE_VNNI, since its AMX kernels are unmeasured). TFLite's optimized and XNNPACK",
+        "  rows were measured on x86-64 with AVX-512; ARM builds run other kernels. npquant's own",
+        "  VNNI fast paths are property-tested equal to the portable kernels, so npquant's results",
+        "  do not depend on the CPU.",
         "- **Versions**: " + ", ".join(f"{k} {v}" for k, v in vers.items()) + ".",
         "",
         "| op | framework | kernel path | npquant profile | claim | cases | agree | elements "

@@ -123,6 +123,47 @@ def conv2d_acc(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, x_zp: int,
     return conv_acc(x, w, bias, x_zp, zw, stride, pads, dilation, groups)
 
 
+def conv2d_acc_pair_saturated(x: np.ndarray, w: np.ndarray, x_zp: int,
+                              stride: tuple[int, int], pads: tuple[int, int, int, int],
+                              dilation: tuple[int, int] = (1, 1), groups: int = 1) -> np.ndarray:
+    """oneDNN's u8 x s8 conv sums without VNNI (``vpmaddubsw``), as measured (no bias, Zw = 0):
+
+        acc = sum_taps sum_pairs sat16(x[2i] w[2i] + x[2i+1] w[2i+1]) - Zx sum_valid_taps w
+
+    Products of the *raw* uint8 inputs are paired along adjacent input channels of one tap (the
+    channel count padded to even with zeros), each pair saturated to int16, then summed exactly;
+    the input zero point comes off afterwards as ``Zx`` times the sum of the weights over the taps
+    that fall inside the image. Padded taps contribute nothing (raw 0, not Zx, and no
+    compensation). Without saturation this equals ``conv2d_acc``.
+    """
+    xi, wi = x.astype(np.int64), w.astype(np.int64)
+    n, _, h, wd = xi.shape
+    o, cg, kh, kw = wi.shape
+    pt, pb, pl, pr = pads
+    (sh, sw), (dh, dw) = stride, dilation
+    xp = np.pad(xi, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+    inside = np.pad(np.ones((h, wd), np.int64), ((pt, pb), (pl, pr)))
+    oh = (xp.shape[2] - (kh - 1) * dh - 1) // sh + 1
+    ow = (xp.shape[3] - (kw - 1) * dw - 1) // sw + 1
+    c_even, og = cg + cg % 2, o // groups
+    acc = np.zeros((n, o, oh, ow), np.int64)
+    for g in range(groups):
+        wg = wi[g * og:(g + 1) * og]
+        w_even = np.zeros((og, c_even, kh, kw), np.int64)
+        w_even[:, :cg] = wg
+        for i in range(oh):
+            for j in range(ow):
+                rows = slice(i * sh, i * sh + (kh - 1) * dh + 1, dh)
+                cols = slice(j * sw, j * sw + (kw - 1) * dw + 1, dw)
+                patch = np.zeros((n, c_even, kh, kw), np.int64)
+                patch[:, :cg] = xp[:, g * cg:(g + 1) * cg, rows, cols]
+                prod = patch[:, None] * w_even[None]
+                pairs = np.clip(prod[:, :, 0::2] + prod[:, :, 1::2], -32768, 32767)
+                comp = x_zp * (wg * inside[rows, cols]).sum(axis=(1, 2, 3))
+                acc[:, g * og:(g + 1) * og, i, j] = pairs.sum(axis=(2, 3, 4)) - comp[None]
+    return acc
+
+
 def matmul_acc(x: np.ndarray, w_ok: np.ndarray, bias: np.ndarray | None, x_zp: int,
                w_zp: int | np.ndarray = 0) -> np.ndarray:
     """Exact int64 ``sum_k (x[n,k] - Zx)(w[o,k] - Zw[o]) + bias[o]`` -> (N, O)."""
