@@ -33,9 +33,9 @@ from npquant.ptq_cli import predict, quantize_model  # noqa: E402
 from npquant.quant import QuantConfig, fold_batch_norm  # noqa: E402
 from npquant.quant.ptq import calibrate  # noqa: E402
 
-OBSERVERS = ("minmax", "ema", "histogram", "percentile", "mse", "kl")
+OBSERVERS = ("minmax", "histogram", "percentile", "mse", "kl")
 # (label, weight bits, activation bits)
-BITS = (("W8A8", 8, 8), ("W4A8", 4, 8), ("W4A4", 4, 4), ("W3A8", 3, 8), ("W3A3", 3, 3))
+BITS = (("W8A8", 8, 8), ("W4A8", 4, 8), ("W4A4", 4, 4), ("W3A3", 3, 3))
 
 
 def run(args: argparse.Namespace) -> dict:
