@@ -1,8 +1,8 @@
 """The ``npquant`` command: list profiles, train a float model, quantize and evaluate it, run the
-whole pipeline.
+whole pipeline, write, verify and compare golden data.
 
-``train``, ``ptq``, ``eval`` and ``pipeline`` own their arguments (``npquant train --help``,
-``npquant pipeline --help``); this module only dispatches to them.
+``train``, ``ptq``, ``eval``, ``pipeline``, ``golden``, ``verify`` and ``compare`` own their
+arguments (``npquant train --help``, ...); this module only dispatches to them.
 """
 
 from __future__ import annotations
@@ -38,6 +38,24 @@ def _cmd_pipeline(argv: list[str]) -> int:
     return int(pipeline.main(argv) or 0)
 
 
+def _cmd_golden(argv: list[str]) -> int:
+    from npquant.golden import commands
+
+    return commands.golden_main(argv)
+
+
+def _cmd_verify(argv: list[str]) -> int:
+    from npquant.golden import commands
+
+    return commands.verify_main(argv)
+
+
+def _cmd_compare(argv: list[str]) -> int:
+    from npquant.golden import commands
+
+    return commands.compare_main(argv)
+
+
 def _cmd_ptq(argv: list[str]) -> int:
     from npquant import ptq_cli
 
@@ -50,8 +68,8 @@ def _cmd_eval(argv: list[str]) -> int:
     return int(ptq_cli.eval_main(argv) or 0)
 
 
-_DELEGATED = {"train": _cmd_train, "pipeline": _cmd_pipeline, "ptq": _cmd_ptq,
-              "eval": _cmd_eval}
+_DELEGATED = {"train": _cmd_train, "pipeline": _cmd_pipeline, "golden": _cmd_golden,
+              "verify": _cmd_verify, "compare": _cmd_compare, "ptq": _cmd_ptq, "eval": _cmd_eval}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,20 +84,30 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("pipeline", add_help=False,
                    help="train -> PTQ -> integer model per profile -> golden data "
                         "(npquant pipeline --help)")
-    sub.add_parser("ptq", add_help=False,
-                   help="quantize a checkpoint (observers, bits, profile) and evaluate it "
-                        "(npquant ptq --help)")
-    sub.add_parser("eval", add_help=False,
-                   help="accuracy of a checkpoint as float, fake-quant or integer-only "
-                        "(npquant eval --help)")
-    if argv and argv[0] in _DELEGATED:
-        return _DELEGATED[argv[0]](argv[1:])
-    args = parser.parse_args(argv)
+    sub.add_parser("golden", add_help=False, help="golden data of a model (npquant golden --help)")
+    sub.add_parser("verify", add_help=False, help="check a golden directory, name every bad file")
+    sub.add_parser("compare", add_help=False, help="first divergence between two golden sets")
+    sub.add_parser("ptq", add_help=False, help="quantize a checkpoint and evaluate it "
+                   "(npquant ptq --help)")
+    sub.add_parser("eval", add_help=False, help="accuracy as float, fake-quant or integer-only "
+                   "(npquant eval --help)")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the Python traceback of an error (any position)")
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     try:
+        if argv and argv[0] in _DELEGATED:
+            return _DELEGATED[argv[0]](argv[1:])
+        args = parser.parse_args(argv)
         if args.command == "profiles":
             return _cmd_profiles(args)
-    except ValueError as exc:
-        print(f"npquant: error: {exc}", file=sys.stderr)
+    except (ValueError, OSError) as exc:
+        # Bad input (a value out of range, a missing or corrupt file) is one line naming the
+        # problem, exit code 2, as argparse does for a bad option; --debug keeps the traceback.
+        if debug:
+            raise
+        command = f"npquant {argv[0]}" if argv else "npquant"
+        print(f"{command}: error: {exc}", file=sys.stderr)
         return 2
     parser.error(f"unknown command {args.command!r}")
     return 2

@@ -140,6 +140,7 @@ def run_pipeline(model: str = "cnn", dataset: str = "fashion-mnist", epochs: int
     t0 = header(5, f"golden data: first {golden_batch} test images under {first} -> {gdir}")
     n = min(golden_batch, len(y_test))
     manifest = write_golden(int_models[first], x_test[:n], gdir, seed=seed, labels=y_test[:n],
+                            overwrite=True,
                             extra={"model": model, "dataset": dataset, "epochs": epochs,
                                    "images": f"first {n} of the {dataset} test split"})
     golden_files = sorted(manifest["sha256"]) + ["manifest.json"]

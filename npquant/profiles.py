@@ -9,7 +9,7 @@ float64 multiply). docs/profiles.md is generated from this module (``npquant pro
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from enum import Enum
 
 import numpy as np
@@ -211,15 +211,26 @@ class AccumulatorRule:
 
     ``pair_saturation`` models x86 ``vpmaddubsw``: each adjacent pair of uint8 x int8 products
     along the kernel's reduction order is saturated to int16 before it is accumulated.
+    ``conv_order`` is that order for a convolution: ``"chw"`` pairs ``(ci, kh, kw)`` with ``kw``
+    fastest (an NCHW im2col row); ``"hwc"`` pairs ``(kh, kw, ci)`` with ``ci`` fastest (an NHWC
+    im2col row, as ONNX Runtime's QLinearConv and fbgemm's conv run on AVX2: two channels of one
+    tap, or with an odd channel count the last channel of one tap and the first of the next).
+    A fully-connected layer's order is always its input features.
     """
 
     bits: int
     overflow: Overflow
     pair_saturation: bool = False
+    conv_order: str = "chw"
+
+    def __post_init__(self) -> None:
+        if self.conv_order not in ("chw", "hwc"):
+            raise ValueError(f"conv_order must be 'chw' or 'hwc', got {self.conv_order!r}")
 
     def describe(self) -> str:
         """One line: ``int32, overflow raise``."""
-        extra = ", int16 pair saturation (vpmaddubsw)" if self.pair_saturation else ""
+        extra = (f", int16 pair saturation (vpmaddubsw) along {self.conv_order} in convs"
+                 if self.pair_saturation else "")
         return f"int{self.bits}, overflow {self.overflow.value}{extra}"
 
 
@@ -468,6 +479,25 @@ PROFILES: dict[str, Profile] = {
         ),
     )
 }
+
+
+def _without_vnni(base: Profile) -> Profile:
+    """``base`` as it runs on an x86 CPU without VNNI (AVX2 ``vpmaddubsw``): the same rules, but
+    uint8 x int8 products are summed in int16-saturated pairs, along the input features of a
+    linear layer and along ``(kh, kw, ci)`` in a conv. Measured under ``qemu-x86_64 -cpu
+    Haswell`` (tools/emulated_paths.py: ORT QLinearMatMul / MatMulInteger / QLinearConv and
+    PyTorch fbgemm linear / conv2d equal on every case, the exact sums on 5-25%); depthwise and
+    grouped convs on AVX2 are not measured yet."""
+    return replace(base, name=f"{base.name}-avx2", version="1",
+                   description=f"{base.name} on x86 without VNNI (AVX2): u8 x s8 products summed "
+                               "in int16-saturated pairs (vpmaddubsw), conv pairs along (kh, kw, "
+                               "ci); depthwise not measured",
+                   accumulator=AccumulatorRule(32, Overflow.RAISE, pair_saturation=True,
+                                               conv_order="hwc"))
+
+
+PROFILES.update({p.name: p for p in (_without_vnni(PROFILES["onnxruntime"]),
+                                     _without_vnni(PROFILES["pytorch-fbgemm"]))})
 
 
 def get_profile(name: str | Profile) -> Profile:

@@ -2,8 +2,8 @@
 
 The affine map (Jacob et al. 2018, arXiv:1712.05877, eq. 1) is ``r = S (q - Z)`` with a real
 scale ``S > 0`` and an integer zero point ``Z`` in ``[qmin, qmax]``, so that real 0 is exactly
-``q = Z``. Ranges are widened to include 0 first. docs/qparams.md derives each formula with
-numbers from this module.
+``q = Z``. Ranges are widened to include 0 first. docs/fixedpoint.md (section 1) derives each
+formula with numbers from this module.
 """
 
 from __future__ import annotations
@@ -45,8 +45,10 @@ class QParams:
         if np.isnan(s).any() or not np.all(np.isfinite(s)) or np.any(s <= 0):
             raise ValueError(f"scale must be finite and > 0, got {scale!r}")
         s32 = s.astype(np.float32)
-        if np.any(s32 == 0) or not np.all(np.isfinite(s32)):
-            raise ValueError(f"scale={scale!r} is not a positive, finite float32")
+        if np.any(s32 < np.finfo(np.float32).tiny) or not np.all(np.isfinite(s32)):
+            raise ValueError(f"scale={scale!r} is not a positive, finite, normal float32 "
+                             f"(>= {np.finfo(np.float32).tiny:.3g}; a subnormal scale loses "
+                             "precision and its reciprocal overflows)")
         z = np.asarray(zero_point)
         if z.dtype == np.bool_ or not (np.issubdtype(z.dtype, np.integer)
                                        or _is_integral_float(z)):
@@ -110,13 +112,20 @@ class QParams:
         return (f"QParams(scale={self.scale.tolist()}, zero_point={self.zero_point.tolist()}, "
                 f"{kind}{self.bits}{where}{nr})")
 
-    def broadcast(self, ndim: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(scale, zero_point)`` shaped to broadcast against a tensor with ``ndim`` axes."""
+    def broadcast(self, ndim: int, shape: tuple[int, ...] | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        """``(scale, zero_point)`` shaped to broadcast against a tensor with ``ndim`` axes; with
+        the tensor's ``shape``, per-channel qparams must have one entry per channel of ``axis``
+        (ValueError otherwise, instead of numpy broadcasting 3 scales over 1 channel)."""
         if self.axis is None:
             return self.scale, self.zero_point
         axis = self.axis % ndim if ndim else 0
         if not -ndim <= self.axis < ndim:
             raise ValueError(f"axis={self.axis} is out of range for a {ndim}-d tensor")
+        if shape is not None and shape[axis] != self.scale.shape[0]:
+            raise ValueError(f"per-channel qparams have {self.scale.shape[0]} scales but the "
+                             f"tensor of shape {tuple(shape)} has {shape[axis]} channels on "
+                             f"axis {self.axis}")
         shape = [1] * ndim
         shape[axis] = self.scale.shape[0]
         return self.scale.reshape(shape), self.zero_point.reshape(shape)
@@ -210,7 +219,7 @@ def quantize(x, qparams: QParams, *, rule: QuantizeRule) -> np.ndarray:
 
 def _quantize(arr: np.ndarray, qparams: QParams, rule: QuantizeRule) -> np.ndarray:
     """``quantize`` of a validated float32 array by ``rule``, ignoring ``rule.block``."""
-    scale, zp = qparams.broadcast(arr.ndim)
+    scale, zp = qparams.broadcast(arr.ndim, arr.shape)
     zp = zp.astype(np.float64)
     wide = rule.precision == "float64"  # QuantizeRule validated the precision
     with np.errstate(over="ignore", invalid="ignore"):
@@ -258,7 +267,7 @@ def dequantize(q, qparams: QParams, *, rule: DequantizeRule | None = None) -> np
 
 
 def _dequantize(arr: np.ndarray, qparams: QParams, two_step: bool) -> np.ndarray:
-    scale, zp = qparams.broadcast(arr.ndim)
+    scale, zp = qparams.broadcast(arr.ndim, arr.shape)
     if two_step:  # f32(q S) and f32(-Z S) each rounded, then their float32 sum rounded
         s32 = scale.astype(np.float32)
         return arr.astype(np.float32) * s32 + (-zp).astype(np.float32) * s32

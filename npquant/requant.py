@@ -3,7 +3,7 @@
 ``M = S_in * S_w / S_out`` (one per output channel for per-channel weights) is derived from the
 float32 scales as the rule says (``effective_multiplier``), turned into the rule's integer form
 once (``prepare_requant``), and applied to every accumulator (``requantize``; kernels call
-``requantize_scalar`` inside their loops). DESIGN.md section 2, docs/fixedpoint.md.
+``requantize_scalar`` inside their loops). docs/fixedpoint.md.
 """
 
 from __future__ import annotations
@@ -56,6 +56,11 @@ def effective_multiplier(input_scale: float, weight_scale, output_scale: float,
     return np.atleast_1d(m)
 
 
+# The shift each fixed-point kind's scalar core accepts (npquant.fixedpoint contracts).
+_SHIFT_RANGE = {RequantKind.DOUBLE_ROUNDING: (-31, 31), RequantKind.SINGLE_ROUNDING: (-31, 30),
+                RequantKind.POWER_OF_TWO: (-62, 31)}
+
+
 @dataclass(frozen=True)
 class RequantParams:
     """A rule's integer form for each output channel (1-D arrays of one length).
@@ -69,6 +74,37 @@ class RequantParams:
     multiplier: np.ndarray
     quantized_multiplier: np.ndarray
     shift: np.ndarray
+
+    def __post_init__(self) -> None:
+        """Check what the kernels' contracts assume, so a hand-built value cannot go wrong
+        silently (single rounding with ``shift = 31`` would flip the sign of every output):
+        one length, ``M > 0`` finite, ``M0`` in ``0..2^31 - 1``, and the shift range of the kind:
+        ``-31..31`` double rounding, ``-31..30`` single rounding, ``-62..31`` power of two (a
+        right shift by ``-shift``), as ``npquant.fixedpoint`` documents."""
+        if not isinstance(self.rule, RequantRule):
+            raise TypeError(f"rule must be a RequantRule, got {type(self.rule).__name__}")
+        arrays = {"multiplier": self.multiplier, "quantized_multiplier": self.quantized_multiplier,
+                  "shift": self.shift}
+        shapes = {name: np.shape(v) for name, v in arrays.items()}
+        if len(set(shapes.values())) != 1 or len(shapes["shift"]) != 1 or \
+                shapes["shift"][0] < 1:
+            raise ValueError(f"RequantParams arrays must be 1-D of one length >= 1, got {shapes}")
+        for name in ("quantized_multiplier", "shift"):
+            v = np.asarray(arrays[name])
+            if not np.issubdtype(v.dtype, np.integer):
+                raise TypeError(f"RequantParams.{name} must be integer, got dtype {v.dtype}")
+        m = np.asarray(self.multiplier, dtype=np.float64)
+        if not np.all(np.isfinite(m)) or np.any(m <= 0):
+            raise ValueError(f"RequantParams.multiplier must be finite and > 0, got {m.tolist()}")
+        qm = np.asarray(self.quantized_multiplier, dtype=np.int64)
+        if np.any(qm < 0) or np.any(qm > fp.INT32_MAX):
+            raise ValueError("RequantParams.quantized_multiplier must be in 0..2^31 - 1, got "
+                             f"{qm.tolist()}")
+        lo, hi = _SHIFT_RANGE.get(self.rule.kind, (-62, 62))
+        sh = np.asarray(self.shift, dtype=np.int64)
+        if np.any(sh < lo) or np.any(sh > hi):
+            raise ValueError(f"RequantParams.shift must be in {lo}..{hi} for "
+                             f"{self.rule.kind.value}, got {sh.tolist()}")
 
     @property
     def kind_code(self) -> int:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from npquant import __version__, nn
+from npquant.argtypes import non_negative_int, positive_float, positive_int
 from npquant.data import DATASETS, NORMALIZATION, batches, load_dataset, normalize
 from npquant.data.transforms import random_crop, random_hflip
 from npquant.models import get_model, list_models
@@ -39,22 +40,41 @@ def save_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
     bytes: sorted keys, fixed zip timestamps (1980-01-01), no compression. Written to a
     temporary file and renamed, so an interrupted save never leaves a torn checkpoint."""
     path = Path(path)
+    checked = {key: np.asarray(arrays[key]) for key in sorted(arrays)}
+    for key, arr in checked.items():
+        if arr.dtype == object:
+            raise TypeError(f"save_npz: {key} is an object array (would need pickle)")
     tmp = path.with_name(path.name + ".tmp")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
-        for key in sorted(arrays):
-            arr = np.asarray(arrays[key])
-            if arr.dtype == object:
-                raise TypeError(f"save_npz: {key} is an object array (would need pickle)")
-            info = zipfile.ZipInfo(key + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
-            with zf.open(info, "w", force_zip64=True) as f:
-                np.lib.format.write_array(f, arr, allow_pickle=False)
-    os.replace(tmp, path)
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
+            for key, arr in checked.items():
+                info = zipfile.ZipInfo(key + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
+                with zf.open(info, "w", force_zip64=True) as f:
+                    np.lib.format.write_array(f, arr, allow_pickle=False)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def load_npz(path: str | Path) -> dict[str, np.ndarray]:
-    """All arrays of an ``.npz`` (never unpickling)."""
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+    """All arrays of an ``.npz`` (never unpickling); a truncated or corrupt file is a ValueError
+    naming it."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (zipfile.BadZipFile, EOFError, ValueError) as exc:
+        raise ValueError(f"{path}: not a readable .npz (truncated or corrupt?): {exc}") from exc
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path``; a corrupt file is a ValueError naming it."""
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not valid JSON (truncated or corrupt?): {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
 
 
 def save_checkpoint(out_dir: Path, model: nn.Module, opt: nn.Optimizer,
@@ -74,7 +94,7 @@ def load_checkpoint(out_dir: str | Path) -> tuple[dict[str, np.ndarray], dict[st
                                                    dict[str, Any]]:
     """(model state, optimizer state, metadata) from ``out_dir``; the sha256 is verified."""
     out_dir = Path(out_dir)
-    meta = json.loads((out_dir / METADATA).read_text())
+    meta = read_json(out_dir / METADATA)
     digest = hashlib.sha256((out_dir / CHECKPOINT).read_bytes()).hexdigest()
     if digest != meta.get("sha256"):
         raise ValueError(f"{out_dir / CHECKPOINT}: sha256 {digest} does not match "
@@ -262,7 +282,7 @@ def train(model_name: str, dataset: str = "fashion-mnist", epochs: int = 1, seed
                     n_train=int(len(y_train)), n_test=int(len(y_test)))
         save_checkpoint(out_dir, model, opt, meta)
     if not meta:  # nothing left to do: the checkpoint already covers `epochs`
-        meta = json.loads((out_dir / METADATA).read_text())
+        meta = read_json(out_dir / METADATA)
     return meta
 
 
@@ -281,20 +301,20 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                                           description="Train a float model (resumable).")
     p.add_argument("--model", required=True, choices=list_models())
     p.add_argument("--dataset", default="fashion-mnist", choices=sorted(DATASETS))
-    p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=positive_int, default=1)
+    p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--out", required=True, help="output directory (checkpoint.npz/.json)")
     p.add_argument("--data-dir", default=None, help="dataset directory (default: per dataset)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=None, help="default: 1e-3 Adam, 0.05 SGD")
+    p.add_argument("--batch-size", type=positive_int, default=64)
+    p.add_argument("--lr", type=positive_float, default=None, help="default: 1e-3 Adam, 0.05 SGD")
     p.add_argument("--optimizer", default="adam", choices=OPTIMIZERS)
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--schedule", default="constant", choices=SCHEDULES)
-    p.add_argument("--warmup", type=int, default=0)
+    p.add_argument("--warmup", type=non_negative_int, default=0)
     p.add_argument("--augment", action="store_true")
-    p.add_argument("--limit-train", type=int, default=None)
-    p.add_argument("--limit-test", type=int, default=None)
+    p.add_argument("--limit-train", type=positive_int, default=None)
+    p.add_argument("--limit-test", type=positive_int, default=None)
     p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     return p

@@ -24,3 +24,19 @@ def test_profiles_page_is_generated_from_code():
 
     text = (DOCS / "profiles.md").read_text()
     assert format_profiles() in text, "docs/profiles.md is stale: run python tools/gen_docs.py"
+
+
+def test_the_repository_stands_alone():
+    """README and docs link nothing outside the repository, and every ``docs/NAME.md`` that the
+    code, tools, README or docs name exists."""
+    import re
+
+    root = DOCS.parent
+    pages = [root / "README.md", *sorted(DOCS.glob("*.md"))]
+    for page in pages:
+        assert "../shared" not in page.read_text(), f"{page.name} links outside the repository"
+    sources = pages + sorted(root.glob("npquant/**/*.py")) + sorted(root.glob("tools/*.py"))
+    missing = {(src.relative_to(root).as_posix(), ref)
+               for src in sources for ref in re.findall(r"docs/([\w-]+\.md)", src.read_text())
+               if not (DOCS / ref).exists()}
+    assert not missing, f"references to docs pages that do not exist: {sorted(missing)}"

@@ -7,39 +7,79 @@ C order of the array (NCHW unless the manifest says otherwise). Verilog ``$readm
 into a ``reg [W-1:0] mem [0:N-1]``.
 
 Bin: the array's bytes in C order, little-endian, no header (``np.fromfile(path, dtype)``).
+
+Both are produced by table lookups on the array's bytes (no Python loop per value), chunk by
+chunk, so a 10k-image export writes hundreds of MB of hex at disk speed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 _BITS_VIEW = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+# byte b -> its two hex characters (_DIGITS[b >> 4], _DIGITS[b & 15]) as one uint16 in memory order
+_PAIRS = np.ascontiguousarray(np.stack([_DIGITS[np.arange(256) >> 4],
+                                        _DIGITS[np.arange(256) & 15]], axis=1)
+                              ).view(np.uint16)[:, 0]
+# ASCII code -> hex digit value, 255 for anything that is not [0-9a-fA-F].
+_VALUE = np.full(256, 255, dtype=np.uint8)
+for _i, _c in enumerate(b"0123456789abcdef"):
+    _VALUE[_c] = _i
+for _i, _c in enumerate(b"ABCDEF"):
+    _VALUE[_c] = 10 + _i
+CHUNK = 1 << 20  # values per formatting chunk (bounds the temporary buffers to a few MB)
 
 
-def _check_dtype(dtype: np.dtype) -> np.dtype:
+def check_dtype(dtype: np.dtype) -> np.dtype:
+    """The dtype if golden files can hold it (integer or float of 1, 2, 4 or 8 bytes)."""
     dt = np.dtype(dtype)
     if dt.kind not in "iuf" or dt.itemsize not in _BITS_VIEW:
         raise TypeError(f"golden arrays must be integer or float of 1, 2, 4 or 8 bytes, got {dt}")
     return dt
 
 
+def hex_chunks(arr: np.ndarray) -> Iterator[bytes]:
+    """The ``$readmemh`` bytes of ``arr`` (module docstring), ``CHUNK`` values at a time.
+
+    Each value's bytes are taken most significant first (a big-endian view), and each byte
+    becomes its two characters by one table lookup, ``_PAIRS[b]`` (``b >> 4``, ``b & 15``).
+    """
+    a = np.ascontiguousarray(arr)
+    dt = check_dtype(a.dtype)
+    width = 2 * dt.itemsize
+    flat = a.reshape(-1)
+    for start in range(0, flat.size, CHUNK):
+        be = flat[start:start + CHUNK].astype(dt.newbyteorder(">")).view(np.uint8)
+        be = be.reshape(-1, dt.itemsize)
+        out = np.empty((be.shape[0], width + 1), dtype=np.uint8)
+        out[:, :width] = _PAIRS[be].view(np.uint8)
+        out[:, width] = ord("\n")
+        yield out.tobytes()
+
+
 def hex_lines(arr: np.ndarray) -> str:
     """The ``$readmemh`` text of ``arr`` (module docstring), one value per line, final newline."""
+    return b"".join(hex_chunks(arr)).decode("ascii")
+
+
+def bin_chunks(arr: np.ndarray) -> Iterator[bytes]:
+    """The array's bytes, C order, little-endian, ``CHUNK`` values at a time."""
     a = np.ascontiguousarray(arr)
-    dt = _check_dtype(a.dtype)
-    # Reinterpreting the bytes as unsigned gives the two's complement / IEEE bit pattern.
-    bits = a.astype(dt.newbyteorder("<")).view(_BITS_VIEW[dt.itemsize]).ravel()
-    width = 2 * dt.itemsize
-    if bits.size == 0:
-        return ""
-    return "\n".join(f"{int(v):0{width}x}" for v in bits.tolist()) + "\n"
+    dt = check_dtype(a.dtype)
+    flat = a.reshape(-1)
+    for start in range(0, flat.size, CHUNK):
+        yield flat[start:start + CHUNK].astype(dt.newbyteorder("<")).tobytes()
 
 
 def write_hex(path: str | Path, arr: np.ndarray) -> None:
     """Write ``hex_lines(arr)`` to ``path``."""
-    Path(path).write_text(hex_lines(arr), encoding="ascii")
+    with open(path, "wb") as f:
+        for chunk in hex_chunks(arr):
+            f.write(chunk)
 
 
 def read_hex(path: str | Path, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
@@ -48,46 +88,57 @@ def read_hex(path: str | Path, dtype: np.dtype, shape: tuple[int, ...]) -> np.nd
     Raises ValueError (naming the file and line) on a line of the wrong width or with non-hex
     characters, or on the wrong number of lines (a truncated file).
     """
-    dt = _check_dtype(dtype)
+    dt = check_dtype(dtype)
     width = 2 * dt.itemsize
-    lines = Path(path).read_text(encoding="ascii").splitlines()
+    data = Path(path).read_bytes()
     expected = int(np.prod(shape, dtype=np.int64))
-    if len(lines) != expected:
-        raise ValueError(f"{path}: {len(lines)} lines, expected {expected} for shape {shape} "
+    lines = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+    if lines != expected:
+        raise ValueError(f"{path}: {lines} lines, expected {expected} for shape {shape} "
                          "(truncated or corrupt)")
-    try:
-        if any(len(line) != width for line in lines):
-            raise ValueError
-        raw = np.array([int(line, 16) for line in lines], dtype=np.uint64)
-    except ValueError:
-        bad = next((i for i, line in enumerate(lines)
-                    if len(line) != width or not _is_hex(line)), 0)
-        raise ValueError(f"{path}: line {bad + 1} {lines[bad]!r} is not {width} hex digits"
-                         ) from None
-    return raw.astype(_BITS_VIEW[dt.itemsize]).view(dt.newbyteorder("<")).astype(dt).reshape(shape)
+    if len(data) != expected * (width + 1):
+        _raise_bad_line(path, data, width)
+    rows = np.frombuffer(data, dtype=np.uint8).reshape(expected, width + 1)
+    out = np.empty(expected, dtype=np.uint64)
+    for start in range(0, expected, CHUNK):
+        block = rows[start:start + CHUNK]
+        digits = _VALUE[block[:, :width]]
+        if not (np.all(block[:, width] == ord("\n")) and np.all(digits != 255)):
+            _raise_bad_line(path, data, width)
+        # value = sum_j digit_j 16^(width-1-j), accumulated in uint64 (at most 64 bits)
+        value = np.zeros(block.shape[0], dtype=np.uint64)
+        for j in range(width):
+            value = (value << np.uint64(4)) | digits[:, j].astype(np.uint64)
+        out[start:start + CHUNK] = value
+    return out.astype(_BITS_VIEW[dt.itemsize]).view(dt).reshape(shape)
+
+
+def _raise_bad_line(path: str | Path, data: bytes, width: int) -> None:
+    bad = _first_bad_line(data, width)
+    text = data.split(b"\n")[bad].decode("ascii", "replace")
+    raise ValueError(f"{path}: line {bad + 1} {text!r} is not {width} hex digits")
+
+
+def _first_bad_line(data: bytes, width: int) -> int:
+    for i, line in enumerate(data.split(b"\n")):
+        if len(line) != width or np.any(_VALUE[np.frombuffer(line, dtype=np.uint8)] == 255):
+            return i
+    return 0
 
 
 def write_bin(path: str | Path, arr: np.ndarray) -> None:
     """Write the array's bytes, C order, little-endian, no header."""
-    a = np.ascontiguousarray(arr)
-    dt = _check_dtype(a.dtype)
-    Path(path).write_bytes(a.astype(dt.newbyteorder("<")).tobytes(order="C"))
+    with open(path, "wb") as f:
+        for chunk in bin_chunks(arr):
+            f.write(chunk)
 
 
 def read_bin(path: str | Path, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
     """Read a raw little-endian file; ValueError if its size is not ``prod(shape) * itemsize``."""
-    dt = _check_dtype(dtype)
+    dt = check_dtype(dtype)
     data = Path(path).read_bytes()
     expected = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
     if len(data) != expected:
         raise ValueError(f"{path}: {len(data)} bytes, expected {expected} for {dt} {shape} "
                          "(truncated or corrupt)")
     return np.frombuffer(data, dtype=dt.newbyteorder("<")).astype(dt).reshape(shape)
-
-
-def _is_hex(s: str) -> bool:
-    try:
-        int(s, 16)
-    except ValueError:
-        return False
-    return True

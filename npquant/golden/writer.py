@@ -1,16 +1,18 @@
-"""Golden data of an integer model on one batch: every op's tensors and constants, in three
-formats (``.npy`` + one ``.npz``, ``$readmemh`` hex, raw little-endian ``.bin``) and a JSON
-manifest with shapes, dtypes, layouts, qparams, profile, versions, seed and sha256 of every file.
+"""Golden data of an integer model on one batch: every op's tensors and constants, in up to five
+formats (``.npy``, one ``.npz``, ``$readmemh`` hex, raw little-endian ``.bin``, a C header) and a
+self-checksummed JSON manifest with shapes, dtypes, layouts, qparams, profile, seed, provenance
+and the sha256 of every file.
 
 The values come from ``IntegerModel.run(..., return_trace=True)`` — the integer kernels under the
 named profile; ``tests/test_convert.py`` checks that path bit for bit against an independent
 step-by-step reference.
 
 Per op ``k`` (name ``op``, e.g. ``01_conv1``) the files are ``<k>_<name>.<tensor>.{npy,hex,bin}``
-with tensors:
+with tensors (the manifest's ``layers[k].tensors`` maps each role to its file stem):
 
 * ``input``, ``output``: activations (``QUANTIZE`` input float32, ``DEQUANTIZE`` output float32,
-  all others int8), NCHW for 4-D, ``(N, features)`` for 2-D;
+  all others int8), NCHW for 4-D, ``(N, features)`` for 2-D. Op k's input is op k-1's output,
+  stored once: ``layers[k].tensors.input`` names ``<k-1>_<name>.output``;
 * ``acc``: int32 accumulators before requantization and activation clamp (CONV_2D,
   FULLY_CONNECTED; for MAX_POOL_2D the window maxima);
 * ``weight`` (int8 OIHW / (O, I)), ``bias`` (int32, scale ``S_in S_w[o]``, zero point 0);
@@ -19,12 +21,19 @@ with tensors:
   multiplies by it);
 * ``input_scale``, ``weight_scale``, ``output_scale`` (float32) and ``input_zero_point``,
   ``output_zero_point`` (int32), with the zero points also in the manifest.
+
+The export is atomic (``npquant.golden.atomic``): everything is written into a temporary sibling
+directory, fsynced, manifest last, then swapped in with one rename, so a failed or killed export
+leaves the previous directory whole. Every argument is checked before the first byte is written.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -32,72 +41,111 @@ import numpy as np
 
 from npquant import __version__
 from npquant.convert import Conv2dOp, FullyConnectedOp, IntegerModel, TraceEntry
-from npquant.golden.formats import write_bin, write_hex
+from npquant.golden import cheader
+from npquant.golden.atomic import atomic_directory, check_target, fsync_file
+from npquant.golden.formats import bin_chunks, check_dtype, hex_chunks
+from npquant.golden.manifest import manifest_text, provenance
 from npquant.integer import activation_range
 from npquant.qparams import QParams
 from npquant.quant.ptq import qparams_to_dict
 
 FORMAT = "npquant-golden"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 NPZ = "golden.npz"
+HEADER = "golden.h"
+FORMATS = ("npy", "npz", "hex", "bin", "h")
+HEADER_IMAGES = 1  # images of each batch tensor in the C header (``_header_slice``)
+WRITER_THREADS = 2
 HEX_FORMAT = ("one value per line, lowercase hex, zero-padded to 2 digits per byte of the dtype "
               "(int8: 2, int32: 8); integers in two's complement (int8 -1 = ff, int32 -2 = "
               "fffffffe); floats as IEEE-754 bit patterns (float32 1.0 = 3f800000); C order")
 BIN_FORMAT = "raw array bytes, little-endian, C order, no header"
 ZERO_POINTS = ("r = S (q - Z) with Z the zero point. CMSIS-NN style offsets, where given, are "
                "input_offset = -input_zero_point and output_offset = +output_zero_point")
+Tensor = tuple[str, np.ndarray, str]  # (key, array, layout)
 
 
 def write_golden(model: IntegerModel, x: np.ndarray, out_dir: str | Path, *,
                  seed: int | None = None, labels: np.ndarray | None = None,
-                 nhwc: bool = False, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+                 nhwc: bool = False, extra: dict[str, Any] | None = None,
+                 formats: Sequence[str] = FORMATS, overwrite: bool = False,
+                 command: list[str] | None = None,
+                 provenance_record: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run ``model`` on the float batch ``x`` and write its golden data to ``out_dir``.
 
     Args:
         model: the integer model (its profile names the arithmetic).
-        x: float images ``(N, C, H, W)``.
-        out_dir: created if needed; existing files of the same names are overwritten.
+        x: float images ``(N, C, H, W)``, N >= 1, finite.
+        out_dir: must be absent or empty, or (with ``overwrite``) a previous golden directory,
+            which is then replaced whole (atomically: old or new, never a mix).
         seed: recorded in the manifest (the seed that produced the model and batch).
-        labels: optional int labels of the batch, written as ``labels`` and listed.
+        labels: optional integer labels of the batch, one per image, written as ``labels``.
         nhwc: also write every 4-D activation as NHWC and conv weights as OHWI
             (``<base>.nhwc.*``), listed with their layout.
         extra: JSON-able data added to the manifest under ``"extra"``.
+        formats: any of ``npy``, ``npz``, ``hex``, ``bin``, ``h`` (C header).
+        overwrite: replace an existing golden directory.
+        command: the command line to record in the provenance.
+        provenance_record: a provenance dict to record instead of this run's (regenerating a
+            committed reference set byte for byte).
 
     Returns the manifest (also written to ``out_dir/manifest.json``).
     """
     if not isinstance(model, IntegerModel):
         raise TypeError(f"model must be an IntegerModel, got {type(model).__name__}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    arr = _check_images(x, model)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+        raise TypeError(f"seed must be an int or None, got {seed!r}")
+    y = None if labels is None else _check_labels(labels, arr.shape[0])
+    if not isinstance(nhwc, bool):
+        raise TypeError(f"nhwc must be a bool, got {nhwc!r}")
+    fields = {"generator": "npquant.golden", "seed": None if seed is None else int(seed),
+              "batch_size": int(arr.shape[0]), "input_shape": list(arr.shape),
+              "extra": check_json("extra", extra if extra is not None else {}, dict)}
+    formats = check_formats(formats)
+    check_target(Path(out_dir), overwrite=overwrite, marker=MANIFEST)
+
+    tensors, layers = golden_tensors(model, arr, labels=y, nhwc=nhwc)
+    prof = model.profile
+    fields.update({
+        "profile": {"name": prof.name, "version": prof.version, "description": prof.description,
+                    "rules": dict(prof.rules())},
+        "layouts": ["NCHW"] + (["NHWC"] if nhwc else []),
+        "zero_point_convention": ZERO_POINTS,
+        "flatten_order": "C order of NCHW: feature index = c*H*W + h*W + w",
+        "layers": layers,
+    })
+    return write_tensors(out_dir, tensors, fields, formats=formats, overwrite=overwrite,
+                         command=command, provenance_record=provenance_record)
+
+
+def golden_tensors(model: IntegerModel, x: np.ndarray, *, labels: np.ndarray | None = None,
+                   nhwc: bool = False) -> tuple[list[Tensor], list[dict[str, Any]]]:
+    """Every tensor of ``model`` on ``x`` in dataflow order, and the manifest's ``layers``.
+
+    Nothing is written; ``npquant compare`` uses this to compare a directory with a fresh run.
+    """
     logits, trace = model.run(x, return_trace=True)
-    files: dict[str, dict[str, Any]] = {}
-    npz: dict[str, np.ndarray] = {}
+    tensors: list[Tensor] = []
 
     def emit(key: str, arr: np.ndarray, layout: str) -> str:
         arr = np.ascontiguousarray(arr)
-        for ext, write in (("npy", _write_npy), ("hex", write_hex), ("bin", write_bin)):
-            write(out / f"{key}.{ext}", arr)
-        files[key] = {"dtype": str(arr.dtype), "shape": list(arr.shape), "layout": layout,
-                      "files": {ext: f"{key}.{ext}" for ext in ("npy", "hex", "bin")}}
-        npz[key] = arr
+        tensors.append((key, arr, layout))
         if nhwc and layout in ("NCHW", "OIHW"):
-            t = arr.transpose(0, 2, 3, 1)
-            emit(f"{key}.nhwc", t, "NHWC" if layout == "NCHW" else "OHWI")
+            emit(f"{key}.nhwc", arr.transpose(0, 2, 3, 1), "NHWC" if layout == "NCHW" else "OHWI")
         return key
 
     layers = []
     dq = model.ops[-1]
     final = TraceEntry(len(trace), dq.name, dq.op, logits, model.dequantize_logits(logits))
+    previous_output = None
     for entry in [*trace, final]:
         op = model.ops[entry.index]
         base = f"{entry.index:02d}_{entry.name}"
-        t: dict[str, str] = {
-            "input": emit(f"{base}.input", entry.input, _act_layout(entry.input)),
-            "output": emit(f"{base}.output", entry.output, _act_layout(entry.output)),
-        }
-        if entry.acc is not None:
-            t["acc"] = emit(f"{base}.acc", entry.acc, _act_layout(entry.acc))
+        # An op's input is the previous op's output: one file, named by both ops' "tensors".
+        t: dict[str, str] = {"input": previous_output or emit(f"{base}.input", entry.input,
+                                                              _act_layout(entry.input))}
         layer: dict[str, Any] = {"index": entry.index, "name": entry.name, "op": entry.op,
                                  "attributes": op.describe(), "tensors": t}
         if isinstance(op, (Conv2dOp, FullyConnectedOp)):
@@ -135,28 +183,200 @@ def write_golden(model: IntegerModel, x: np.ndarray, out_dir: str | Path, *,
             if isinstance(q, QParams):
                 layer["qparams"] = qparams_to_dict(q)
                 layer["zero_points"] = {"zero_point": int(q.zero_point)}
+        if entry.acc is not None:
+            t["acc"] = emit(f"{base}.acc", entry.acc, _act_layout(entry.acc))
+        t["output"] = previous_output = emit(f"{base}.output", entry.output,
+                                             _act_layout(entry.output))
         layers.append(layer)
     if labels is not None:
         emit("labels", np.asarray(labels).astype(np.int32), "N")
+    return tensors, layers
 
-    _write_npz(out / NPZ, npz)
-    digests = {name: _sha256(out / name) for name in sorted(_all_files(files) + [NPZ])}
-    prof = model.profile
-    manifest = {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "generator": "npquant.golden",
-        "npquant_version": __version__, "seed": seed, "batch_size": int(logits.shape[0]),
-        "profile": {"name": prof.name, "version": prof.version, "description": prof.description,
-                    "rules": dict(prof.rules())},
-        "input_shape": list(np.shape(x)), "layouts": ["NCHW"] + (["NHWC"] if nhwc else []),
-        "hex_format": HEX_FORMAT, "bin_format": BIN_FORMAT, "zero_point_convention": ZERO_POINTS,
-        "flatten_order": "C order of NCHW: feature index = c*H*W + h*W + w",
-        "npz": NPZ, "layers": layers, "tensors": files, "sha256": digests,
-        "extra": extra or {},
-    }
-    tmp = out / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
-    tmp.replace(out / MANIFEST)
-    return manifest
+
+def write_tensors(out_dir: str | Path, tensors: Iterable[Tensor], fields: dict[str, Any], *,
+                  formats: Sequence[str] = FORMATS, overwrite: bool = False,
+                  command: list[str] | None = None,
+                  provenance_record: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Atomically write ``tensors`` ``[(key, array, layout)]`` in ``formats`` with a manifest made
+    of ``fields`` (JSON-able; ``layers`` in it name tensors by key) plus the format description,
+    the file list with sha256, the provenance and the manifest's own checksum.
+
+    The lower layer of ``write_golden``, also used for single-op reference vectors.
+    """
+    formats = check_formats(formats)
+    fields = check_json("fields", fields, dict)
+    tensors = list(tensors)
+    keys = [k for k, _, _ in tensors]
+    if len(set(keys)) != len(keys) or not keys:
+        raise ValueError(f"tensor keys must be unique and at least one, got {keys}")
+    for key, arr, _ in tensors:
+        if not isinstance(key, str) or not key or "/" in key or key.startswith("."):
+            raise ValueError(f"tensor key {key!r} must be a plain file name stem")
+        check_dtype(np.asarray(arr).dtype)
+    out = Path(out_dir)
+    check_target(out, overwrite=overwrite, marker=MANIFEST)
+    prov = provenance(command) if provenance_record is None else \
+        check_json("provenance_record", provenance_record, dict)
+    manifest: dict[str, Any] = {"format": FORMAT, "format_version": FORMAT_VERSION,
+                                "npquant_version": __version__, **fields, "formats": formats,
+                                "provenance": prov}
+    for fmt, key, text in (("hex", "hex_format", HEX_FORMAT), ("bin", "bin_format", BIN_FORMAT)):
+        if fmt in formats:
+            manifest[key] = text
+    guard = "NPQUANT_GOLDEN_" + "".join(c if c.isalnum() else "_" for c in out.name).upper() \
+        + "_H"
+    with atomic_directory(out) as tmp:
+        files, digests = _write_files(tmp, tensors, formats, fields.get("layers", []),
+                                      _header_comment(manifest), guard)
+        if "npz" in formats:
+            manifest["npz"] = NPZ
+        if "h" in formats:
+            manifest["c_header"] = {"file": HEADER, "include_guard": guard,
+                                    "images": HEADER_IMAGES,
+                                    "description": cheader.__doc__.split("\n\n")[0],
+                                    "batch_tensors": f"tensors whose layout starts with N hold "
+                                                     f"the first {HEADER_IMAGES} image(s) only; "
+                                                     "the other formats hold the whole batch"}
+        manifest["tensors"] = files
+        manifest["sha256"] = dict(sorted(digests.items()))
+        with open(tmp / MANIFEST, "w", encoding="ascii") as f:  # last: it seals the rest
+            f.write(manifest_text(manifest))
+            fsync_file(f)
+    return json.loads(manifest_text(manifest))
+
+
+def _write_files(tmp: Path, tensors: list[Tensor], formats: list[str],
+                 layers: list[dict[str, Any]], comment: list[str], guard: str
+                 ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Write every tensor in every format into ``tmp`` (the .npz members and the header in
+    tensor order, the other files by ``WRITER_THREADS`` threads). Returns the manifest's
+    ``tensors`` entries and the sha256 of every file written."""
+    files: dict[str, dict[str, Any]] = {}
+    digests: dict[str, str] = {}
+    npz = zipfile.ZipFile(tmp / NPZ, "w", compression=zipfile.ZIP_STORED) \
+        if "npz" in formats else None
+    header = _Sink(tmp / HEADER, digests) if "h" in formats else None
+    if header is not None:
+        header.write(cheader.header_preamble(guard, comment).encode())
+    layer_of = {key: layer for layer in layers for key in layer.get("tensors", {}).values()}
+    done_layers: set[int] = set()
+    # The separate files of a tensor are written by a pool of threads while this thread
+    # writes the .npz member and the header (numpy, hashlib and file writes release the GIL).
+    # Leaving the ``with`` waits for every thread, also when this thread raises.
+    jobs = []
+    with ThreadPoolExecutor(max_workers=WRITER_THREADS) as pool:
+        for key, arr, layout in tensors:
+            arr = np.ascontiguousarray(arr)
+            entry: dict[str, Any] = {"dtype": str(arr.dtype), "shape": list(arr.shape),
+                                     "layout": layout, "files": {}}
+            for fmt in ("npy", "hex", "bin"):
+                if fmt in formats:
+                    jobs.append(pool.submit(_write_file, tmp / f"{key}.{fmt}", fmt, arr,
+                                            digests))
+                    entry["files"][fmt] = f"{key}.{fmt}"
+            if npz is not None:
+                info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                with npz.open(info, "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, arr, allow_pickle=False)
+                entry["files"]["npz"] = f"{NPZ}:{key}.npy"
+            if header is not None:
+                layer = layer_of.get(key)
+                if layer is not None and layer.get("index") not in done_layers:
+                    done_layers.add(layer.get("index"))
+                    header.write(cheader.layer_defines(layer).encode())
+                cheader.write_array(header, key, _header_slice(arr, layout), layout)
+                entry["files"]["h"] = f"{HEADER}:{cheader.c_name(key)}"
+            files[key] = entry
+    for job in jobs:
+        job.result()  # re-raises the first error of a writer thread
+    if header is not None:
+        header.write(cheader.tensor_table([(k, np.asarray(a).dtype, np.ndim(a))
+                                           for k, a, _ in tensors]).encode())
+        header.write(cheader.header_end(guard).encode())
+        header.close()
+    if npz is not None:
+        npz.close()
+        with open(tmp / NPZ, "rb+") as f:
+            fsync_file(f)
+        digests[NPZ] = _sha256_file(tmp / NPZ)
+    return files, digests
+
+
+def check_formats(formats: Sequence[str]) -> list[str]:
+    """The formats in canonical order; ValueError on an unknown, repeated or empty list."""
+    if isinstance(formats, str):
+        formats = [f for f in formats.split(",") if f]
+    fmts = list(formats)
+    bad = [f for f in fmts if f not in FORMATS]
+    if bad or not fmts or len(set(fmts)) != len(fmts):
+        raise ValueError(f"formats must be distinct names from {list(FORMATS)}, got {fmts!r}")
+    return [f for f in FORMATS if f in fmts]
+
+
+def check_json(name: str, value: Any, kind: type) -> Any:
+    """``value`` if it is a ``kind`` that JSON can hold exactly (no NaN, no objects), else
+    TypeError naming ``name``; returns its JSON round trip (plain lists, str keys)."""
+    if not isinstance(value, kind):
+        raise TypeError(f"{name} must be a {kind.__name__}, got {type(value).__name__}")
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be JSON-able (no NaN/inf, no arrays or objects): {exc}"
+                        ) from None
+    return json.loads(text)
+
+
+def _check_images(x: np.ndarray, model: IntegerModel) -> np.ndarray:
+    arr = np.asarray(x)
+    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.floating):
+        raise TypeError(f"x must be a float array, got dtype {arr.dtype}")
+    if arr.ndim != 4 or tuple(arr.shape[1:]) != tuple(model.input_shape):
+        raise ValueError(f"x must have shape (N, {', '.join(map(str, model.input_shape))}), "
+                         f"got {arr.shape}")
+    if arr.shape[0] < 1:
+        raise ValueError(f"x must hold at least one image, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"x has {int(np.sum(~np.isfinite(arr)))} NaN/inf values")
+    return arr
+
+
+def _check_labels(labels: np.ndarray, n: int) -> np.ndarray:
+    y = np.asarray(labels)
+    if y.dtype == np.bool_ or not np.issubdtype(y.dtype, np.integer):
+        raise TypeError(f"labels must be integers, got dtype {y.dtype}")
+    if y.shape != (n,):
+        raise ValueError(f"labels must have shape ({n},), one per image, got {y.shape}")
+    if y.size and (y.min() < np.iinfo(np.int32).min or y.max() > np.iinfo(np.int32).max):
+        raise ValueError(f"labels must fit int32, got range [{y.min()}, {y.max()}]")
+    return y
+
+
+def _header_comment(manifest: dict[str, Any]) -> list[str]:
+    prov = manifest["provenance"]
+    git = prov.get("git") or {}
+    prof = manifest.get("profile", {})
+    lines = [f"Golden data written by npquant {manifest['npquant_version']} (npquant.golden, "
+             f"format {FORMAT} {FORMAT_VERSION}); manifest.json lists every file's sha256.",
+             f"profile: {prof.get('name')} version {prof.get('version')}; seed: "
+             f"{manifest.get('seed')}; batch: {manifest.get('batch_size')}",
+             f"provenance: git {git.get('commit')}{' (dirty)' if git.get('dirty') else ''}; "
+             f"python {prov.get('python')}, numpy {prov.get('numpy')}, numba {prov.get('numba')}",
+             f"command: {prov.get('command')}",
+             "Quantized values: r = S (q - Z); input_offset = -input_zero_point, "
+             "output_offset = +output_zero_point (CMSIS-NN).",
+             "Layouts: activations NCHW, conv weights OIHW, FC weights (O, I); C order.",
+             f"Batch tensors (layout N...) hold the first {HEADER_IMAGES} image(s); the npy, hex "
+             "and bin files hold the whole batch.",
+             "Requantization: q_out = clamp(Z_out + round_rule(M[c] acc), ACT_MIN, ACT_MAX), "
+             "M = M0 2^shift / 2^31."]
+    return [line.replace("*/", "* /") for line in lines]
+
+
+def _header_slice(arr: np.ndarray, layout: str) -> np.ndarray:
+    """What the C header holds of a tensor: batch tensors (layout ``N...``) cut to the first
+    ``HEADER_IMAGES`` images — a test bench runs one image; 10k images of C text would not
+    compile — and everything else whole."""
+    return arr[:HEADER_IMAGES] if layout.startswith("N") else arr
 
 
 def _act_layout(arr: np.ndarray) -> str:
@@ -170,20 +390,45 @@ def _act_range(op, profile) -> list[int]:
                                              q.dtype, profile, q.bits)]
 
 
-def _write_npy(path: Path, arr: np.ndarray) -> None:
-    with open(path, "wb") as f:
-        np.lib.format.write_array(f, arr, allow_pickle=False)
+class _Sink:
+    """A file written once: sha256 computed on the way, fsynced on close, its digest stored in
+    ``digests[file name]``."""
+
+    def __init__(self, path: Path, digests: dict[str, str]) -> None:
+        self.path, self.digests = path, digests
+        self.f = open(path, "wb")
+        self.h = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.h.update(data)
+        return self.f.write(data)
+
+    def close(self) -> None:
+        if not self.f.closed:
+            fsync_file(self.f)
+            self.f.close()
+            self.digests[self.path.name] = self.h.hexdigest()
+
+    def __enter__(self) -> _Sink:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
-def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    from npquant.train import save_npz  # reproducible bytes: sorted keys, fixed timestamps
+def _write_file(path: Path, fmt: str, arr: np.ndarray, digests: dict[str, str]) -> None:
+    """One tensor file: ``.npy`` (NumPy's format, no pickle), hex or bin."""
+    with _Sink(path, digests) as s:
+        if fmt == "npy":
+            np.lib.format.write_array(s, arr, allow_pickle=False)
+        else:
+            for chunk in (hex_chunks if fmt == "hex" else bin_chunks)(arr):
+                s.write(chunk)
 
-    save_npz(path, arrays)
 
-
-def _all_files(files: dict[str, dict[str, Any]]) -> list[str]:
-    return [f for entry in files.values() for f in entry["files"].values()]
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 22):
+            h.update(block)
+    return h.hexdigest()

@@ -6,7 +6,8 @@ Every GEMM-like kernel (fully connected, conv, depthwise) computes, for each out
 
 in a fixed **reduction order** k = 0..K-1: for a fully-connected layer the order of the input
 features; for a convolution the order of the flattened OIHW weight row of one group,
-``(ci, kh, kw)`` with ``kw`` fastest (padded taps included: they read ``a = Za`` and add 0).
+``(ci, kh, kw)`` with ``kw`` fastest (padded taps included: they read ``a = Za`` and add 0), or
+``(kh, kw, ci)`` when the rule's ``conv_order`` is ``"hwc"`` (NHWC kernels).
 The accumulator starts at the bias (as CMSIS-NN and most accelerators initialise it) and adds the
 terms one by one. An ``AccumulatorRule(bits, overflow, pair_saturation)`` says what a partial sum
 outside ``[-2^(bits-1), 2^(bits-1) - 1]`` does:

@@ -318,6 +318,12 @@ def _accumulate_conv(xp, w, zx, zw, b, rule, stride, dilation, groups, out_hw, d
     _im2col(xp, kh_len, kw_len, stride[0], stride[1], dilation[0], dilation[1], oh_len, ow_len,
             groups, cols)
     wmat = w.reshape(groups, og, cg * kh_len * kw_len)
+    if rule.pair_saturation and rule.conv_order == "hwc":
+        # pairs along (kh, kw, ci), an NHWC im2col row (AccumulatorRule.conv_order)
+        cols = np.ascontiguousarray(cols.reshape(groups, -1, cg, kh_len, kw_len)
+                                    .transpose(0, 1, 3, 4, 2).reshape(cols.shape))
+        wmat = np.ascontiguousarray(wmat.reshape(groups, og, cg, kh_len, kw_len)
+                                    .transpose(0, 1, 3, 4, 2).reshape(wmat.shape))
     acc = np.empty((n_len * oh_len * ow_len, o_len), dtype=accm.accumulator_dtype(rule))
     per_image = oh_len * ow_len
     for g in range(groups):

@@ -2,7 +2,7 @@
 
 The multiplier ``M = S_in S_w[c] / S_out`` is derived and rounded by the profile's rule for the op
 (``npquant.requant.prepare_requant``); the activation (ReLU, ReLU6) is a narrower integer clamp
-``[act_min, act_max]`` inside the output type's range (DESIGN.md section 2).
+``[act_min, act_max]`` inside the output type's range (docs/architecture.md).
 """
 
 from __future__ import annotations

@@ -183,3 +183,22 @@ def test_qparams_is_immutable():
     qp = QParams(1.0, 0)
     with pytest.raises(AttributeError, match="immutable"):
         qp.bits = 4
+
+
+def test_subnormal_scale_is_refused():
+    with pytest.raises(ValueError, match="normal float32"):
+        QParams(1e-45, 0)
+    assert float(QParams(float(np.finfo(np.float32).tiny), 0).scale) > 0
+
+
+def test_per_channel_length_must_match_the_axis():
+    """3 scales on a tensor with 2 channels on the axis: an error, not a (3, 2) broadcast."""
+    from npquant.profiles import get_profile
+
+    q = QParams([0.1, 0.2, 0.3], 0, axis=1)
+    rule = get_profile("tflite").quantize_rule(True)
+    with pytest.raises(ValueError, match="3 scales but the tensor of shape \\(1, 2\\)"):
+        quantize(np.ones((1, 2), np.float32), q, rule=rule)
+    with pytest.raises(ValueError, match="3 scales"):
+        dequantize(np.ones((1, 2), np.int8), q)
+    assert quantize(np.ones((2, 3), np.float32), q, rule=rule).shape == (2, 3)

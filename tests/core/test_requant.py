@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from npquant.fixedpoint import Ties
 from npquant.profiles import PROFILES, MultiplierDerivation, RequantKind, RequantRule
-from npquant.requant import effective_multiplier, prepare_requant, requantize
+from npquant.requant import RequantParams, effective_multiplier, prepare_requant, requantize
 
 f32 = np.float32
 scales = st.floats(2.0**-20, 4.0, width=32)
@@ -138,3 +138,33 @@ def test_channel_group_rule_rounds_the_tail_differently():
     with pytest.raises(ValueError, match="go together"):
         RequantRule(RequantKind.DOUBLE_ROUNDING, MultiplierDerivation.DOUBLE, Ties.UP,
                     channel_group=8)
+
+
+def _hand_built(kind, qm, shift, multiplier=0.5):
+    rule = RequantRule(RequantKind(kind), MultiplierDerivation.DOUBLE, Ties.AWAY)
+    return RequantParams(rule, np.array([multiplier]), np.array([qm], np.int32),
+                         np.array([shift], np.int32))
+
+
+@pytest.mark.parametrize("kind, qm, shift, match", [
+    ("single_rounding", 1 << 30, 31, "shift must be in -31..30"),
+    ("single_rounding", 1 << 30, -40, "shift must be in -31..30"),
+    ("double_rounding", 1 << 30, 32, "shift must be in -31..31"),
+    ("power_of_two", 0, -70, "shift must be in -62..31"),
+    ("double_rounding", -5, 0, "quantized_multiplier must be in"),
+], ids=["sr-shift31-flips-sign", "sr-shift-40", "dr-shift32", "pow2-shift-70", "negative-M0"])
+def test_hand_built_requant_params_out_of_range_are_refused(kind, qm, shift, match):
+    """Before this check, single rounding with shift 31 turned accumulators [1000, -1000] into
+    [-128, 127] and a pow2 shift of -70 gave 16: values no kernel contract allows."""
+    with pytest.raises(ValueError, match=match):
+        _hand_built(kind, qm, shift)
+
+
+def test_hand_built_requant_params_shapes_and_multiplier():
+    rule = RequantRule(RequantKind.FLOAT32, MultiplierDerivation.DOUBLE, Ties.EVEN)
+    with pytest.raises(ValueError, match="1-D of one length"):
+        RequantParams(rule, np.array([0.5, 0.25]), np.zeros(1, np.int32), np.zeros(1, np.int32))
+    with pytest.raises(ValueError, match="finite and > 0"):
+        RequantParams(rule, np.array([np.nan]), np.zeros(1, np.int32), np.zeros(1, np.int32))
+    ok = _hand_built("single_rounding", 1 << 30, 30)
+    assert int(ok.shift[0]) == 30

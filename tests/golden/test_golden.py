@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
+from golden_helpers import make_golden_dir
 
-from npquant import nn
-from npquant.convert import convert
 from npquant.golden import (
     GoldenDataError,
     hex_lines,
@@ -20,9 +18,15 @@ from npquant.golden import (
     write_golden,
     write_hex,
 )
+from npquant.golden.manifest import RELEVANT_CPU_FLAGS
 from npquant.profiles import get_profile
-from npquant.quant.ptq import calibrate, choose_qparams
 from npquant.requant import RequantParams, requantize
+from npquant.testing.cpu import cpu_flags
+
+
+@pytest.fixture(scope="module")
+def golden_dir(tmp_path_factory):
+    return make_golden_dir(tmp_path_factory)
 
 
 def test_hex_format_twos_complement_and_width():
@@ -69,18 +73,6 @@ def test_hex_and_bin_readers_reject_bad_files(tmp_path):
         read_bin(tmp_path / "a.bin", np.int32, (2,))
 
 
-@pytest.fixture(scope="module")
-def golden_dir(tmp_path_factory) -> tuple[Path, object, np.ndarray]:
-    model = nn.Sequential(nn.Conv2d(1, 3, 3, rng=0), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                          nn.Linear(3 * 4 * 4, 4, rng=1)).eval()
-    x = np.random.default_rng(0).normal(size=(16, 1, 10, 10)).astype(np.float32)
-    cal = calibrate(model, x, num_batches=2, batch_size=8)
-    im = convert(model, choose_qparams(model, cal, "tflite"), "tflite", input_shape=(1, 10, 10))
-    d = tmp_path_factory.mktemp("golden")
-    write_golden(im, x[:4], d, seed=7, labels=np.arange(4), nhwc=True)
-    return d, im, x[:4]
-
-
 def test_round_trip_equals_the_model_trace(golden_dir):
     d, im, x = golden_dir
     g = load_golden(d)
@@ -94,8 +86,9 @@ def test_round_trip_equals_the_model_trace(golden_dir):
             assert np.array_equal(got["acc"], entry.acc) and got["acc"].dtype == np.int32
     assert np.array_equal(g.layer("output")["input"], logits)
     assert np.array_equal(g.layer("0")["weight"], im.ops[1].weight)
-    nhwc = g.arrays["01_0.input.nhwc"]
-    assert np.array_equal(nhwc, g.arrays["01_0.input"].transpose(0, 2, 3, 1))
+    assert g.manifest["layers"][1]["tensors"]["input"] == "00_input.output"  # stored once
+    nhwc = g.arrays["00_input.output.nhwc"]
+    assert np.array_equal(nhwc, g.layer(1)["input"].transpose(0, 2, 3, 1))
     assert g.manifest["tensors"]["01_0.weight.nhwc"]["layout"] == "OHWI"
     assert np.array_equal(g.arrays["labels"], np.arange(4))
 
@@ -113,7 +106,11 @@ def test_manifest_lists_every_file_with_sha256_and_provenance(golden_dir):
     assert zi == int(im.ops[1].input_qparams.zero_point)
     assert conv["offsets"]["input_offset"] == -zi
     for key, info in m["tensors"].items():
-        assert set(info["files"]) == {"npy", "hex", "bin"}, key
+        assert set(info["files"]) == {"npy", "npz", "hex", "bin", "h"}, key
+    prov = m["provenance"]
+    assert prov["numpy"] == np.__version__
+    assert prov["cpu_flags"] == {f: f in cpu_flags() for f in RELEVANT_CPU_FLAGS}
+    assert prov["npquant_version"] == m["npquant_version"]
 
 
 def test_exported_integers_reproduce_each_output(golden_dir):
@@ -175,7 +172,7 @@ def test_corrupt_file_with_a_matching_manifest_is_still_caught(golden_dir, tmp_p
     (d / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(GoldenDataError, match="01_0.output.bin differs"):
         load_golden(d)
-    q = d / "01_0.input.npy"
+    q = d / "01_0.output.npy"
     q.write_bytes(q.read_bytes()[:20])  # a truncated .npy read without sha checks
     m["sha256"][q.name] = hashlib.sha256(q.read_bytes()).hexdigest()
     (d / "manifest.json").write_text(json.dumps(m))
@@ -186,5 +183,5 @@ def test_corrupt_file_with_a_matching_manifest_is_still_caught(golden_dir, tmp_p
 def test_write_golden_rejects_non_models(tmp_path):
     with pytest.raises(TypeError, match="IntegerModel"):
         write_golden(object(), np.zeros((1, 1, 4, 4), np.float32), tmp_path)
-    with pytest.raises(GoldenDataError, match="no manifest.json"):
+    with pytest.raises(GoldenDataError, match="manifest.json: missing"):
         load_golden(tmp_path)

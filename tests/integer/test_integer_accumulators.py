@@ -254,3 +254,30 @@ def test_conv_accumulators_int32_reference():
                stride=(2, 1), dilation=(1, 2), requant=requant_params_from_multiplier(F32, [0.01]),
                return_accumulators=True)
     assert np.array_equal(r.acc, conv_ref(x, w, None, 200, 0, (2, 1), (1, 0, 2, 1), (1, 2), 3))
+
+
+@settings(max_examples=40)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 5), st.sampled_from(["chw", "hwc"]))
+def test_conv_pair_saturation_follows_its_reduction_order(seed, c_in, order):
+    """A conv under pair saturation equals the Python-int pair model on the patch flattened in
+    the rule's order: ``(ci, kh, kw)`` (NCHW im2col) or ``(kh, kw, ci)`` (NHWC; with an odd
+    channel count a pair spans two taps), the input padded with its zero point."""
+    rng = np.random.default_rng(seed)
+    zx = int(rng.integers(0, 256))
+    x = rng.integers(0, 256, (1, c_in, 5, 4)).astype(np.uint8)
+    w = rng.integers(-127, 128, (3, c_in, 2, 3)).astype(np.int8)
+    rule = AccumulatorRule(32, Overflow.RAISE, pair_saturation=True, conv_order=order)
+    r = conv2d(x, w, None, x_zero_point=zx, out_zero_point=0, x_scale=0.01, w_scale=0.01,
+               out_scale=1.0, padding=(1, 0, 1, 1), out_dtype=np.uint8, accumulator=rule,
+               profile="onnxruntime", return_accumulators=True)
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 0), (1, 1)), constant_values=zx)
+    perm = (0, 1, 2) if order == "chw" else (1, 2, 0)
+    for o, i, j in np.ndindex(3, r.acc.shape[2], r.acc.shape[3]):
+        patch = xp[0, :, i:i + 2, j:j + 3].transpose(perm).ravel()
+        want = pair_acc_ref(patch, w[o].transpose(perm).ravel(), zx, 0, 0)
+        assert int(r.acc[0, o, i, j]) == want, (order, o, i, j)
+
+
+def test_conv_order_must_be_known():
+    with pytest.raises(ValueError, match="conv_order must be 'chw' or 'hwc'"):
+        AccumulatorRule(32, Overflow.RAISE, pair_saturation=True, conv_order="nhwc")

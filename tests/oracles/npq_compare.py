@@ -644,13 +644,15 @@ def _measured_rows() -> list[Comparison]:
             lambda: conv_cases("conv", x_dtype=np.uint8, layout="torch"),
             lambda c: torch_op(c, "x86"), lambda c: npq_conv(c, "pytorch-fbgemm"),
             "oneDNN adds Z_y in float before rounding, rne(f32(f32(acc) f32(s_x s_w))/s_y + Z_y)"
-            " (zp_in_float): explains the ties (exact on the 100 cases of its test); rare larger"
-            " outliers (up to 7 in 200 cases) unexplained, as in depthwise", exact=False),
+            " (zp_in_float), on pair-saturated sums without VNNI: 98 of 100 fixed cases on"
+            " avx512_core_vnni, avx512_core and avx2; the rest tie flips, and windows wholly in"
+            " the padding read input they should not (docs/framework_facts.md)", exact=False),
         Comparison(
             "conv2d (depthwise)", "pytorch", "x86", "pytorch-fbgemm",
             lambda: conv_cases("depthwise", x_dtype=np.uint8, layout="torch"),
             lambda c: torch_op(c, "x86"), lambda c: npq_conv(c, "pytorch-fbgemm"),
-            "mostly zp_in_float; rare outliers (up to ~190 seen) unexplained", exact=False),
+            "mostly zp_in_float (97 of 100 fixed cases on avx512_core_vnni); rare outliers (up"
+            " to 255) unexplained", exact=False),
         Comparison(
             "add", "pytorch", "fbgemm", "pytorch-fbgemm",
             lambda: add_cases(np.uint8, activations=False), lambda c: torch_op(c, "fbgemm"),

@@ -1,0 +1,65 @@
+"""The command line: a bad value or file is one line naming the option or the path, exit code 2,
+no traceback (``--debug`` keeps it); files written by npquant are never left half-written."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from npquant.cli import main
+from npquant.train import load_checkpoint, load_npz, save_npz
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--model", "cnn", "--epochs", "-1", "--out", "X"],
+     "argument --epochs: must be an int >= 1, got -1"),
+    (["train", "--model", "cnn", "--limit-test", "0", "--out", "X"],
+     "argument --limit-test: must be an int >= 1, got 0"),
+    (["train", "--model", "cnn", "--seed", "-1", "--out", "X"],
+     "argument --seed: must be an int >= 0, got -1"),
+    (["train", "--model", "cnn", "--lr", "nan", "--out", "X"],
+     "argument --lr: must be a finite number > 0"),
+    (["train", "--model", "cnn", "--data-dir", "DATA", "--out", "X", "--no-progress"],
+     "not found in"),
+    (["profiles", "nosuch"], "unknown profile 'nosuch'"),
+], ids=["epochs", "limit-test", "seed", "lr", "data-dir", "profile"])
+def test_bad_values_are_one_line_and_exit_2(argv, message, tmp_path, capsys):
+    argv = [str(tmp_path / a) if a in ("X", "DATA") else a for a in argv]
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's own exit for a bad option value
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err and "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("npquant")
+
+
+def test_debug_keeps_the_traceback(tmp_path):
+    with pytest.raises(ValueError, match="unknown profile"):
+        main(["--debug", "profiles", "nosuch"])
+
+
+def test_save_npz_leaves_no_temporary_file_on_error(tmp_path):
+    path = tmp_path / "a.npz"
+    with pytest.raises(TypeError, match="object array"):
+        save_npz(path, {"a": np.zeros(3), "b": np.array([None, 1], dtype=object)})
+    assert list(tmp_path.iterdir()) == []
+    save_npz(path, {"a": np.arange(3)})
+    assert [p.name for p in tmp_path.iterdir()] == ["a.npz"]
+
+
+def test_truncated_npz_and_corrupt_json_name_the_file(tmp_path):
+    path = tmp_path / "checkpoint.npz"
+    save_npz(path, {"model/w": np.arange(100.0)})
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(ValueError, match="checkpoint.npz: not a readable .npz"):
+        load_npz(path)
+    (tmp_path / "checkpoint.json").write_text('{"sha256": ')
+    with pytest.raises(ValueError, match="checkpoint.json: not valid JSON"):
+        load_checkpoint(tmp_path)
+    (tmp_path / "checkpoint.json").write_text(json.dumps([1, 2]))
+    with pytest.raises(ValueError, match="expected a JSON object"):
+        load_checkpoint(tmp_path)
