@@ -209,3 +209,27 @@ def test_convertibility_is_checked_before_training():
 
     with pytest.raises(ValueError, match="'relu' \\(ReLU\\) does not follow"):
         check_convertible(Bad(), (1, 8, 8))
+
+
+def test_resnet20_runs_integer_only_and_equals_its_simulation():
+    """ResNet20 (option B, 9 blocks, two projection shortcuts) on 16x16 single-channel images:
+    every stored tensor equals the float64 simulation under single rounding."""
+    from npquant.models import resnet20
+
+    m = resnet20(in_channels=1, seed=3).eval()
+    x = _data(48, seed=4)
+    f = fold_batch_norm(m, x[:2])
+    cal = calibrate(f, x, num_batches=2, batch_size=24)
+    qp = choose_qparams(f, cal, "tflite-single-rounding")
+    assert len(qp.adds) == 9 and len(qp.layers) == 1 + 18 + 2 + 1
+    im = convert(f, qp, "tflite-single-rounding", input_shape=SHAPE)
+    codes: dict[str, np.ndarray] = {}
+    FakeQuantModel(f, qp, "tflite-single-rounding", input_shape=SHAPE).forward(x[:8], codes)
+    _, trace = im.run(x[:8], return_trace=True)
+    for e in trace:
+        op = im.ops[e.index]
+        lq = qp.layers.get(op.name) or qp.adds.get(op.name)
+        key = (lq.activation_layer or op.name) if lq is not None else op.name
+        if key in codes:
+            assert np.array_equal(e.output.astype(np.int64), codes[key].reshape(e.output.shape)), \
+                op.name
