@@ -147,3 +147,25 @@ def test_histogram_matches_torch_hypothesis(seed, n, size, spread, quantized):
         ours.observe(b)
     assert np.array_equal(ours.histogram, t_obs.histogram.numpy())
     _assert_same(ours.calculate_qparams("pytorch"), s, z, f"seed {seed}")
+
+
+@pytest.mark.parametrize("steps", [2, 17, 2049, 32769])
+def test_linspace32_matches_torch_linspace(steps):
+    """``torch.linspace`` on the CPU is one fused multiply-add per point; two roundings
+    (``start + f32(step * i)``) would differ in the last bit (814 of 2049 points from -3.2 to
+    4.1)."""
+    torch = require("torch")
+    from npquant.quant.histogram_observers import linspace32
+
+    rng = np.random.default_rng(steps)
+    for a, b in [(-3.2, 4.1)] + [tuple(sorted(rng.normal(0, 10, 2))) for _ in range(20)]:
+        a32, b32 = np.float32(a), np.float32(b)
+        ref = torch.linspace(torch.tensor(a32), torch.tensor(b32), steps).numpy()
+        assert np.array_equal(linspace32(a32, b32, steps), ref), (a, b, steps)
+    a32, b32 = np.float32(-3.2), np.float32(4.1)
+    i = np.arange(2049)
+    step = np.float32((b32 - a32) / np.float32(2048))
+    two = np.where(i < 1024, a32 + step * i.astype(np.float32),
+                   b32 - step * (2048 - i).astype(np.float32))
+    ref = torch.linspace(torch.tensor(a32), torch.tensor(b32), 2049).numpy()
+    assert int(np.sum(two != ref)) == 814
