@@ -284,6 +284,8 @@ class IntegerModel:
         if arr.ndim != 4 or tuple(arr.shape[1:]) != tuple(self.input_shape):
             raise ValueError(f"x must have shape (N, {', '.join(map(str, self.input_shape))}), "
                              f"got {arr.shape}")
+        if arr.shape[0] == 0:
+            raise ValueError(f"x has no images (shape {arr.shape}); give at least one")
         trace: list[TraceEntry] = []
         h: np.ndarray = arr.astype(np.float32)
         values: dict[int, np.ndarray] = {-1: h}

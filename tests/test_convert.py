@@ -163,6 +163,9 @@ def test_bad_inputs_and_mismatched_profile():
         im.run(x[:, :, :10])
     with pytest.raises(TypeError, match="float"):
         im.run(np.zeros((1, 1, 14, 14), dtype=np.int8))
+    with pytest.raises(ValueError, match="no images"):
+        im.run(x[:0])
+    assert im.predict(x[:0]).shape == (0,)
     bad = x[:2].copy()
     bad[0, 0, 3, 4] = np.nan
     with pytest.raises(ValueError, match="NaN"):
