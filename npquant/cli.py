@@ -1,8 +1,8 @@
-"""The ``npquant`` command: list profiles, train a float model, run the whole pipeline, write,
-verify and compare golden data, quantization-aware training.
+"""The ``npquant`` command: list profiles, train a float model, quantize and evaluate it, run the
+whole pipeline, write, verify and compare golden data, quantization-aware training.
 
-``train``, ``pipeline``, ``golden``, ``verify``, ``compare`` and ``qat`` own their arguments
-(``npquant train --help``, ...); this module only dispatches to them.
+``train``, ``ptq``, ``eval``, ``pipeline``, ``golden``, ``verify``, ``compare`` and ``qat`` own
+their arguments (``npquant train --help``, ...); this module only dispatches to them.
 """
 
 from __future__ import annotations
@@ -56,6 +56,18 @@ def _cmd_compare(argv: list[str]) -> int:
     return commands.compare_main(argv)
 
 
+def _cmd_ptq(argv: list[str]) -> int:
+    from npquant import ptq_cli
+
+    return int(ptq_cli.ptq_main(argv) or 0)
+
+
+def _cmd_eval(argv: list[str]) -> int:
+    from npquant import ptq_cli
+
+    return int(ptq_cli.eval_main(argv) or 0)
+
+
 def _cmd_qat(argv: list[str]) -> int:
     from npquant.quant import qat
 
@@ -63,7 +75,8 @@ def _cmd_qat(argv: list[str]) -> int:
 
 
 _DELEGATED = {"train": _cmd_train, "pipeline": _cmd_pipeline, "golden": _cmd_golden,
-              "verify": _cmd_verify, "compare": _cmd_compare, "qat": _cmd_qat}
+              "verify": _cmd_verify, "compare": _cmd_compare, "ptq": _cmd_ptq, "eval": _cmd_eval,
+              "qat": _cmd_qat}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("golden", add_help=False, help="golden data of a model (npquant golden --help)")
     sub.add_parser("verify", add_help=False, help="check a golden directory, name every bad file")
     sub.add_parser("compare", add_help=False, help="first divergence between two golden sets")
+    sub.add_parser("ptq", add_help=False, help="quantize a checkpoint and evaluate it "
+                   "(npquant ptq --help)")
+    sub.add_parser("eval", add_help=False, help="accuracy as float, fake-quant or integer-only "
+                   "(npquant eval --help)")
     sub.add_parser("qat", add_help=False,
                    help="quantization-aware training from a float checkpoint -> integer model "
                         "(npquant qat --help)")

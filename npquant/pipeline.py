@@ -64,6 +64,7 @@ def run_pipeline(model: str = "cnn", dataset: str = "fashion-mnist", epochs: int
         raise ValueError("profiles must name at least one profile")
     for p in profiles:
         get_profile(p)  # unknown names fail here, before any training
+    _check_model_converts(model, dataset, data_dir)
     if len(set(profiles)) != len(profiles):
         raise ValueError(f"profiles has duplicates: {profiles}")
     for name, v in (("epochs", epochs), ("calib_batches", calib_batches),
@@ -92,7 +93,7 @@ def run_pipeline(model: str = "cnn", dataset: str = "fashion-mnist", epochs: int
     t0 = header(2, "float test accuracy")
     x_test, y_test = train.prepare(dataset, "test", data_dir, limit_test)
     float_eval = train.evaluate(float_model, (x_test, y_test))
-    folded = fold_batch_norm(float_model)
+    folded = fold_batch_norm(float_model, x_test[:2])
     float_pred = _float_predictions(folded, x_test, eval_batch_size)
     log(f"      float accuracy {float_eval['accuracy']:.4f} on {len(y_test)} test images")
     timings["float_eval"] = time.perf_counter() - t0
@@ -162,6 +163,21 @@ def run_pipeline(model: str = "cnn", dataset: str = "fashion-mnist", epochs: int
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     log(format_summary(summary, out))
     return summary
+
+
+def _check_model_converts(model: str, dataset: str, data_dir: str | Path | None) -> None:
+    """Refuse, before training, a model the converter cannot take (``check_convertible`` on the
+    untrained model and one image shape of ``dataset``)."""
+    from npquant.convert import check_convertible
+    from npquant.models import get_model
+
+    x, _ = train.prepare(dataset, "test", data_dir, 1)
+    net = get_model(model, **train._model_kwargs(model, x))
+    try:
+        check_convertible(net, tuple(x.shape[1:]))
+    except ValueError as exc:
+        raise ValueError(f"model {model!r} cannot be converted to an integer model, so the "
+                         f"pipeline refuses it before training: {exc}") from None
 
 
 def format_summary(summary: dict[str, Any], out: Path | str) -> str:

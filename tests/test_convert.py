@@ -163,6 +163,9 @@ def test_bad_inputs_and_mismatched_profile():
         im.run(x[:, :, :10])
     with pytest.raises(TypeError, match="float"):
         im.run(np.zeros((1, 1, 14, 14), dtype=np.int8))
+    with pytest.raises(ValueError, match="no images"):
+        im.run(x[:0])
+    assert im.predict(x[:0]).shape == (0,)
     bad = x[:2].copy()
     bad[0, 0, 3, 4] = np.nan
     with pytest.raises(ValueError, match="NaN"):
@@ -180,7 +183,22 @@ def test_bad_inputs_and_mismatched_profile():
         def forward(self, x):
             return self.a(self.b(x))
 
-    with pytest.raises(ValueError, match="'a' is never called by Skip.forward"):
-        calibrate(Skip(), x, num_batches=1, batch_size=4)
-    with pytest.raises(ValueError, match="not the chain of its layers"):
-        calibrate(Swapped(), x, num_batches=1, batch_size=4)
+    # calibration traces what forward really does: the graph skips 'a' / runs b before a
+    assert [n.name for n in calibrate(Skip(), x, num_batches=1, batch_size=4).graph] == ["b"]
+    assert [(n.name, n.inputs) for n in calibrate(Swapped(), x, num_batches=1,
+                                                  batch_size=4).graph] == \
+        [("b", ("input",)), ("a", ("b",))]
+
+    class Outside(Skip):  # arithmetic between layers that no leaf does
+        def forward(self, x):
+            return self.b(self.a(x) * 2.0)
+
+    with pytest.raises(ValueError, match="input 0 of layer 'b' was computed outside any layer"):
+        calibrate(Outside(), x, num_batches=1, batch_size=4)
+
+    class Twice(Skip):
+        def forward(self, x):
+            return self.b(self.a(self.a(x)))
+
+    with pytest.raises(ValueError, match="'a' is called twice"):
+        calibrate(Twice(), x, num_batches=1, batch_size=4)

@@ -103,3 +103,33 @@ def test_pipeline_on_real_fashion_mnist(tmp_path):
         assert abs(r["test_accuracy"] - f) <= 0.01, (p, r, f)
         assert r["agreement_with_float"] >= 0.97, (p, r)
     load_golden(tmp_path / "golden" / "tflite")
+
+
+def test_pipeline_takes_a_resnet(toy_dir, tmp_path):
+    """resnet_small through all five stages: residual ADDs and the global average pool in the
+    integer model and its golden data."""
+    s = run_pipeline("resnet_small", epochs=1, seed=0, out_dir=tmp_path / "r", data_dir=toy_dir,
+                     profiles=("tflite-single-rounding",), calib_batches=2, limit_train=256,
+                     limit_test=128, golden_batch=2, progress=False, log=lambda _: None)
+    r = s["int8"]["tflite-single-rounding"]
+    assert abs(r["test_accuracy"] - s["float"]["test_accuracy"]) <= 0.05, (r, s["float"])
+    qp = json.loads((tmp_path / "r" / "qparams" / "tflite-single-rounding.json").read_text())
+    assert sorted(qp["adds"]) == ["layer1.0.add", "layer2.0.add", "layer3.0.add"]
+
+
+def test_pipeline_refuses_an_unconvertible_model_before_training(tmp_path, monkeypatch):
+    import npquant.models as models
+    from npquant import nn
+
+    class Tanh(nn.Module):  # a leaf the converter has no integer op for
+        def forward(self, x):
+            return x
+
+    def bad(**kw):
+        return nn.Sequential(models.cnn(**kw), Tanh())
+
+    monkeypatch.setitem(models.MODELS, "bad", bad)
+    with pytest.raises(ValueError, match="refuses it before training.*Tanh"):
+        run_pipeline("bad", epochs=1, out_dir=tmp_path / "b", limit_train=8, limit_test=8,
+                     progress=False, log=lambda _: None)
+    assert not (tmp_path / "b" / "train").exists()

@@ -17,7 +17,7 @@ import copy
 import numpy as np
 
 from npquant import nn
-from npquant.quant.chain import chain_layers
+from npquant.quant.chain import chain_layers, consumers, resolve, trace_graph
 
 
 def fold_bn_params(weight: np.ndarray, bias: np.ndarray | None, gamma: np.ndarray,
@@ -45,16 +45,29 @@ def fold_bn_params(weight: np.ndarray, bias: np.ndarray | None, gamma: np.ndarra
     return w_f.astype(w.dtype), b_f.astype(w.dtype)
 
 
-def fold_batch_norm(model: nn.Module) -> nn.Module:
+def fold_batch_norm(model: nn.Module, example: np.ndarray | None = None) -> nn.Module:
     """A deep copy of ``model`` in eval mode with every ``BatchNorm2d`` that directly follows a
-    ``Conv2d`` in the layer chain folded into that conv and replaced by ``nn.Identity``.
+    ``Conv2d`` folded into that conv and replaced by ``nn.Identity``.
 
-    The conv gains a bias if it had none. A BatchNorm2d after anything else stays (conversion
-    then reports it as unsupported). The input model is not modified.
+    Without ``example`` the model must be a chain (``chain_layers``) and "follows" means the next
+    leaf. With an example batch ``example`` the model is traced (``trace_graph``, residual
+    networks too) and a BatchNorm2d is folded when its input is a conv's output that nothing
+    else reads. The conv gains a bias if it had none. A BatchNorm2d after anything else stays
+    (conversion then reports it as unsupported). The input model is not modified.
     """
     folded = copy.deepcopy(model).eval()
-    layers = chain_layers(folded)
-    for (_, prev), (name, m) in zip(layers, layers[1:], strict=False):
+    if example is None:
+        layers = chain_layers(folded)
+        pairs = list(zip(layers, layers[1:], strict=False))
+    else:
+        nodes = trace_graph(folded, example)
+        by_name = {n.name: n.module for n in nodes}
+        readers = consumers(nodes)
+        pairs = [((resolve(nodes, n.inputs[0]), by_name.get(resolve(nodes, n.inputs[0]))),
+                  (n.name, n.module)) for n in nodes
+                 if isinstance(n.module, nn.BatchNorm2d)
+                 and readers.get(resolve(nodes, n.inputs[0])) == [n.name]]
+    for (_, prev), (name, m) in pairs:
         if not (isinstance(m, nn.BatchNorm2d) and isinstance(prev, nn.Conv2d)):
             continue
         if m.num_features != prev.out_channels:

@@ -1,8 +1,16 @@
 """Observers: gather the range of float tensors, then turn it into ``(S, Z)`` with one formula.
 
-Subclasses differ only in how they gather statistics; every observer turns its range into
-quantization parameters through ``npquant.qparams.from_range`` (the method — TFLite nudging or
-PyTorch's formula — comes from the profile), so a reader finds that formula in one place.
+Subclasses differ only in how they gather statistics and which range they pick from them
+(``clip_range``); every observer turns that range into quantization parameters through
+``npquant.qparams.from_range`` (the method — TFLite nudging or PyTorch's formula — comes from the
+profile), so a reader finds that formula in one place. This module holds the range observers
+(min/max, moving average, per channel, and per-channel MSE clipping for weights);
+``npquant.quant.histogram_observers`` the histogram ones (L2 search, percentile, MSE, KL).
+
+Power-of-two variants: every observer takes ``scheme="power_of_two"``; its clipped range then
+goes through ``from_range``'s ``S = 2^ceil(log2(max|r| / qmax))`` (the scale is rounded *up*, so
+the clipped range is widened to the next power of two). The MSE observers search the
+power-of-two scales themselves instead (``npquant.quant.clipping``).
 
 Degenerate cases:
 
@@ -15,6 +23,8 @@ Degenerate cases:
 """
 
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 
@@ -74,6 +84,28 @@ class Observer:
                              "run calibration data through it before computing qparams")
         return self.min_val, self.max_val
 
+    def clip_range(self, method: QParamsMethod | str = QParamsMethod.TFLITE
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """The range the qparams are made from: ``range()`` here; clipping observers (histogram,
+        percentile, MSE, KL) return a narrower one that depends on ``bits`` and ``scheme`` (and,
+        for MSE, on the qparams ``method``)."""
+        return self.range()
+
+    def configured(self, **changes) -> Observer:
+        """A shallow copy sharing the statistics with other ``bits``, ``scheme``, ``signed`` or
+        ``narrow_range`` (one calibration, many bit widths: PTQ's per-layer config)."""
+        unknown = set(changes) - {"bits", "scheme", "signed", "narrow_range"}
+        if unknown:
+            raise TypeError(f"configured() takes bits, scheme, signed, narrow_range; "
+                            f"got {sorted(unknown)}")
+        out = copy.copy(self)
+        probe = Observer(scheme=changes.get("scheme", self.scheme),
+                         bits=changes.get("bits", self.bits))  # validates
+        out.scheme, out.bits = probe.scheme, probe.bits
+        out.signed = bool(changes.get("signed", self.signed))
+        out.narrow_range = bool(changes.get("narrow_range", self.narrow_range))
+        return out
+
     def calculate_qparams(self, method: QParamsMethod | str | Profile = QParamsMethod.TFLITE
                           ) -> QParams:
         """``from_range(min_val, max_val, ...)`` with this observer's scheme and ``method``.
@@ -82,7 +114,7 @@ class Observer:
         """
         if isinstance(method, Profile):
             method = method.qparams_method
-        lo, hi = self.range()
+        lo, hi = self.clip_range(method)
         return from_range(lo, hi, bits=self.bits, signed=self.signed, scheme=self.scheme,
                           narrow_range=self.narrow_range, method=method, axis=self.axis)
 
@@ -109,9 +141,10 @@ class MovingAverageMinMaxObserver(Observer):
         min_1 = min(x_1)                              (the first batch sets the range)
         min_t = min_{t-1} + c (min(x_t) - min_{t-1})  (t > 1; likewise max)
 
-    with ``c = averaging_constant`` in (0, 1]. ``c = 1`` keeps only the last batch. The average
-    damps outlier batches; with few calibration batches and a small ``c`` the range stays close
-    to the first batch's.
+    with ``c = averaging_constant`` in (0, 1], each operation rounded to float32 as PyTorch's
+    ``MovingAverageMinMaxObserver`` computes it (so the two agree bit for bit). ``c = 1`` keeps
+    only the last batch. The average damps outlier batches; with few calibration batches and a
+    small ``c`` the range stays close to the first batch's.
     """
 
     def __init__(self, *, averaging_constant: float = 0.01, **kw) -> None:
@@ -122,12 +155,17 @@ class MovingAverageMinMaxObserver(Observer):
         self.averaging_constant = c
 
     def _update(self, lo: np.ndarray, hi: np.ndarray) -> None:
+        f32 = np.float32
+        lo, hi = f32(lo), f32(hi)  # the batch extremes are float32 values already
         if self.min_val is None:
-            self.min_val, self.max_val = lo, hi
+            new_lo, new_hi = lo, hi
         else:
-            c = self.averaging_constant
-            self.min_val = self.min_val + c * (lo - self.min_val)
-            self.max_val = self.max_val + c * (hi - self.max_val)
+            c = f32(self.averaging_constant)
+            old_lo, old_hi = f32(self.min_val), f32(self.max_val)
+            new_lo = f32(old_lo + f32(c * f32(lo - old_lo)))
+            new_hi = f32(old_hi + f32(c * f32(hi - old_hi)))
+        self.min_val = np.asarray(new_lo, dtype=np.float64)
+        self.max_val = np.asarray(new_hi, dtype=np.float64)
 
 
 class PerChannelMinMaxObserver(Observer):
@@ -158,6 +196,44 @@ class PerChannelMinMaxObserver(Observer):
                              f"{self.min_val.shape[0]} before")
         self.min_val = np.minimum(self.min_val, lo)
         self.max_val = np.maximum(self.max_val, hi)
+
+
+class PerChannelMSEObserver(PerChannelMinMaxObserver):
+    """MSE-optimal clipping per channel (``npquant.quant.clipping.mse_clip_range``): for each
+    channel ``c`` the range ``a_c [min_c, max_c]`` minimizing ``sum (w - w^)^2`` over the grid
+    ``a = k / grid``.
+
+    It keeps every observed value (it is meant for weights, observed once); ``axis=None`` treats
+    the whole tensor as one channel (per-tensor weights). Symmetric by default.
+    """
+
+    def __init__(self, *, axis: int | None = 0, grid: int = 100, **kw) -> None:
+        super().__init__(axis=0 if axis is None else axis, **kw)
+        self.per_tensor = axis is None
+        if self.per_tensor:
+            self.axis = None
+        self.grid = int(grid)
+        self._rows: list[np.ndarray] = []
+
+    def _batch_range(self, arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.per_tensor:
+            rows = arr.reshape(1, -1).astype(np.float64)
+        else:
+            lo, _ = super()._batch_range(arr)
+            rows = np.moveaxis(arr, self.axis, 0).reshape(lo.shape[0], -1).astype(np.float64)
+        self._rows.append(rows)
+        return rows.min(axis=1), rows.max(axis=1)
+
+    def clip_range(self, method: QParamsMethod | str = QParamsMethod.TFLITE
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """``(a_c min_c, a_c max_c)`` per channel (shape ``()`` per tensor)."""
+        from npquant.quant.clipping import mse_clip_range
+
+        lo, hi = self.range()
+        lo, hi = mse_clip_range(np.concatenate(self._rows, axis=1), lo, hi, bits=self.bits,
+                                signed=self.signed, scheme=self.scheme,
+                                narrow_range=self.narrow_range, method=method, grid=self.grid)
+        return (lo.reshape(()), hi.reshape(())) if self.per_tensor else (lo, hi)
 
 
 def _checked_float(x, name: str) -> np.ndarray:

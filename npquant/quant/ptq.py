@@ -1,25 +1,27 @@
 """Post-training quantization: calibrate activation ranges, then choose every layer's qparams.
 
-Two steps, so one calibration serves several profiles:
+Two steps, so one calibration serves several profiles and bit widths:
 
-1. ``calibrate(model, images, ...)`` runs ``num_batches`` seeded batches of (training) images
-   through the BN-folded chain and lets an observer watch the model input and every layer
-   output (``Calibration``).
-2. ``choose_qparams(model, calibration, profile)`` fixes, per conv/linear layer (a following
-   ReLU is fused: its output range is the layer's):
+1. ``calibrate(model, images, ...)`` traces the BN-folded model (``trace_graph``: chains and
+   residual networks), runs ``num_batches`` seeded batches of (training) images through it and
+   lets an observer (min/max, moving average, histogram, percentile, MSE, KL) watch the model
+   input and every layer output (``Calibration``).
+2. ``choose_qparams(model, calibration, profile, config)`` fixes, per conv/linear layer and per
+   residual ADD (a following ReLU is fused: its output range is the layer's):
 
-   * activations: per-tensor asymmetric from the observed range;
-   * weights: per-channel (axis 0 of OIHW / (out, in)) symmetric, narrow range
-     ``[-(2^(b-1) - 1), 2^(b-1) - 1]`` when the profile says so;
-
-   with the bit widths of a ``QuantConfig`` (default 8 and 8; per-layer overrides);
+   * activations: per tensor from the observer's (clipped) range, asymmetric by default;
+   * weights: per channel (axis 0 of OIHW / (out, in)) or per tensor, symmetric, narrow range
+     ``[-(2^(b-1) - 1), 2^(b-1) - 1]`` when the profile says so, min/max or MSE clipping;
    * bias: int32 with ``S_b[c] = S_in S_w[c]`` and ``Z_b = 0``, so that it adds straight into
      the accumulator, whose scale is exactly that (``quantize_bias``);
 
-   with the profile's qparams method. A power-of-two profile uses the ``power_of_two`` scheme
-   for weights and activations, so every ``M = S_in S_w / S_out`` is a power of two.
+   with the bit widths and schemes of a ``QuantConfig`` (default 8 and 8; per-layer overrides)
+   and the profile's qparams method. A power-of-two profile (or ``scheme="power_of_two"``)
+   uses power-of-two scales for weights and activations, so every ``M = S_in S_w / S_out`` is a
+   power of two.
 
-The result, ``ModelQParams``, is plain data: ``to_dict()`` gives JSON.
+The result, ``ModelQParams``, is plain data: ``to_dict()`` gives JSON. Bias correction
+(``npquant.quant.bias_correction``) is an optional step between choosing and converting.
 """
 
 from __future__ import annotations
@@ -33,40 +35,60 @@ from npquant import nn
 from npquant.fixedpoint import INT32_MAX, Ties
 from npquant.profiles import Profile, RequantKind, get_profile
 from npquant.qparams import QParams, quantize, round_to_integer
-from npquant.quant.chain import chain_layers, check_chain, run_chain
-from npquant.quant.observers import (
-    MinMaxObserver,
-    MovingAverageMinMaxObserver,
-    Observer,
-    PerChannelMinMaxObserver,
+from npquant.quant.chain import (
+    Node,
+    chain_graph,
+    chain_layers,
+    consumers,
+    is_alias,
+    resolve,
+    run_graph,
+    trace_graph,
+)
+from npquant.quant.config import QuantConfig
+from npquant.quant.observers import Observer
+from npquant.quant.registry import (
+    ACTIVATION_OBSERVERS,
+    make_activation_observer,
+    make_weight_observer,
 )
 
-OBSERVERS = ("minmax", "ema")
+OBSERVERS = tuple(ACTIVATION_OBSERVERS)
 INPUT = "input"  # the name of the model input in Calibration.observers
 
 
 @dataclass
 class Calibration:
-    """Observers of the model input (key ``"input"``) and of every layer's output (by name)."""
+    """Observers of the model input (key ``"input"``) and of every layer's output (by name).
+
+    ``graph``: the traced leaf graph the observers were attached to (``trace_graph``);
+    ``channel_means``: the mean of every observed tensor per channel (axis 1), which bias
+    correction uses.
+    """
 
     observers: dict[str, Observer]
     num_batches: int
     batch_size: int
     seed: int
     observer: str
+    graph: list[Node] | None = None
+    channel_means: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def calibrate(model: nn.Module, images: np.ndarray, *, num_batches: int = 16,
               batch_size: int = 64, seed: int = 0, observer: str = "minmax",
-              averaging_constant: float = 0.01) -> Calibration:
+              averaging_constant: float = 0.01,
+              observer_options: dict[str, Any] | None = None) -> Calibration:
     """Observe activation ranges on ``num_batches`` batches drawn (seeded) from ``images``.
 
-    ``model`` must be a chain of layers (``check_chain`` proves it on the first batch) and is
-    expected BN-folded (``fold_batch_norm``): ranges are observed on what the integer model
+    ``model`` is traced on the first batch (``trace_graph``: chains and residual networks) and
+    is expected BN-folded (``fold_batch_norm``): ranges are observed on what the integer model
     will compute. Batches are the first ``num_batches * batch_size`` indices of
     ``np.random.default_rng(seed).permutation(len(images))`` (fewer if ``images`` is short).
-    ``observer`` is "minmax" or "ema" (``MovingAverageMinMaxObserver``). ``model`` is left in
-    eval mode.
+    ``observer`` names an activation observer (``npquant.quant.registry``: minmax, ema,
+    histogram, percentile, mse, kl); ``observer_options`` go to its constructor
+    (``averaging_constant`` to "ema"). NaN or inf in a calibration image is a ValueError naming
+    the image's index in ``images``. ``model`` is left in eval mode.
     """
     x = np.asarray(images)
     if x.ndim != 4 or not np.issubdtype(x.dtype, np.floating):
@@ -74,30 +96,48 @@ def calibrate(model: nn.Module, images: np.ndarray, *, num_batches: int = 16,
     for name, v in (("num_batches", num_batches), ("batch_size", batch_size)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             raise ValueError(f"{name} must be an int >= 1, got {v!r}")
-    if observer not in OBSERVERS:
+    if observer not in ACTIVATION_OBSERVERS:
         raise ValueError(f"observer must be one of {OBSERVERS}, got {observer!r}")
+    options = dict(observer_options or {})
+    if observer == "ema":
+        options.setdefault("averaging_constant", averaging_constant)
 
     def make(name: str) -> Observer:
-        if observer == "ema":
-            return MovingAverageMinMaxObserver(averaging_constant=averaging_constant, name=name)
-        return MinMaxObserver(name=name)
+        return make_activation_observer(observer, name=name, **options)
 
     order = np.random.default_rng(seed).permutation(len(x))[: num_batches * batch_size]
-    layers = check_chain(model, x[order[: min(2, len(order))]])
+    _check_finite_images(x, order[: min(2, len(order))])
+    nodes = trace_graph(model, x[order[: min(2, len(order))]])
     model.eval()
     observers: dict[str, Observer] = {INPUT: make(INPUT)}
-    observers.update({name: make(name) for name, _ in layers})
+    observers.update({n.name: make(n.name) for n in nodes if not is_alias(n.module)})
+    sums: dict[str, np.ndarray] = {}
 
-    def visit(name: str, _m: nn.Module, out: np.ndarray) -> None:
-        observers[name].observe(out)
+    def record(name: str, out: np.ndarray) -> None:
+        if name in observers:
+            observers[name].observe(out)
+            axes = tuple(a for a in range(out.ndim) if a != 1)
+            sums[name] = sums.get(name, 0.0) + out.astype(np.float64).mean(axis=axes)
 
     used = 0
     for start in range(0, len(order), batch_size):
-        xb = x[order[start:start + batch_size]]
-        observers[INPUT].observe(xb)
-        run_chain(layers, xb, visit)
+        idx = order[start:start + batch_size]
+        xb = x[idx]
+        _check_finite_images(x, idx)
+        record(INPUT, xb)
+        run_graph(nodes, xb, lambda name, _m, out: record(name, out))
         used += 1
-    return Calibration(observers, used, int(batch_size), int(seed), observer)
+    means = {k: v / used for k, v in sums.items()}
+    return Calibration(observers, used, int(batch_size), int(seed), observer, nodes, means)
+
+
+def _check_finite_images(x: np.ndarray, idx: np.ndarray) -> None:
+    """ValueError naming the first image of ``x[idx]`` with NaN/inf by its index in ``x``."""
+    bad = ~np.isfinite(x[idx]).reshape(len(idx), -1).all(axis=1)
+    if bad.any():
+        i = int(idx[int(np.argmax(bad))])
+        raise ValueError(f"calibration images[{i}] has NaN or inf (index {i} of the dataset "
+                         f"given to calibrate); clean the data before calibrating")
 
 
 @dataclass
@@ -127,19 +167,44 @@ class LayerQParams:
 
 
 @dataclass
+class AddQParams:
+    """The qparams of one residual ADD: its inputs ``a``/``b`` (the producers' output qparams,
+    named ``inputs``) and its ``output`` (after a fused ReLU named ``activation_layer``)."""
+
+    name: str
+    inputs: tuple[str, str]
+    a: QParams
+    b: QParams
+    output: QParams
+    activation: str | None = None
+    activation_layer: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return {"name": self.name, "inputs": list(self.inputs), "a": qparams_to_dict(self.a),
+                "b": qparams_to_dict(self.b), "output": qparams_to_dict(self.output),
+                "activation": self.activation, "activation_layer": self.activation_layer}
+
+
+@dataclass
 class ModelQParams:
-    """Per-layer qparams for one profile: the model input's and each conv/linear layer's."""
+    """Per-layer qparams for one profile: the model input's, each conv/linear layer's and (for
+    residual networks) each ADD's."""
 
     profile: str
     profile_version: str
     input: QParams
     layers: dict[str, LayerQParams] = field(default_factory=dict)
+    adds: dict[str, AddQParams] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (scales as float32 values written as Python floats)."""
-        return {"profile": self.profile, "profile_version": self.profile_version,
-                "input": qparams_to_dict(self.input),
-                "layers": {k: v.to_dict() for k, v in self.layers.items()}}
+        d = {"profile": self.profile, "profile_version": self.profile_version,
+             "input": qparams_to_dict(self.input),
+             "layers": {k: v.to_dict() for k, v in self.layers.items()}}
+        if self.adds:
+            d["adds"] = {k: v.to_dict() for k, v in self.adds.items()}
+        return d
 
 
 def qparams_to_dict(q: QParams) -> dict[str, Any]:
@@ -148,82 +213,43 @@ def qparams_to_dict(q: QParams) -> dict[str, Any]:
             "bits": q.bits, "signed": q.signed, "axis": q.axis, "narrow_range": q.narrow_range}
 
 
-def activation_scheme(profile: Profile) -> str:
-    """"power_of_two" for a power-of-two profile (its conv rule is a shift), else asymmetric."""
+def activation_scheme(profile: Profile, config: QuantConfig | None = None) -> str:
+    """The activation scheme: ``config.scheme`` if set, else "power_of_two" for a power-of-two
+    profile (its conv rule is a shift) and "asymmetric" otherwise."""
+    if config is not None and config.scheme is not None:
+        return config.scheme
     return "power_of_two" if profile.conv.kind is RequantKind.POWER_OF_TWO else "asymmetric"
 
 
+def weight_scheme(profile: Profile, config: QuantConfig | None = None) -> str:
+    """Weights are symmetric (``Z = 0``), power of two when the activations are."""
+    return "power_of_two" if activation_scheme(profile, config) == "power_of_two" \
+        else "symmetric"
+
+
 def weight_observer(weight: np.ndarray, profile: Profile, name: str = "weight", *,
-                    bits: int = 8) -> PerChannelMinMaxObserver:
-    """A per-channel (axis 0) symmetric ``bits``-bit observer that has seen ``weight``."""
-    pow2 = activation_scheme(profile) == "power_of_two"
-    obs = PerChannelMinMaxObserver(axis=0, scheme="power_of_two" if pow2 else "symmetric",
-                                   bits=bits, narrow_range=profile.narrow_range_weights,
-                                   name=name)
+                    bits: int = 8, observer: str = "minmax", per_channel: bool = True,
+                    config: QuantConfig | None = None) -> Observer:
+    """A ``bits``-bit symmetric weight observer (per channel on axis 0, or per tensor) that has
+    seen ``weight``: ``observer`` "minmax" or "mse"."""
+    obs = make_weight_observer(observer, per_channel=per_channel,
+                               scheme=weight_scheme(profile, config), bits=bits,
+                               narrow_range=profile.narrow_range_weights, name=name)
     obs.observe(weight)
     return obs
 
 
-@dataclass(frozen=True)
-class QuantConfig:
-    """Bit widths of a quantized model: a default for weights and activations, and per-layer
-    overrides.
-
-    ``weight_bits``/``act_bits`` (2..16) apply to every conv/linear layer; ``act_bits`` is the
-    width of each layer's *output* activation and of the model input. ``overrides`` maps a layer
-    name (as in ``chain_layers``; ``"input"`` for the model input) to ``{"weight_bits": b,
-    "act_bits": b}`` (either key may be left out). Weights are symmetric per channel (axis 0),
-    activations asymmetric, both power of two under a power-of-two profile. Integer kernels hold
-    weights as int8, so ``weight_bits`` > 8 is refused by ``convert``; activations up to 16 bits
-    are stored as int16.
-    """
-
-    weight_bits: int = 8
-    act_bits: int = 8
-    overrides: dict[str, dict[str, int]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        _check_bits("weight_bits", self.weight_bits)
-        _check_bits("act_bits", self.act_bits)
-        if not isinstance(self.overrides, dict):
-            raise TypeError(f"overrides must be a dict, got {type(self.overrides).__name__}")
-        for layer, o in self.overrides.items():
-            if not isinstance(o, dict) or not set(o) <= {"weight_bits", "act_bits"}:
-                raise ValueError(f"override for {layer!r} must be a dict with keys weight_bits "
-                                 f"and/or act_bits, got {o!r}")
-            for key, b in o.items():
-                _check_bits(f"overrides[{layer!r}][{key!r}]", b)
-
-    def bits(self, layer: str) -> tuple[int, int]:
-        """``(weight_bits, act_bits)`` of ``layer`` (its override, else the defaults)."""
-        o = self.overrides.get(layer, {})
-        return int(o.get("weight_bits", self.weight_bits)), int(o.get("act_bits", self.act_bits))
-
-    def check_layers(self, names: list[str]) -> None:
-        """ValueError naming each override that is not one of ``names`` (nor ``"input"``)."""
-        unknown = sorted(set(self.overrides) - set(names) - {INPUT})
-        if unknown:
-            raise ValueError(f"overrides name layers that do not exist: {unknown}; the "
-                             f"quantizable layers are {[INPUT] + list(names)}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form."""
-        return {"weight_bits": self.weight_bits, "act_bits": self.act_bits,
-                "overrides": {k: dict(v) for k, v in self.overrides.items()}}
-
-
-def _check_bits(name: str, bits: Any) -> None:
-    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 2 <= bits <= 16:
-        raise ValueError(f"{name} must be an int in 2..16, got {bits!r}")
-
-
 def choose_qparams(model: nn.Module, calibration: Calibration,
                    profile: Profile | str, config: QuantConfig | None = None) -> ModelQParams:
-    """Per-layer qparams of the (BN-folded) chain ``model`` for ``profile`` (module docstring),
-    with the bit widths of ``config`` (default: 8-bit weights and activations).
+    """Per-layer qparams of the (BN-folded) ``model`` for ``profile`` (module docstring), with
+    the bit widths, schemes and weight observers of ``config`` (default: 8-bit weights and
+    activations, min/max, per channel).
 
-    Raises ValueError for a layer without calibration data, for a BatchNorm2d left unfolded and
-    for an override naming no conv/linear layer.
+    The graph is the calibration's (``trace_graph``), or the model's chain for a Calibration
+    made without one. A ReLU whose input is read by nothing else is fused into the conv, linear
+    or ADD before it; pools and flatten keep their input's qparams. Raises ValueError for a
+    layer without calibration data, for a BatchNorm2d left unfolded and for an override naming
+    no conv/linear/ADD layer.
     """
     prof = get_profile(profile)
     if not isinstance(calibration, Calibration):
@@ -232,47 +258,62 @@ def choose_qparams(model: nn.Module, calibration: Calibration,
     if not isinstance(cfg, QuantConfig):
         raise TypeError(f"config must be a QuantConfig, got {type(cfg).__name__}")
     obs = calibration.observers
-    scheme = activation_scheme(prof)
+    scheme = activation_scheme(prof, cfg)
 
     def act_qparams(name: str, bits: int) -> QParams:
         if name not in obs:
             raise ValueError(f"no calibration data for {name!r}; calibrate this model first")
-        o = obs[name]
-        q = MinMaxObserver(scheme=scheme, bits=bits, name=name)  # same range, this scheme
-        q.min_val, q.max_val = o.range()
-        return q.calculate_qparams(prof)
+        return obs[name].configured(bits=bits, scheme=scheme).calculate_qparams(prof)
 
-    layers = chain_layers(model)
-    cfg.check_layers([n for n, m in layers if isinstance(m, (nn.Conv2d, nn.Linear))])
-    current = act_qparams(INPUT, cfg.bits(INPUT)[1])
-    result = ModelQParams(prof.name, prof.version, current)
-    for i, (name, m) in enumerate(layers):
-        if isinstance(m, nn.BatchNorm2d):
-            raise ValueError(f"layer {name!r} (BatchNorm2d) must be folded into the conv before "
-                             "it first (npquant.quant.fold_batch_norm)")
-        if not isinstance(m, (nn.Conv2d, nn.Linear)):
+    nodes = calibration.graph or chain_graph(chain_layers(model))
+    modules = dict(model.named_modules())
+    readers = consumers(nodes)
+    cfg.check_layers([n.name for n in nodes
+                      if isinstance(n.module, (nn.Conv2d, nn.Linear, nn.Add))])
+    tensor_q: dict[str, QParams] = {INPUT: act_qparams(INPUT, cfg.bits(INPUT)[1])}
+    result = ModelQParams(prof.name, prof.version, tensor_q[INPUT])
+    fused: set[str] = set()
+
+    def fused_relu(name: str) -> str | None:
+        after = readers.get(name, [])
+        return after[0] if len(after) == 1 and isinstance(modules[after[0]], nn.ReLU) else None
+
+    for node in nodes:
+        m = modules.get(node.name, node.module)
+        src = [resolve(nodes, i) for i in node.inputs]
+        if is_alias(m) or node.name in fused:
             continue
-        nxt = _next_real_layer(layers, i)
-        fuse = nxt is not None and isinstance(nxt[1], nn.ReLU)
-        out_name = nxt[0] if fuse else name
-        w_bits, a_bits = cfg.bits(name)
-        w = weight_observer(m.weight.data, prof, f"{name}.weight",
-                            bits=w_bits).calculate_qparams(prof)
-        out = act_qparams(out_name, a_bits)
-        bias_scale = current.scale.astype(np.float64) * w.scale.astype(np.float64)
-        result.layers[name] = LayerQParams(
-            name, "conv2d" if isinstance(m, nn.Conv2d) else "linear", current, w, out,
-            bias_scale, "relu" if fuse else None, out_name if fuse else None)
-        current = out
+        if isinstance(m, nn.BatchNorm2d):
+            raise ValueError(f"layer {node.name!r} (BatchNorm2d) must be folded into the conv "
+                             "before it first (npquant.quant.fold_batch_norm)")
+        relu = fused_relu(node.name) if isinstance(m, (nn.Conv2d, nn.Linear, nn.Add)) else None
+        out_name = relu or node.name
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            w_bits, a_bits = cfg.bits(node.name)
+            w = weight_observer(m.weight.data, prof, f"{node.name}.weight", bits=w_bits,
+                                observer=cfg.setting(node.name, "weight_observer"),
+                                per_channel=cfg.setting(node.name, "per_channel"),
+                                config=cfg).calculate_qparams(prof)
+            out = act_qparams(out_name, a_bits)
+            x_q = tensor_q[src[0]]
+            out_channels = m.weight.data.shape[0]
+            bias_scale = np.broadcast_to(x_q.scale.astype(np.float64)
+                                         * w.scale.astype(np.float64), (out_channels,)).copy()
+            result.layers[node.name] = LayerQParams(
+                node.name, "conv2d" if isinstance(m, nn.Conv2d) else "linear", x_q, w, out,
+                bias_scale, "relu" if relu else None, relu)
+        elif isinstance(m, nn.Add):
+            out = act_qparams(out_name, cfg.bits(node.name)[1])
+            result.adds[node.name] = AddQParams(node.name, (src[0], src[1]), tensor_q[src[0]],
+                                                tensor_q[src[1]], out, "relu" if relu else None,
+                                                relu)
+        else:  # pools, flatten, an unfused ReLU (convert refuses it): the input's qparams
+            out = tensor_q[src[0]]
+        tensor_q[node.name] = out
+        if relu:
+            fused.add(relu)
+            tensor_q[relu] = out
     return result
-
-
-def _next_real_layer(layers: list[tuple[str, nn.Module]], i: int):
-    """The first layer after ``i`` that is not an Identity (e.g. a folded BatchNorm)."""
-    for name, m in layers[i + 1:]:
-        if not isinstance(m, nn.Identity):
-            return name, m
-    return None
 
 
 def quantize_weight(weight: np.ndarray, qparams: QParams, profile: Profile | str) -> np.ndarray:

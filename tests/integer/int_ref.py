@@ -157,3 +157,41 @@ def pair_acc_ref(a_row, w_row, za, zw, bias):
         p = a_row[j] * w_row[j] + (a_row[j + 1] * w_row[j + 1] if j + 1 < k else 0)
         acc += min(max(p, -32768), 32767)
     return acc - zw * sum(a_row) - za * sum(w_row) + k * za * zw
+
+
+def fc_ref_for(rule, x, w, bias, zx, zw) -> np.ndarray:
+    """The accumulators a fully-connected kernel under accumulator ``rule`` must give: eq. 1
+    exactly, or with ``rule.pair_saturation`` the vpmaddubsw model of ``pair_acc_ref``."""
+    if not rule.pair_saturation:
+        return fc_ref(x, w, bias, zx, zw)
+    zwv = np.broadcast_to(np.asarray(zw, dtype=np.int64), (w.shape[0],))
+    b = np.zeros(w.shape[0], np.int64) if bias is None else np.asarray(bias, np.int64)
+    out = np.empty((x.shape[0], w.shape[0]), dtype=np.int64)
+    for n, o in np.ndindex(out.shape):
+        out[n, o] = pair_acc_ref(x[n], w[o], zx, int(zwv[o]), int(b[o]))
+    return out
+
+
+def conv_ref_for(rule, x, w, bias, zx, zw, stride, pads, dilation, groups) -> np.ndarray:
+    """``conv_ref``, or with ``rule.pair_saturation`` the pair model on each patch of the input
+    padded with ``Zx``, flattened in ``rule.conv_order`` (``chw``: ci, kh, kw; ``hwc``: kh, kw,
+    ci)."""
+    if not rule.pair_saturation:
+        return conv_ref(x, w, bias, zx, zw, stride, pads, dilation, groups)
+    (sh, sw), (dh, dw), (pt, pb, pl, pr) = stride, dilation, pads
+    xp = np.pad(x.astype(np.int64), ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=zx)
+    o_len, cg, kh, kw = w.shape
+    oh = (xp.shape[2] - (kh - 1) * dh - 1) // sh + 1
+    ow = (xp.shape[3] - (kw - 1) * dw - 1) // sw + 1
+    og = o_len // groups
+    zwv = np.broadcast_to(np.asarray(zw, dtype=np.int64), (o_len,))
+    b = np.zeros(o_len, np.int64) if bias is None else np.asarray(bias, np.int64)
+    perm = (0, 1, 2) if rule.conv_order == "chw" else (1, 2, 0)
+    out = np.empty((x.shape[0], o_len, oh, ow), dtype=np.int64)
+    for n, o, i, j in np.ndindex(out.shape):
+        g = o // og
+        patch = xp[n, g * cg:(g + 1) * cg, i * sh:i * sh + (kh - 1) * dh + 1:dh,
+                   j * sw:j * sw + (kw - 1) * dw + 1:dw]
+        out[n, o, i, j] = pair_acc_ref(patch.transpose(perm).ravel(),
+                                       w[o].transpose(perm).ravel(), zx, int(zwv[o]), int(b[o]))
+    return out

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from int_ref import activation_ref, conv_ref, fc_ref, requant_ref, same_pads
+from int_ref import (
+    activation_ref,
+    conv_ref_for,
+    fc_ref,
+    fc_ref_for,
+    requant_ref,
+    same_pads,
+)
 from strategies import ACT_DTYPES, W_DTYPES, int_arrays, requant_cases, zero_points
 
 from npquant.integer import conv2d, depthwise_conv2d, fully_connected
@@ -53,7 +60,7 @@ def test_fully_connected_matches_reference(case):
                         requant=params, out_scale=out_scale, profile=prof, out_dtype=odt,
                         activation=act, return_accumulators=True)
     lo, hi = activation_ref(act, out_scale, zo, odt, prof.relu6_bound_rule())
-    _check(r, fc_ref(x, w, bias, zx, zw), params, zo, lo, hi, odt,
+    _check(r, fc_ref_for(prof.accumulator, x, w, bias, zx, zw), params, zo, lo, hi, odt,
            f"fc x{x.shape} {x.dtype} w{w.shape} {w.dtype} zx={zx} {prof.name} {act}")
 
 
@@ -119,8 +126,8 @@ def _run_conv(cs, depthwise):
 def test_conv_matches_reference(depthwise, data):
     cs = data.draw(conv_cases(depthwise))
     r = _run_conv(cs, depthwise)
-    ref = conv_ref(cs["x"], cs["w"], cs["bias"], cs["zx"], cs["zw"], cs["stride"], cs["pads"],
-                   cs["dilation"], cs["groups"])
+    ref = conv_ref_for(cs["prof"].accumulator, cs["x"], cs["w"], cs["bias"], cs["zx"], cs["zw"],
+                       cs["stride"], cs["pads"], cs["dilation"], cs["groups"])
     lo, hi = activation_ref(cs["act"], cs["out_scale"], cs["zo"], cs["odt"],
                             cs["prof"].relu6_bound_rule())
     what = (f"x{cs['x'].shape} {cs['x'].dtype} w{cs['w'].shape} groups={cs['groups']} "
@@ -172,7 +179,7 @@ def test_scales_path_uses_profile_rule(name):
     r = conv2d(x, w, None, x_zero_point=5, out_zero_point=-3, x_scale=sx, w_scale=sw,
                out_scale=so, profile=name, return_accumulators=True)
     params = prepare_requant(prof.conv, sx, sw, so)
-    ref = conv_ref(x, w, None, 5, 0, (1, 1), (0, 0, 0, 0), (1, 1), 1)
+    ref = conv_ref_for(prof.accumulator, x, w, None, 5, 0, (1, 1), (0, 0, 0, 0), (1, 1), 1)
     assert np.array_equal(r.out, requant_ref(ref, params, 1, -3, -128, 127))
 
 

@@ -31,15 +31,23 @@ def test_moving_average_follows_the_ema_rule(c):
     obs = MovingAverageMinMaxObserver(averaging_constant=c)
     data = _batches(1)
     lo = hi = None
-    for b in data:  # the rule written out with Python floats
-        bmin, bmax = float(b.min()), float(b.max())
+    f32 = np.float32
+    for b in data:  # the rule written out in float32 scalars, one rounding per operation
+        bmin, bmax = f32(b.min()), f32(b.max())
         if lo is None:
             lo, hi = bmin, bmax
         else:
-            lo, hi = lo + c * (bmin - lo), hi + c * (bmax - hi)
+            lo, hi = lo + f32(c) * (bmin - lo), hi + f32(c) * (bmax - hi)
         obs.observe(b)
-    assert float(obs.min_val) == pytest.approx(lo, rel=1e-12, abs=1e-12)
-    assert float(obs.max_val) == pytest.approx(hi, rel=1e-12, abs=1e-12)
+    assert float(obs.min_val) == float(lo) and float(obs.max_val) == float(hi)
+    # and within float32 rounding of the rule in float64
+    lo64 = hi64 = None
+    for b in data:
+        if lo64 is None:
+            lo64, hi64 = float(b.min()), float(b.max())
+        else:
+            lo64, hi64 = lo64 + c * (float(b.min()) - lo64), hi64 + c * (float(b.max()) - hi64)
+    assert float(obs.min_val) == pytest.approx(lo64, rel=1e-5, abs=1e-6)
     if c == 1.0:  # keeps only the last batch
         assert float(obs.min_val) == float(data[-1].min())
 
