@@ -9,7 +9,6 @@ without pickles).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import zipfile
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from npquant.golden.formats import read_bin, read_hex
-from npquant.golden.manifest import checksum_problem
+from npquant.golden.manifest import checksum_problem, sha256_file
 from npquant.golden.writer import FORMAT, FORMAT_VERSION, HEADER, MANIFEST, NPZ
 
 
@@ -99,7 +98,7 @@ def _verify(d: Path, check_formats: bool) -> tuple[list[str], dict[str, Any], di
             problems.append(f"{mpath}: lists {name!r}, not a plain file name of the directory")
         elif not path.is_file():
             problems.append(f"{path}: listed in the manifest but missing")
-        elif (got := _sha256_file(path)) != want:
+        elif (got := sha256_file(path)) != want:
             problems.append(f"{path}: sha256 {got} does not match the manifest ({want}); the "
                             "file is corrupt, truncated or modified")
         else:
@@ -224,13 +223,6 @@ def _bits(dtype: np.dtype) -> np.dtype:
     """Compare floats bit for bit (NaN-safe, -0.0 distinct)."""
     return np.dtype(f"u{np.dtype(dtype).itemsize}")
 
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 22):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _load_npy(path: Path) -> np.ndarray:

@@ -44,7 +44,7 @@ from npquant.convert import Conv2dOp, FullyConnectedOp, IntegerModel, TraceEntry
 from npquant.golden import cheader
 from npquant.golden.atomic import atomic_directory, check_target, fsync_file
 from npquant.golden.formats import bin_chunks, check_dtype, hex_chunks
-from npquant.golden.manifest import manifest_text, provenance
+from npquant.golden.manifest import manifest_text, provenance, sha256_file
 from npquant.integer import activation_range
 from npquant.qparams import QParams
 from npquant.quant.ptq import qparams_to_dict
@@ -298,7 +298,7 @@ def _write_files(tmp: Path, tensors: list[Tensor], formats: list[str],
         npz.close()
         with open(tmp / NPZ, "rb+") as f:
             fsync_file(f)
-        digests[NPZ] = _sha256_file(tmp / NPZ)
+        digests[NPZ] = sha256_file(tmp / NPZ)
     return files, digests
 
 
@@ -425,10 +425,3 @@ def _write_file(path: Path, fmt: str, arr: np.ndarray, digests: dict[str, str]) 
             for chunk in (hex_chunks if fmt == "hex" else bin_chunks)(arr):
                 s.write(chunk)
 
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 22):
-            h.update(block)
-    return h.hexdigest()

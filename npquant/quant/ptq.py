@@ -75,6 +75,21 @@ class Calibration:
     channel_means: dict[str, np.ndarray] = field(default_factory=dict)
 
 
+def calibration_order(images: np.ndarray, num_batches: int, batch_size: int, seed: int
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """``(images, indices)`` of a calibration: the first ``num_batches * batch_size`` indices of
+    ``np.random.default_rng(seed).permutation(len(images))`` (fewer if ``images`` is short), run
+    in batches of ``batch_size``. ValueError for images that are not float NCHW and for counts
+    below 1. PTQ and QAT calibrate on the same batches."""
+    x = np.asarray(images)
+    if x.ndim != 4 or not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(f"images must be float NCHW (N, C, H, W), got {x.dtype} {x.shape}")
+    for name, v in (("num_batches", num_batches), ("batch_size", batch_size)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {v!r}")
+    return x, np.random.default_rng(seed).permutation(len(x))[: num_batches * batch_size]
+
+
 def calibrate(model: nn.Module, images: np.ndarray, *, num_batches: int = 16,
               batch_size: int = 64, seed: int = 0, observer: str = "minmax",
               averaging_constant: float = 0.01,
@@ -90,12 +105,7 @@ def calibrate(model: nn.Module, images: np.ndarray, *, num_batches: int = 16,
     (``averaging_constant`` to "ema"). NaN or inf in a calibration image is a ValueError naming
     the image's index in ``images``. ``model`` is left in eval mode.
     """
-    x = np.asarray(images)
-    if x.ndim != 4 or not np.issubdtype(x.dtype, np.floating):
-        raise ValueError(f"images must be float NCHW (N, C, H, W), got {x.dtype} {x.shape}")
-    for name, v in (("num_batches", num_batches), ("batch_size", batch_size)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {v!r}")
+    x, order = calibration_order(images, num_batches, batch_size, seed)
     if observer not in ACTIVATION_OBSERVERS:
         raise ValueError(f"observer must be one of {OBSERVERS}, got {observer!r}")
     options = dict(observer_options or {})
@@ -105,7 +115,6 @@ def calibrate(model: nn.Module, images: np.ndarray, *, num_batches: int = 16,
     def make(name: str) -> Observer:
         return make_activation_observer(observer, name=name, **options)
 
-    order = np.random.default_rng(seed).permutation(len(x))[: num_batches * batch_size]
     _check_finite_images(x, order[: min(2, len(order))])
     nodes = trace_graph(model, x[order[: min(2, len(order))]])
     model.eval()

@@ -50,6 +50,7 @@ from npquant.quant.ptq import (
     ModelQParams,
     QuantConfig,
     activation_scheme,
+    calibration_order,
     quantize_bias,
     weight_observer,
 )
@@ -397,13 +398,7 @@ def calibrate_qat(qat: QATModel, images: np.ndarray, *, num_batches: int = 16,
                   batch_size: int = 64, seed: int = 0) -> int:
     """Observe activation ranges on seeded batches (the batches of ``ptq.calibrate``), in eval
     mode with fake quantization off, then ``start_fake_quant``. Returns the batches used."""
-    x = np.asarray(images)
-    if x.ndim != 4 or not np.issubdtype(x.dtype, np.floating):
-        raise ValueError(f"images must be float NCHW (N, C, H, W), got {x.dtype} {x.shape}")
-    for name, v in (("num_batches", num_batches), ("batch_size", batch_size)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {v!r}")
-    order = np.random.default_rng(seed).permutation(len(x))[: num_batches * batch_size]
+    x, order = calibration_order(images, num_batches, batch_size, seed)
     was = qat.training
     qat.set_fake_quant(False)
     qat.eval()
