@@ -74,9 +74,7 @@ def bits_range(bits: int | None, dtype: np.dtype) -> tuple[int, int]:
             not 2 <= bits <= width:
         raise ValueError(f"out_bits must be an int in 2..{width} for {np.dtype(dtype)}, "
                          f"got {bits!r}")
-    if lo < 0:
-        return -(1 << (int(bits) - 1)), (1 << (int(bits) - 1)) - 1
-    return 0, (1 << int(bits)) - 1
+    return fp.int_range(int(bits), lo < 0)
 
 
 def resolve_requant(rule: RequantRule, requant: RequantParams | None, x_scale: Any, w_scale: Any,
