@@ -24,6 +24,8 @@ Profiles with ``add_scheme`` XNNPACK or QNNPACK use the one-shift sequence of th
 
 one rounding, with the ``add`` rule's tie rule (XNNPACK ties up, QNNPACK ties away). The
 multipliers have ``b + 1`` bits, so ``|(a - Za) m_a + (b - Zb) m_b| < 2 * 2^8 * 2^(b+1) <= 2^31``.
+
+Add scheme MLAS is ONNX Runtime's QLinearAdd, a float32 sequence (``npquant.integer.mlas``).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from npquant.integer._checks import (
     dtype_range,
 )
 from npquant.integer.epilogue import activation_range
+from npquant.integer.mlas import mlas_add
 from npquant.integer.result import KernelResult
 from npquant.profiles import AddScheme, MultiplierDerivation, Profile, RequantRule
 from npquant.requant import (
@@ -107,6 +110,11 @@ def add(a: np.ndarray, b: np.ndarray, *, a_scale: float, a_zero_point: int, b_sc
     af = np.ascontiguousarray(np.broadcast_to(a, shape)).ravel()
     bf = np.ascontiguousarray(np.broadcast_to(b, shape)).ravel()
     lo, hi = activation_range(activation, so, zo, odt, prof)
+    if prof.add_scheme is AddScheme.MLAS:  # ONNX Runtime's float sequence (integer/mlas.py)
+        y, acc = mlas_add(a, b, a_scale=sa, a_zero_point=za, b_scale=sb, b_zero_point=zb,
+                          out_scale=so, out_zero_point=zo, qmin=lo, qmax=hi)
+        out = y.astype(odt).reshape(shape)
+        return KernelResult(out, acc.reshape(shape)) if return_accumulators else out
     if prof.add_scheme is not AddScheme.TFLITE:
         acc64, n = _one_shift_sums(af, bf, za, zb, sa, sb, so, prof.add_scheme)
         # |acc64| < 2^31 (module docstring): an int32 accumulator, one rounding shift

@@ -31,6 +31,7 @@ from npquant.integer.conv import Padding, conv_padding
 from npquant.integer.epilogue import activation_range
 from npquant.integer.result import KernelResult
 from npquant.profiles import Profile
+from npquant.requant import prepare_requant, requantize
 
 
 @numba.njit(cache=True)
@@ -151,8 +152,28 @@ def avg_pool2d(x: np.ndarray, kernel_size: int | tuple[int, int], stride: Any = 
 def global_avg_pool2d(x: np.ndarray, *, zero_point: int = 0, scale: float | None = None,
                       profile: Profile | str = "tflite", activation: str | None = None,
                       return_accumulators: bool = False) -> np.ndarray | KernelResult:
-    """Average over all of ``H x W``: ``(N, C, 1, 1)``; ``avg_pool2d`` with the kernel ``(H, W)``.
+    """Average over all of ``H x W``: ``(N, C, 1, 1)``; ``avg_pool2d`` with the kernel ``(H, W)``,
+    or, when the profile has a ``global_average_pool`` rule, ``sum q - Z N`` requantized by
+    ``M = f32(S / f32(S N))`` (ONNX Runtime; ``scale`` is then required). Input and output share
+    ``scale`` and ``zero_point``.
     """
     x = check_int_array("x", x, ACTIVATION_DTYPES, 4)
-    return _pool_common("avg", x, (x.shape[2], x.shape[3]), 1, 0, zero_point, scale, profile,
-                        activation, False, return_accumulators)
+    prof = check_profile(profile)
+    if prof.global_average_pool is None:
+        return _pool_common("avg", x, (x.shape[2], x.shape[3]), 1, 0, zero_point, scale, prof,
+                            activation, False, return_accumulators)
+    # ONNX Runtime's QLinearGlobalAveragePool: acc = sum q - Z N, requantized by
+    # M = f32(S / f32(S N)) (the requant rule's float32 multiply and tie rule), + Z
+    if scale is None:
+        raise ValueError(f"profile {prof.name!r} requantizes the global average pool: give scale")
+    zp = check_zero_point("zero_point", zero_point, x.dtype)
+    n = x.shape[2] * x.shape[3]
+    if n > 2**23:  # |acc| <= 2^8 n must be exact in float32 (and in int32)
+        raise ValueError(f"the plane {x.shape[2]}x{x.shape[3]} has more than 2^23 elements")
+    s = float(np.float32(scale))
+    params = prepare_requant(prof.global_average_pool, s, 1.0, float(np.float32(s) * np.float32(n)))
+    acc = (x.astype(np.int64).sum(axis=(2, 3), keepdims=True) - zp * n).astype(np.int32)
+    lo, hi = activation_range(activation, s, zp, x.dtype, prof)
+    out = requantize(acc, params, channel_axis=None, zero_point=zp, qmin=lo, qmax=hi
+                     ).astype(x.dtype)
+    return KernelResult(out, acc) if return_accumulators else out

@@ -1,15 +1,16 @@
 """npquant under the ``onnxruntime`` profile against ONNX Runtime's CPU kernels, bit for bit:
 QLinearConv (per-channel, groups, depthwise), QLinearMatMul, ConvInteger / MatMulInteger
-(npquant's accumulators), QuantizeLinear (per tensor and per axis), DequantizeLinear, for int8
-and uint8 activations. QLinearAdd and QLinearAveragePool are pinned as measured disagreements
-in test_npquant_measured_disagreements.py."""
+(npquant's accumulators), QuantizeLinear (per tensor and per axis), DequantizeLinear, QLinearAdd
+(MLAS's float32 fma sequence, npquant.integer.mlas), QLinearGlobalAveragePool, for int8 and
+uint8 activations. QLinearAveragePool (a window) is pinned as a measured disagreement in
+test_npquant_measured_disagreements.py."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
 import pytest
-from npq_compare import COMPARISONS, npq_conv, npq_quantize
+from npq_compare import COMPARISONS, npq_add, npq_conv, npq_global_pool, npq_quantize
 from npq_testing import CAMPAIGN, check_bit_exact, check_rival_differs, default_cases
 
 pytestmark = pytest.mark.oracle
@@ -33,6 +34,11 @@ RIVALS = [
     ("onnxruntime-cpu-QLinearConv int8", lambda c: npq_conv(c, "tflite-single-rounding")),
     ("onnxruntime-cpu-QLinearConv uint8", lambda c: npq_conv(c, "tflite")),
     ("onnxruntime-cpu-QuantizeLinear int8", lambda c: npq_quantize(c, "tflite")),
+    # the onnxruntime profile's ADD and global pool before version 2 (TFLite's integer ADD with a
+    # float32 multiplier; the exact mean rounded to even), which pytorch-fbgemm still has
+    ("onnxruntime-cpu-QLinearAdd int8", lambda c: npq_add(c, "pytorch-fbgemm")),
+    ("onnxruntime-cpu-QLinearGlobalAveragePool int8",
+     lambda c: npq_global_pool(c, "pytorch-fbgemm")),
 ]
 
 
