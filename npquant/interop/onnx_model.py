@@ -111,6 +111,7 @@ def export_onnx(model: IntegerModel, path: str | Path | None = None) -> bytes:
         MaxPoolOp,
         QuantizeOp,
     )
+    from npquant.interop.onnx_ops import GlobalAvgPoolOp
 
     onnx = _onnx()
     h, nh, tp = onnx.helper, onnx.numpy_helper, onnx.TensorProto
@@ -218,14 +219,26 @@ def export_onnx(model: IntegerModel, path: str | Path | None = None) -> bytes:
                     domain="com.microsoft", kernel_shape=list(op.kernel_size),
                     strides=list(op.stride or op.kernel_size), pads=[pt, pl, pb, pr],
                     count_include_pad=1))
+        elif isinstance(op, GlobalAvgPoolOp):
+            for role, q in (("input", op.input_qparams), ("output", op.output_qparams)):
+                _check_8bit(i, op, q, role)
+            uses_ms = True
+            nodes.append(h.make_node("QLinearGlobalAveragePool", [
+                src(i), const(f"{n}.x_scale", _scalar_scale(op.input_qparams)),
+                const(f"{n}.x_zero_point", _scalar_zp(op.input_qparams)),
+                const(f"{n}.y_scale", _scalar_scale(op.output_qparams)),
+                const(f"{n}.y_zero_point", _scalar_zp(op.output_qparams))], [names[i]],
+                name=n, domain="com.microsoft", channels_last=0))
         elif isinstance(op, FlattenOp):
             nodes.append(h.make_node("Flatten", [src(i)], [names[i]], name=n, axis=1))
         else:
             raise ValueError(f"op {i} ({op.op} {n!r}) has no ONNX export")
     c, hh, ww = model.input_shape
+    # the logits' shape, from one zero image (cheap; ONNX wants every graph output typed)
+    out_shape = ["N"] + list(model.run(np.zeros((1, c, hh, ww), np.float32)).shape[1:])
     graph = h.make_graph(
         nodes, "npquant", [h.make_tensor_value_info(INPUT, tp.FLOAT, ["N", c, hh, ww])],
-        [h.make_tensor_value_info(OUTPUT, tp.FLOAT, None)], initializer=inits)
+        [h.make_tensor_value_info(OUTPUT, tp.FLOAT, out_shape)], initializer=inits)
     opsets = [h.make_opsetid("", OPSET)] + ([h.make_opsetid("com.microsoft", 1)] if uses_ms
                                             else [])
     proto = h.make_model(graph, opset_imports=opsets, producer_name="npquant",

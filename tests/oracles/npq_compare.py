@@ -229,6 +229,18 @@ def pool_cases(draw, dtype=np.int8) -> Case:
 
 
 @st.composite
+def global_pool_cases(draw, dtype=np.int8) -> Case:
+    """A pool case's input, averaged over its whole plane; half keep the input's qparams, half
+    requantize to an output scale 1/4..4 times the input's and another zero point."""
+    c = draw(pool_cases(dtype))
+    if draw(st.booleans()):
+        return replace(c, activation="NONE", y_scale=c.x_scale, y_zp=c.x_zp)
+    y_scale = float(f32(c.x_scale * 2.0 ** draw(st.floats(-2, 2))))
+    y_zp = draw(zero_points(bits=8, signed=np.dtype(dtype) == np.int8))
+    return replace(c, activation="NONE", y_scale=y_scale, y_zp=y_zp)
+
+
+@st.composite
 def quantize_cases(draw, dtype=np.int8, *, per_axis: bool = False) -> Case:
     """float32 inputs: half at and one ulp around exact ties (k + 1/2) S, half spread over the
     range; per-axis cases have one scale and zero point per row (axis 0)."""
@@ -570,9 +582,9 @@ def _onnx_rows() -> list[Comparison]:
             "rne(fma(q_a, r_a, fma(q_b, r_b, F)))"))
         rows.append(Comparison(
             f"QLinearGlobalAveragePool {tag}", "onnxruntime", "cpu", ort,
-            lambda dt=dt: pool_cases(dt).map(lambda c: replace(c, activation="NONE")),
-            onnx_global_avg_pool, lambda c: npq_global_pool(c, ort),
-            "rne(f32(sum q - Z N) f32(S / f32(S N))) + Z"))
+            lambda dt=dt: global_pool_cases(dt), onnx_global_avg_pool,
+            lambda c: npq_global_pool(c, ort),
+            "rne(f32(sum q - Z_x N) f32(S_x / f32(S_y N))) + Z_y"))
     return rows
 
 
@@ -637,11 +649,15 @@ def onnx_global_avg_pool(c: Case) -> np.ndarray:
     from npquant.interop.onnx import run_onnx_op
 
     return run_onnx_op("qlinear_global_average_pool", [c.x], dict(
-        x_scale=c.x_scale, x_zero_point=c.x_zp, y_scale=c.x_scale, y_zero_point=c.x_zp))
+        x_scale=c.x_scale, x_zero_point=c.x_zp, y_scale=c.y_scale, y_zero_point=c.y_zp))
 
 
 def npq_global_pool(c: Case, profile: str) -> np.ndarray:
-    return global_avg_pool2d(c.x, zero_point=c.x_zp, scale=c.x_scale, profile=profile)
+    same = (c.y_scale, c.y_zp) == (c.x_scale, c.x_zp)
+    if not same and get_profile(profile).global_average_pool is None:
+        raise Declined(f"{profile} keeps the qparams in its global average pool")
+    return global_avg_pool2d(c.x, zero_point=c.x_zp, scale=c.x_scale, out_scale=c.y_scale,
+                             out_zero_point=c.y_zp, profile=profile)
 
 
 def _torch_quantize(c: Case, dtype: str) -> np.ndarray:
