@@ -39,6 +39,10 @@ def _cmd_pipeline(argv: list[str]) -> int:
 
 
 def _cmd_golden(argv: list[str]) -> int:
+    if argv and argv[0].endswith(".onnx"):  # an imported ONNX model (npquant.interop.onnx_cli)
+        from npquant.interop import onnx_cli
+
+        return onnx_cli.golden_main(argv)
     from npquant.golden import commands
 
     return commands.golden_main(argv)
@@ -51,6 +55,10 @@ def _cmd_verify(argv: list[str]) -> int:
 
 
 def _cmd_compare(argv: list[str]) -> int:
+    if argv and argv[0].endswith(".onnx"):  # ORT against npquant (npquant.interop.onnx_cli)
+        from npquant.interop import onnx_cli
+
+        return onnx_cli.compare_main(argv)
     from npquant.golden import commands
 
     return commands.compare_main(argv)

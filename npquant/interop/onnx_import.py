@@ -16,7 +16,9 @@ Two ways of writing one integer network are read into the same integer ops:
   how ORT runs a QDQ model at its default optimization level.
 
 Each op is named by the integer tensor it writes (the ``Q`` output in QDQ, the node output in
-QOperator), so a per-layer comparison finds ORT's tensor of op ``i`` as ``ops[i].name``.
+QOperator), made file-safe (``/`` and other characters become ``_``: golden file names are built
+from op names); ``model.meta["onnx_tensors"][i]`` is the ONNX tensor name of op ``i``, where a
+per-layer comparison finds ORT's value.
 
 Refused, with the node's index and name: a float model (no quantized tensor), a file that does
 not parse or fails ``onnx.checker`` (truncated, corrupt), an op outside the lists above,
@@ -27,6 +29,7 @@ and any tensor not 8-bit.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,6 +101,8 @@ class _Importer:
         self.floats: dict[str, Any] = {}  # other float constants (Clip bounds, shapes)
         self.pending: dict[str, _Pending] = {}
         self.ops: list[IntOp] = []
+        self.onnx_names: list[str] = []  # the ONNX tensor each op writes
+        self.names_used: set[str] = set()
         self.wiring: list[tuple[int, ...]] = []
         self.qdq = False
         self.users: dict[str, int] = {}
@@ -148,9 +153,25 @@ class _Importer:
         return self.alias.get(name, name)
 
     def emit(self, op: IntOp, srcs: list[str], out: str, qp: QParams, ndim: int) -> None:
-        self.wiring.append(tuple(self.q[s].op for s in srcs))
-        self.ops.append(op)
+        self.wiring.append(tuple(self.q[s].op for s in srcs) if srcs else (-1,))
+        self.add_op(op, out)
         self.q[out] = _Tensor(qp, len(self.ops) - 1, ndim)
+
+    def add_op(self, op: IntOp, out: str) -> None:
+        """Append ``op``, named by a file-safe form of its ONNX output tensor ``out``."""
+        op.name = self.safe_name(out)
+        self.ops.append(op)
+        self.onnx_names.append(out)
+
+    def safe_name(self, tensor: str) -> str:
+        """``tensor`` with every character outside ``[A-Za-z0-9_.-]`` as ``_`` (golden file
+        names are built from op names), made unique with a numeric suffix."""
+        base = re.sub(r"[^A-Za-z0-9_.-]", "_", tensor).strip("_.") or "tensor"
+        name, k = base, 1
+        while name in self.names_used:
+            name, k = f"{base}_{k}", k + 1
+        self.names_used.add(name)
+        return name
 
     def per_tensor(self, idx: int, node: Any, qp: QParams, what: str) -> QParams:
         if qp.axis is not None:
@@ -303,7 +324,9 @@ class _Importer:
             raise ValueError("the model must quantize its float input once, first")
         chain = all(w == (i - 1,) for i, w in enumerate(self.wiring))
         return IntegerModel(self.ops, self.prof, tuple(int(d) for d in dims[1:]),
-                            meta={"source": "onnx", "form": "qdq" if self.qdq else "qoperator"},
+                            meta={"source": "onnx", "form": "qdq" if self.qdq else "qoperator",
+                                  "onnx_input": self.input_name,
+                                  "onnx_tensors": list(self.onnx_names)},
                             wiring=None if chain else self.wiring)
 
     def visit(self, idx: int, node: Any) -> None:
@@ -335,9 +358,7 @@ class _Importer:
                                          "weights as an initializer")
         qp = self.per_tensor(idx, node, qp, f"tensor {out!r}")
         if ins[0] == self.input_name:
-            self.ops.append(QuantizeOp(out, qp))
-            self.wiring.append((-1,))
-            self.q[out] = _Tensor(qp, 0, 4)
+            self.emit(QuantizeOp(out, qp), [], out, qp, 4)
             return
         if ins[0] not in self.pending:
             raise self.refuse(idx, node, f"quantizes {ins[0]!r}, which is neither the model "
@@ -385,8 +406,8 @@ class _Importer:
         x = self.tensor(idx, node, ins[0])
         if out in self.graph_outputs:
             qp = self.qparams(idx, node, ins[1], zp, None, "the output")
-            self.ops.append(DequantizeOp(out, qp))
             self.wiring.append((x.op,))
+            self.add_op(DequantizeOp(out, qp), out)
             return
         qp = self.qparams(idx, node, ins[1], zp, a.get("axis", 1), f"tensor {ins[0]!r}")
         if not (np.array_equal(qp.scale, x.qparams.scale)
@@ -471,11 +492,13 @@ class _Importer:
         elif t == "Clip":
             prev = self.ops[x.op]
             if not isinstance(prev, (Conv2dOp, FullyConnectedOp, AddOp)) or prev.activation \
-                    or self.users.get(ins[0], 0) != 1 or prev.name != ins[0]:
+                    or self.users.get(ins[0], 0) != 1 or self.onnx_names[x.op] != ins[0]:
                 raise self.refuse(idx, node, "an integer Clip must be the only reader of a "
                                              "QLinearConv/QGemm/QLinearMatMul/QLinearAdd output")
             prev.activation = self.activation(idx, node, self.clip_bounds(idx, node), x.qparams)
-            prev.name = out
+            self.names_used.discard(prev.name)
+            prev.name = self.safe_name(out)  # the op writes the clipped tensor
+            self.onnx_names[x.op] = out
             self.q[out] = self.q.pop(ins[0])
         else:
             raise self.refuse(idx, node, f"op {t} on integers is not supported")
