@@ -49,3 +49,72 @@ def integer_model(name: str, *, per_channel: bool = True, scheme: str | None = N
     cal = calibrate(m, images(shape, 96, seed + 1), num_batches=3, batch_size=32)
     qp = choose_qparams(m, cal, profile, QuantConfig(per_channel=per_channel, scheme=scheme))
     return convert(m, qp, profile, input_shape=shape)
+
+
+def torch_quantized_onnx(out_dir, *, quant_format: str, activation_type: str = "QInt8",
+                         per_channel: bool = True, seed: int = 0):
+    """An independently built quantized model: a small float PyTorch CNN (conv + BatchNorm +
+    ReLU, max pool, a residual add + ReLU, a depthwise conv, global average pool, flatten,
+    linear) with seeded random weights, exported by ``torch.onnx.export`` (TorchScript exporter,
+    ``dynamo=False``: the dynamo exporter needs onnxscript) and quantized by ONNX Runtime's
+    ``quantize_static`` (``quant_format`` "QDQ" or "QOperator", int8 weights, calibrated on 4
+    seeded batches of 8 images). Returns ``(path of the quantized model, path of the float one)``.
+    """
+    import logging
+    import warnings
+    from pathlib import Path
+
+    import torch
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c1 = torch.nn.Conv2d(1, 8, 3, padding=1)
+            self.bn = torch.nn.BatchNorm2d(8)
+            self.c2 = torch.nn.Conv2d(8, 8, 3, padding=1)
+            self.dw = torch.nn.Conv2d(8, 8, 3, padding=1, groups=8)
+            self.fc = torch.nn.Linear(8, 10)
+
+        def forward(self, x):
+            x = torch.nn.functional.max_pool2d(torch.relu(self.bn(self.c1(x))), 2)
+            x = torch.relu(x + torch.relu(self.c2(x)))
+            x = torch.nn.functional.adaptive_avg_pool2d(self.dw(x), 1)
+            return self.fc(torch.flatten(x, 1))
+
+    torch.manual_seed(seed)
+    net = Net().eval()
+    with torch.no_grad():
+        net.bn.running_mean.uniform_(-0.2, 0.2)
+        net.bn.running_var.uniform_(0.5, 2.0)
+    out_dir = Path(out_dir)
+    fp = out_dir / "float.onnx"
+    qp = out_dir / f"{quant_format.lower()}_{activation_type.lower()}.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, torch.zeros(1, 1, 28, 28), str(fp), dynamo=False,
+                          input_names=["input"], output_names=["output"],
+                          dynamic_axes={"input": {0: "N"}}, opset_version=17)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter([{"input": images((1, 28, 28), 8, seed + 100 + i)}
+                                 for i in range(4)])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    logging.disable(logging.WARNING)  # "please consider pre-processing" on every call
+    try:
+        quantize_static(str(fp), str(qp), Reader(),
+                        quant_format=getattr(QuantFormat, quant_format),
+                        activation_type=getattr(QuantType, activation_type),
+                        weight_type=QuantType.QInt8, per_channel=per_channel)
+    finally:
+        logging.disable(logging.NOTSET)
+    return qp, fp
