@@ -296,6 +296,9 @@ class Profile:
                 continue
             if name == "global_average_pool" and value is None:
                 continue  # listed only when set: the global pool is then the average_pool rule
+            if name == "add" and self.add_scheme is AddScheme.MLAS:
+                out.append((name, "not read: the mlas scheme is a float32 sequence"))
+                continue
             text = value.describe() if hasattr(value, "describe") else _plain(value)
             out.append((name, text))
         return out
