@@ -9,13 +9,14 @@ import numpy as np
 
 from npquant import nn
 from npquant.convert import IntegerModel, convert
-from npquant.models import cnn, cnn_bn, resnet_small
+from npquant.models import cnn, cnn_bn, resnet20, resnet_small
 from npquant.quant import QuantConfig, calibrate, choose_qparams, fold_batch_norm
 
 # name -> (constructor, one image's shape). resnet_small on 24x24 ends on a 6x6 plane: the global
 # average pool divides by 36, an even plane size that is not a power of two (ties possible).
 MODELS = {"cnn": (cnn, (1, 28, 28)), "cnn_bn": (cnn_bn, (1, 28, 28)),
           "resnet": (resnet_small, (1, 24, 24))}
+SLOW_MODELS = {"resnet20": (resnet20, (3, 32, 32))}  # 9 blocks, 8x8 global pool
 
 
 def images(shape: tuple[int, ...], n: int, seed: int) -> np.ndarray:
@@ -27,7 +28,7 @@ def images(shape: tuple[int, ...], n: int, seed: int) -> np.ndarray:
 
 def float_model(name: str, seed: int = 0) -> nn.Module:
     """The BN-folded float model ``name`` with seeded weights and BatchNorm statistics."""
-    make, shape = MODELS[name]
+    make, shape = {**MODELS, **SLOW_MODELS}[name]
     m = make(seed=seed).eval()
     if not any(isinstance(mod, nn.BatchNorm2d) for _, mod in m.named_modules()):
         return m
@@ -45,7 +46,7 @@ def integer_model(name: str, *, per_channel: bool = True, scheme: str | None = N
                   profile: str = "onnxruntime", seed: int = 0) -> IntegerModel:
     """``float_model(name)`` through PTQ (min/max, 3 batches of 32) and ``convert``."""
     m = float_model(name, seed)
-    shape = MODELS[name][1]
+    shape = {**MODELS, **SLOW_MODELS}[name][1]
     cal = calibrate(m, images(shape, 96, seed + 1), num_batches=3, batch_size=32)
     qp = choose_qparams(m, cal, profile, QuantConfig(per_channel=per_channel, scheme=scheme))
     return convert(m, qp, profile, input_shape=shape)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import require, require_exact_u8s8_accumulation
-from onnx_models import MODELS, images, integer_model
+from onnx_models import MODELS, SLOW_MODELS, images, integer_model
 
 pytestmark = pytest.mark.oracle
 
@@ -51,6 +51,17 @@ def test_exported_model_equals_npquant_layer_by_layer(name, per_channel):
     im = integer_model(name, per_channel=per_channel)
     data = export_onnx(im)
     x = images(MODELS[name][1], N_INPUTS, seed=100)
+    for optimize in (False, True):
+        _layers_equal(im, data, x, optimize)
+
+
+@pytest.mark.slow
+def test_resnet20_exported_equals_npquant_layer_by_layer():
+    from npquant.interop.onnx_model import export_onnx
+
+    im = integer_model("resnet20")
+    data = export_onnx(im)
+    x = images(SLOW_MODELS["resnet20"][1], N_INPUTS, seed=100)
     for optimize in (False, True):
         _layers_equal(im, data, x, optimize)
 

@@ -194,3 +194,21 @@ def test_cli_compare_and_golden_of_an_onnx_model(torch_models, tmp_path, capsys)
     np.save(bad, x.astype(np.float64))
     assert main(["compare", path, "--images-file", str(bad)]) == 2
     assert "need float32 NCHW" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("key", [("QDQ", "QInt8"), ("QOperator", "QUInt8")],
+                         ids=["qdq_int8", "qoperator_uint8"])
+def test_an_imported_model_exported_again_equals_ort_in_every_layer(torch_models, key):
+    """Import then export writes the QOperator form, so a QDQ model comes back with ORT's
+    integer kernels in every layer (no float conv left): all layers equal; uint8 activations
+    go through the exporter too."""
+    from npquant.golden.compare import format_comparison
+    from npquant.interop.onnx_compare import compare_onnx
+    from npquant.interop.onnx_import import import_onnx
+    from npquant.interop.onnx_model import export_onnx
+
+    data = export_onnx(import_onnx(torch_models[key]))
+    again = import_onnx(data)
+    assert again.meta["form"] == "qoperator"
+    c = compare_onnx(data, images((1, 28, 28), N_INPUTS, seed=201), integer_model=again)
+    assert c.identical, format_comparison(c, "npquant", "onnxruntime")
