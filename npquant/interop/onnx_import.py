@@ -50,7 +50,7 @@ from npquant.convert import (
 )
 from npquant.integer.epilogue import activation_range
 from npquant.interop._common import import_framework
-from npquant.interop.onnx_ops import GlobalAvgPoolOp
+from npquant.interop.onnx_ops import GlobalAvgPoolOp, ReluOp
 from npquant.profiles import Profile, get_profile
 from npquant.qparams import QParams
 from npquant.requant import prepare_requant
@@ -97,8 +97,7 @@ class _Importer:
                 self.inits[node.output[0]] = nh.to_array(attr["value"].t)
         self.q: dict[str, _Tensor] = {}  # quantized activations
         self.alias: dict[str, str] = {}  # float DQ output -> quantized tensor
-        self.consts: dict[str, tuple[np.ndarray, QParams]] = {}  # DQ of initializers
-        self.floats: dict[str, Any] = {}  # other float constants (Clip bounds, shapes)
+        self.consts: dict[str, tuple[np.ndarray, QParams, int]] = {}  # DQ of initializers
         self.pending: dict[str, _Pending] = {}
         self.ops: list[IntOp] = []
         self.onnx_names: list[str] = []  # the ONNX tensor each op writes
@@ -251,15 +250,16 @@ class _Importer:
                 raise self.refuse(idx, node, "only Flatten(axis=1) is supported")
         else:
             shape = [int(v) for v in np.asarray(self.init(idx, node, node.input[1])).reshape(-1)]
-            if len(shape) != 2 or shape[1] not in (-1,) and shape[0] not in (-1, 0):
+            if len(shape) != 2 or (shape[1] != -1 and shape[0] not in (-1, 0)):
                 raise self.refuse(idx, node, f"Reshape to {shape}: only (N, -1) (a flatten) is "
                                              "supported")
         if x.ndim != 4:
             raise self.refuse(idx, node, f"flattens a {x.ndim}-D tensor; only 4-D (N, C, H, W)")
 
     def activation(self, idx: int, node: Any, lo_hi: tuple[float, float] | None,
-                   yq: QParams | None = None) -> str:
-        """``relu``/``relu6`` from a float Clip (QDQ) or an integer Clip (QOperator)."""
+                   yq: QParams | None = None) -> str | None:
+        """``relu``/``relu6`` from a Relu or a float Clip (QDQ), or from an integer Clip
+        (QOperator; None when its bounds are the type's whole range)."""
         if node.op_type == "Relu":
             return "relu"
         lo, hi = lo_hi
@@ -380,6 +380,11 @@ class _Importer:
             op = AddOp(out, a_qparams=x.qparams, b_qparams=b.qparams, output_qparams=qp,
                        activation=p.activation)
             self.emit(op, p.inputs, out, qp, x.ndim)
+        elif p.kind == "relu":
+            if not _same(qp, x.qparams):
+                raise self.refuse(idx, node, f"{pnode.op_type} changes the qparams ({x.qparams} "
+                                             f"-> {qp}); a ReLU of its own must keep them")
+            self.emit(ReluOp(out, x.qparams, p.activation), p.inputs, out, qp, x.ndim)
         else:  # pools and flatten keep their input's qparams
             if p.activation is not None:
                 raise self.refuse(p.node, pnode, "an activation after a pool or flatten is not "
@@ -437,10 +442,16 @@ class _Importer:
     def float_node(self, idx, node, ins, out, a):
         t = node.op_type
         if t in ("Relu", "Clip"):
+            if ins[0] in self.alias:  # DQ -> Relu -> Q: a ReLU of its own
+                self.tensor(idx, node, ins[0])
+                act = self.activation(idx, node, None if t == "Relu"
+                                      else self.clip_bounds(idx, node))
+                self.pending[out] = _Pending("relu", idx, [self.qname(ins[0])], activation=act)
+                return
             if ins[0] not in self.pending or self.pending[ins[0]].activation is not None \
                     or self.pending[ins[0]].kind not in ("conv", "fc", "add"):
                 raise self.refuse(idx, node, f"{t} must follow a Conv/Gemm/MatMul/Add (fused "
-                                             "as its clamp)")
+                                             "as its clamp) or a DequantizeLinear")
             p = self.pending.pop(ins[0])
             p.activation = self.activation(idx, node, None if t == "Relu"
                                            else self.clip_bounds(idx, node))

@@ -111,7 +111,7 @@ def export_onnx(model: IntegerModel, path: str | Path | None = None) -> bytes:
         MaxPoolOp,
         QuantizeOp,
     )
-    from npquant.interop.onnx_ops import GlobalAvgPoolOp
+    from npquant.interop.onnx_ops import GlobalAvgPoolOp, ReluOp
 
     onnx = _onnx()
     h, nh, tp = onnx.helper, onnx.numpy_helper, onnx.TensorProto
@@ -229,6 +229,15 @@ def export_onnx(model: IntegerModel, path: str | Path | None = None) -> bytes:
                 const(f"{n}.y_scale", _scalar_scale(op.output_qparams)),
                 const(f"{n}.y_zero_point", _scalar_zp(op.output_qparams))], [names[i]],
                 name=n, domain="com.microsoft", channels_last=0))
+        elif isinstance(op, ReluOp):  # an integer Clip with the kernels' bounds
+            lo, hi = activation_range(op.activation, float(_scalar_scale(op.qparams)),
+                                      int(_scalar_zp(op.qparams)), np.dtype(op.qparams.dtype),
+                                      model.profile)
+            nodes.append(h.make_node("Clip", [src(i), const(f"{n}.clip_min",
+                                                            np.array(lo, op.qparams.dtype)),
+                                              const(f"{n}.clip_max",
+                                                    np.array(hi, op.qparams.dtype))],
+                                     [names[i]], name=n))
         elif isinstance(op, FlattenOp):
             nodes.append(h.make_node("Flatten", [src(i)], [names[i]], name=n, axis=1))
         else:

@@ -53,13 +53,16 @@ def integer_model(name: str, *, per_channel: bool = True, scheme: str | None = N
 
 
 def torch_quantized_onnx(out_dir, *, quant_format: str, activation_type: str = "QInt8",
-                         per_channel: bool = True, seed: int = 0):
+                         per_channel: bool = True, symmetric_activations: bool = False,
+                         seed: int = 0):
     """An independently built quantized model: a small float PyTorch CNN (conv + BatchNorm +
     ReLU, max pool, a residual add + ReLU, a depthwise conv, global average pool, flatten,
     linear) with seeded random weights, exported by ``torch.onnx.export`` (TorchScript exporter,
     ``dynamo=False``: the dynamo exporter needs onnxscript) and quantized by ONNX Runtime's
     ``quantize_static`` (``quant_format`` "QDQ" or "QOperator", int8 weights, calibrated on 4
-    seeded batches of 8 images). Returns ``(path of the quantized model, path of the float one)``.
+    seeded batches of 8 images; ``symmetric_activations``: ORT's ``ActivationSymmetric``, zero
+    points 0, so ReLUs stay nodes of their own). Returns ``(path of the quantized model, path of
+    the float one)``.
     """
     import logging
     import warnings
@@ -95,7 +98,8 @@ def torch_quantized_onnx(out_dir, *, quant_format: str, activation_type: str = "
         net.bn.running_var.uniform_(0.5, 2.0)
     out_dir = Path(out_dir)
     fp = out_dir / "float.onnx"
-    qp = out_dir / f"{quant_format.lower()}_{activation_type.lower()}.onnx"
+    qp = out_dir / (f"{quant_format.lower()}_{activation_type.lower()}"
+                    f"{'_sym' if symmetric_activations else ''}.onnx")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(net, torch.zeros(1, 1, 28, 28), str(fp), dynamo=False,
@@ -115,7 +119,8 @@ def torch_quantized_onnx(out_dir, *, quant_format: str, activation_type: str = "
         quantize_static(str(fp), str(qp), Reader(),
                         quant_format=getattr(QuantFormat, quant_format),
                         activation_type=getattr(QuantType, activation_type),
-                        weight_type=QuantType.QInt8, per_channel=per_channel)
+                        weight_type=QuantType.QInt8, per_channel=per_channel,
+                        extra_options={"ActivationSymmetric": bool(symmetric_activations)})
     finally:
         logging.disable(logging.NOTSET)
     return qp, fp

@@ -40,6 +40,7 @@ def torch_models(tmp_path_factory):
     for fmt, act in (("QOperator", "QInt8"), ("QOperator", "QUInt8"), ("QDQ", "QInt8")):
         paths[(fmt, act)], paths["float"] = torch_quantized_onnx(d, quant_format=fmt,
                                                                  activation_type=act)
+    paths["qdq_sym"], _ = torch_quantized_onnx(d, quant_format="QDQ", symmetric_activations=True)
     return paths
 
 
@@ -87,6 +88,7 @@ def test_torch_model_quantized_by_ort_qoperator_equals_ort_in_every_layer(torch_
 # kernels depend on the CPU): each op run on ORT's own inputs, over 100 images, 1 element of the
 # depthwise conv's 156800 differs; (op kind, differing elements, max |diff|).
 QDQ_PINS = {"CONV_2D": (1, 1)}
+SYM_PIN = 0  # the symmetric-activation QDQ model: no conv element differed (100 images)
 
 
 def test_torch_model_quantized_by_ort_qdq_differs_only_by_float_convs(torch_models):
@@ -211,4 +213,26 @@ def test_an_imported_model_exported_again_equals_ort_in_every_layer(torch_models
     again = import_onnx(data)
     assert again.meta["form"] == "qoperator"
     c = compare_onnx(data, images((1, 28, 28), N_INPUTS, seed=201), integer_model=again)
+    assert c.identical, format_comparison(c, "npquant", "onnxruntime")
+
+
+def test_symmetric_qdq_model_keeps_its_relus_as_integer_clamps(torch_models):
+    """With symmetric activations (Z = 0) ORT cannot fuse a ReLU by the output range and writes
+    DQ -> Relu -> Q: imported as RELU ops (max(q, Z)), equal to ORT in every layer but the
+    float-run convs (pinned as above), and exported again as integer Clips, equal everywhere."""
+    from npquant.golden.compare import format_comparison
+    from npquant.interop.onnx_compare import compare_onnx
+    from npquant.interop.onnx_import import import_onnx
+    from npquant.interop.onnx_model import export_onnx
+
+    im = import_onnx(torch_models["qdq_sym"])
+    assert [op.op for op in im.ops].count("RELU") == 3
+    x = images((1, 28, 28), N_INPUTS, seed=202)
+    c = compare_onnx(torch_models["qdq_sym"], x, isolate=True, integer_model=im)
+    for d in c.diffs:
+        kind = im.ops[d.layer_index].op
+        assert d.count == 0 or (kind == "CONV_2D" and d.max_abs == 1 and d.count <= SYM_PIN), \
+            f"op {d.layer_index} {kind}: {d.count} differ, max |d| {d.max_abs}"
+    data = export_onnx(im)
+    c = compare_onnx(data, x, integer_model=import_onnx(data))
     assert c.identical, format_comparison(c, "npquant", "onnxruntime")
