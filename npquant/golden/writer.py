@@ -11,8 +11,10 @@ Per op ``k`` (name ``op``, e.g. ``01_conv1``) the files are ``<k>_<name>.<tensor
 with tensors (the manifest's ``layers[k].tensors`` maps each role to its file stem):
 
 * ``input``, ``output``: activations (``QUANTIZE`` input float32, ``DEQUANTIZE`` output float32,
-  all others int8), NCHW for 4-D, ``(N, features)`` for 2-D. Op k's input is op k-1's output,
-  stored once: ``layers[k].tensors.input`` names ``<k-1>_<name>.output``;
+  all others int8), NCHW for 4-D, ``(N, features)`` for 2-D. Op k's input is the output of
+  the op feeding it (op k-1 in a chain; ``model.wiring`` in a residual network), stored once:
+  ``layers[k].tensors.input`` names ``<j>_<name>.output``; an ADD's second input is
+  ``input_b``;
 * ``acc``: int32 accumulators before requantization and activation clamp (CONV_2D,
   FULLY_CONNECTED; for MAX_POOL_2D the window maxima);
 * ``weight`` (int8 OIHW / (O, I)), ``bias`` (int32, scale ``S_in S_w[o]``, zero point 0);
@@ -139,13 +141,18 @@ def golden_tensors(model: IntegerModel, x: np.ndarray, *, labels: np.ndarray | N
     layers = []
     dq = model.ops[-1]
     final = TraceEntry(len(trace), dq.name, dq.op, logits, model.dequantize_logits(logits))
-    previous_output = None
+    outputs: dict[int, str] = {}  # op index -> the key of its output
+    srcs = model.wiring or [(i - 1,) for i in range(len(model.ops))]
     for entry in [*trace, final]:
         op = model.ops[entry.index]
         base = f"{entry.index:02d}_{entry.name}"
-        # An op's input is the previous op's output: one file, named by both ops' "tensors".
-        t: dict[str, str] = {"input": previous_output or emit(f"{base}.input", entry.input,
-                                                              _act_layout(entry.input))}
+        # An op's input is the output of the op feeding it: one file, named by both ops'
+        # "tensors" (the model input, fed to QUANTIZE, is a file of its own).
+        src = srcs[entry.index]
+        t: dict[str, str] = {"input": outputs.get(src[0]) or emit(
+            f"{base}.input", entry.input, _act_layout(entry.input))}
+        if entry.other is not None:
+            t["input_b"] = outputs[src[1]]
         layer: dict[str, Any] = {"index": entry.index, "name": entry.name, "op": entry.op,
                                  "attributes": op.describe(), "tensors": t}
         if isinstance(op, (Conv2dOp, FullyConnectedOp)):
@@ -185,8 +192,8 @@ def golden_tensors(model: IntegerModel, x: np.ndarray, *, labels: np.ndarray | N
                 layer["zero_points"] = {"zero_point": int(q.zero_point)}
         if entry.acc is not None:
             t["acc"] = emit(f"{base}.acc", entry.acc, _act_layout(entry.acc))
-        t["output"] = previous_output = emit(f"{base}.output", entry.output,
-                                             _act_layout(entry.output))
+        t["output"] = outputs[entry.index] = emit(f"{base}.output", entry.output,
+                                                  _act_layout(entry.output))
         layers.append(layer)
     if labels is not None:
         emit("labels", np.asarray(labels).astype(np.int32), "N")

@@ -83,6 +83,12 @@ class _Pending:
 
 
 class _Importer:
+    """One walk over the nodes in their (topological) order. Quantized tensors (``q``) are the
+    outputs of QuantizeLinear and QLinear* nodes; a DequantizeLinear of one is an ``alias`` of
+    it, of an initializer a constant (``consts``: weights, int32 biases); a float QDQ op over
+    aliases and constants waits in ``pending`` until the QuantizeLinear of its output (or a Relu /
+    Clip before it) completes it into one integer op."""
+
     def __init__(self, proto: Any, profile: Profile):
         self.onnx = import_framework("onnx", "npquant.interop.onnx_import")
         self.g = proto.graph
