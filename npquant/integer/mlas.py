@@ -13,8 +13,9 @@ and one conversion with ties to even:
     y   = clamp(rne(u), qmin, qmax)         (vcvtps2dq, then saturating packs to 16 and 8 bits)
 
 ``fma`` rounds once (the exact ``x y + z`` to float32). When one input is a single element
-(``IsScalarA``/``IsScalarB``), its term is added to ``F`` first with a separate multiply and add,
-``F' = f32(F + f32(q r))``, and the other input takes one fma: ``u = fma(q, r, F')``.
+(``IsScalarA``, tested first, or ``IsScalarB``), its term is added to ``F`` first with a separate
+multiply and add, ``F' = f32(F + f32(q r))``, and the other input takes one fma:
+``u = fma(q, r, F')``. Other broadcasts ORT splits into spans; they are refused here.
 
 Measured on onnxruntime 1.32 (AVX-512 VNNI CPU, which runs the AVX2 kernel): equal on 400 of 400
 random cases (int8 and uint8, dyadic and random scales); without the fused multiply-adds (two
@@ -71,6 +72,36 @@ def fma_f32(x: np.ndarray, r: np.float32, c: np.ndarray | np.float32) -> np.ndar
     return out
 
 
+def check_mlas_shapes(a_shape: tuple[int, ...], b_shape: tuple[int, ...]) -> None:
+    """ValueError unless the inputs have one shape or one of them is a single element: the
+    broadcasts ORT's kernel runs in one call (others it splits into spans, not modelled)."""
+    if tuple(a_shape) != tuple(b_shape) and np.prod(a_shape) != 1 and np.prod(b_shape) != 1:
+        raise ValueError(f"the MLAS QLinearAdd takes inputs of one shape or a single element, "
+                         f"got a {tuple(a_shape)} and b {tuple(b_shape)}")
+
+
+def mlas_add_one(qa: int, qb: int, *, a_scale: float, a_zero_point: int, b_scale: float,
+                 b_zero_point: int, out_scale: float, out_zero_point: int,
+                 scalar: str | None = None) -> int:
+    """One output of the sequence (module docstring) before the clamp, every float32 step an
+    exact rational rounded by ``round_f32``: the plain definition ``mlas_add`` is tested
+    against. ``scalar``: ``"a"``/``"b"`` when that input is a single element."""
+    fr = Fraction
+    sa, sb, sc = (fr(float(F32(s))) for s in (a_scale, b_scale, out_scale))
+    ra, rb = fr(float(round_f32(sa / sc))), fr(float(round_f32(sb / sc)))
+    rb_zb = fr(float(round_f32(rb * b_zero_point)))
+    fixed = fr(float(round_f32(out_zero_point - fr(float(round_f32(ra * a_zero_point + rb_zb))))))
+    if scalar == "a":
+        f2 = fr(float(round_f32(fixed + fr(float(round_f32(qa * ra))))))
+        u = round_f32(qb * rb + f2)
+    elif scalar == "b":
+        f2 = fr(float(round_f32(fixed + fr(float(round_f32(qb * rb))))))
+        u = round_f32(qa * ra + f2)
+    else:
+        u = round_f32(qa * ra + fr(float(round_f32(qb * rb + fixed))))
+    return int(np.rint(u))
+
+
 def mlas_add(a: np.ndarray, b: np.ndarray, *, a_scale: float, a_zero_point: int, b_scale: float,
              b_zero_point: int, out_scale: float, out_zero_point: int, qmin: int, qmax: int
              ) -> tuple[np.ndarray, np.ndarray]:
@@ -88,14 +119,12 @@ def mlas_add(a: np.ndarray, b: np.ndarray, *, a_scale: float, a_zero_point: int,
     fixed = F32(F32(out_zero_point) - inner)
     af = np.asarray(a, dtype=np.float64)
     bf = np.asarray(b, dtype=np.float64)
-    if af.shape == bf.shape:
-        u = fma_f32(af, ra, fma_f32(bf, rb, fixed))
-    elif bf.size == 1:  # IsScalarB: F' = f32(F + f32(q_b r_b)), one fma for a
-        u = fma_f32(af, ra, F32(fixed + F32(F32(bf.item()) * rb)))
-    elif af.size == 1:  # IsScalarA
+    check_mlas_shapes(af.shape, bf.shape)
+    if af.size == 1:  # IsScalarA (ORT tests it first): F' = f32(F + f32(q_a r_a)), one fma
         u = fma_f32(bf, rb, F32(fixed + F32(F32(af.item()) * ra)))
+    elif bf.size == 1:  # IsScalarB
+        u = fma_f32(af, ra, F32(fixed + F32(F32(bf.item()) * rb)))
     else:
-        raise ValueError(f"the MLAS QLinearAdd takes inputs of one shape or a single element, got "
-                         f"a {af.shape} and b {bf.shape}")
+        u = fma_f32(af, ra, fma_f32(bf, rb, fixed))
     rounded = np.rint(u).astype(np.int64)  # vcvtps2dq: ties to even
     return np.clip(rounded, qmin, qmax), rounded.astype(np.int32)
