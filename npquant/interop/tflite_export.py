@@ -45,6 +45,16 @@ from npquant.convert import (
 from npquant.integer.conv import conv_padding
 from npquant.interop._common import import_framework
 from npquant.interop.tflite import _schema, tflite_padding
+from npquant.intops import (
+    AvgPool2dOp,
+    ConcatOp,
+    LogisticOp,
+    MeanOp,
+    PadOp,
+    ReshapeOp,
+    SoftmaxOp,
+    TransposeOp,
+)
 from npquant.qparams import QParams
 
 INT8, INT32, FLOAT32 = 9, 2, 0  # schema TensorType
@@ -224,8 +234,8 @@ class _Exporter:
             b.operator("ADD", ins, [out], s.BuiltinOptions.AddOptions, opts)
         elif isinstance(op, FlattenOp):
             out = self._flatten(i, op, ins[0])
-        elif hasattr(op, "export_tflite"):
-            out = op.export_tflite(self, i, ins)
+        elif type(op) in _NEW_OPS:
+            out = getattr(self, _NEW_OPS[type(op)])(i, op, ins)
         else:
             raise ValueError(f"op {i} ({name}, {op.op}) has no TFLite export")
         self.out_tensor[i] = out
@@ -326,6 +336,102 @@ class _Exporter:
         out = self.activation_tensor(i, op.name, q)
         b.operator("RESHAPE", [src, new_shape], [out], s.BuiltinOptions.ReshapeOptions, opts)
         return out
+
+
+    # -- the ops of npquant.intops --------------------------------------------------------------
+
+    def _reshape(self, i: int, op: ReshapeOp, ins: list[int]) -> int:
+        s, b = self.b.s, self.b
+        if op.order != "nhwc" and len(self.shapes[i]) == 4:
+            raise ValueError(f"op {i} ({op.name}): a 4-D RESHAPE in NCHW order has no TFLite "
+                             "operator (TFLite reshapes NHWC)")
+        shape = [-1] + [int(v) for v in op.shape]
+        new_shape = b.int32_constant(f"{op.name}.shape", shape)
+        opts = s.ReshapeOptionsT()
+        opts.newShape = shape
+        out = self.activation_tensor(i, op.name, op.qparams)
+        b.operator("RESHAPE", [ins[0], new_shape], [out], s.BuiltinOptions.ReshapeOptions, opts)
+        return out
+
+    def _transpose(self, i: int, op: TransposeOp, ins: list[int]) -> int:
+        s, b = self.b.s, self.b
+        if op.order != "nhwc":
+            raise ValueError(f"op {i} ({op.name}): TRANSPOSE in NCHW order is not exported")
+        perm = b.int32_constant(f"{op.name}.perm", op.perm)
+        out = self.activation_tensor(i, op.name, op.qparams)
+        b.operator("TRANSPOSE", [ins[0], perm], [out], s.BuiltinOptions.TransposeOptions,
+                   s.TransposeOptionsT())
+        return out
+
+    def _pad(self, i: int, op: PadOp, ins: list[int]) -> int:
+        s, b = self.b.s, self.b
+        pads = [list(p) for p in op.pads]
+        if len(pads) == 4:
+            pads = [pads[0], pads[2], pads[3], pads[1]]  # NCHW -> NHWC order
+        paddings = b.tensor(f"{op.name}.paddings", [len(pads), 2], INT32, None,
+                            np.asarray(pads, np.int32))
+        out = self.activation_tensor(i, op.name, op.qparams)
+        b.operator("PAD", [ins[0], paddings], [out], s.BuiltinOptions.PadOptions,
+                   s.PadOptionsT())
+        return out
+
+    def _concat(self, i: int, op: ConcatOp, ins: list[int]) -> int:
+        s, b = self.b.s, self.b
+        ndim = len(self.shapes[i])
+        axis = op.axis % ndim
+        if ndim == 4:
+            axis = (0, 3, 1, 2)[axis]  # NCHW axis -> NHWC axis
+        opts = s.ConcatenationOptionsT()
+        opts.axis, opts.fusedActivationFunction = axis, 0
+        out = self.activation_tensor(i, op.name, op.qparams)
+        b.operator("CONCATENATION", ins, [out], s.BuiltinOptions.ConcatenationOptions, opts)
+        return out
+
+    def _mean(self, i: int, op: MeanOp, ins: list[int]) -> int:
+        s, b = self.b.s, self.b
+        _int8_qparams(op.input_qparams, f"op {i} ({op.name}) input")
+        axes = b.int32_constant(f"{op.name}.axes", [1, 2])
+        opts = s.ReducerOptionsT()
+        opts.keepDims = bool(op.keep_dims)
+        out = self.activation_tensor(i, op.name, op.output_qparams)
+        b.operator("MEAN", [ins[0], axes], [out], s.BuiltinOptions.ReducerOptions, opts)
+        return out
+
+    def _avg_pool(self, i: int, op: AvgPool2dOp, ins: list[int]) -> int:
+        s, b = self.b.s, self.b
+        src = ins[0]
+        in_hw = tuple(b.tensors[src].shape[1:3])
+        pads = conv_padding(op.padding, in_hw, op.kernel_size, op.stride, (1, 1))
+        pcode, src = self.window_padding(i, op.name, src, op.qparams, pads, in_hw,
+                                         op.kernel_size, op.stride, (1, 1), pad_allowed=False)
+        opts = s.Pool2DOptionsT()
+        opts.padding = pcode
+        opts.strideH, opts.strideW = op.stride
+        opts.filterHeight, opts.filterWidth = op.kernel_size
+        opts.fusedActivationFunction = _activation(i, op)
+        out = self.activation_tensor(i, op.name, op.qparams)
+        b.operator("AVERAGE_POOL_2D", [src], [out], s.BuiltinOptions.Pool2DOptions, opts)
+        return out
+
+    def _softmax(self, i: int, op: SoftmaxOp, ins: list[int]) -> int:
+        s, b = self.b.s, self.b
+        _int8_qparams(op.input_qparams, f"op {i} ({op.name}) input")
+        opts = s.SoftmaxOptionsT()
+        opts.beta = float(op.beta)
+        out = self.activation_tensor(i, op.name, op.output_qparams)
+        b.operator("SOFTMAX", ins, [out], s.BuiltinOptions.SoftmaxOptions, opts)
+        return out
+
+    def _logistic(self, i: int, op: LogisticOp, ins: list[int]) -> int:
+        _int8_qparams(op.input_qparams, f"op {i} ({op.name}) input")
+        out = self.activation_tensor(i, op.name, op.output_qparams)
+        self.b.operator("LOGISTIC", ins, [out])
+        return out
+
+
+_NEW_OPS = {ReshapeOp: "_reshape", TransposeOp: "_transpose", PadOp: "_pad", ConcatOp: "_concat",
+            MeanOp: "_mean", AvgPool2dOp: "_avg_pool", SoftmaxOp: "_softmax",
+            LogisticOp: "_logistic"}
 
 
 def _activation(i: int, op) -> int:
