@@ -1,11 +1,11 @@
 """MEAN over the spatial axes (a global average pool with requantization), as TFLite computes it.
 
-Two integer sequences, chosen by ``scheme``; ``M = f64(S_in) / f64(S_out)`` is ``M0 2^s``
-(``QuantizeMultiplier``) in both, ``count = H W``.
+Two sequences, chosen by ``scheme`` (``count = H W``):
 
 ``"reference"`` — LiteRT's reference int8 MEAN (``reference_ops::QuantizedMeanOrSum``, which the
-BUILTIN_REF kernels run whatever ``keep_dims``): the ``1 / count`` is folded into the
-multiplier, by integer division, with ``k = min(floor(log2 count), 32, 31 + s)``::
+BUILTIN_REF kernels run whatever ``keep_dims``): ``M = f64(S_in) / f64(S_out)`` is ``M0 2^s``
+(``QuantizeMultiplier``) and the ``1 / count`` is folded into it by an integer division, with
+``k = min(floor(log2 count), 32, 31 + s)``::
 
     M0' = floor(M0 2^k / count),   s' = s - k
     y   = clamp(Z_out + MultiplyByQuantizedMultiplier(sum_hw q - Z_in count, M0', s'))
@@ -13,14 +13,13 @@ multiplier, by integer division, with ``k = min(floor(log2 count), 32, 31 + s)``
 (``MultiplyByQuantizedMultiplier``: gemmlowp double rounding, ties away; ``M0'`` is no longer
 normalized to ``[2^30, 2^31)``, which costs up to ``k`` bits of the multiplier.)
 
-``"xnnpack"`` — what the XNNPACK delegate computes for int8 MEAN over H and W (measured against
-the interpreter, tests/oracles/test_tflite_new_ops.py): the sum, then ``M``, then the division::
+``"xnnpack"`` — what the XNNPACK delegate computes for int8 MEAN over H and W, in float32 with
+the zero points folded into one bias (measured against the interpreter: equal on every output of
+tests/oracles/test_tflite_new_ops.py; the multiplier ``f32(S_in / (S_out count))`` taken in
+double, or as ``f32(f32(S_in / S_out) / count)``, gives the same outputs there)::
 
-    acc = sum_hw (q - Z_in)
-    a   = MultiplyByQuantizedMultiplier(acc, M0, s)
-    y   = clamp(Z_out + round_away(a / count))           (C: (a ± count/2) / count)
-
-which is also TensorFlow's older reference ``integer_ops::Mean``.
+    s = f32(f64(S_in) / f64(S_out) / count),   b = f32(Z_out - f32(f32(Z_in count) s))
+    y = clamp(round_even(f32(f32(f32(sum_hw q) s) + b)), -128, 127)
 
 Layout NCHW: the mean is over axes 2 and 3, the result ``(N, C)``.
 """
@@ -59,8 +58,11 @@ def mean_hw(x: np.ndarray, *, in_scale: float, in_zero_point: int, out_scale: fl
         m0, shift = (m0 << k) // count, shift - k
         y = _multiply_by_quantized_multiplier(acc, m0, shift) + zo
     else:
-        a = _multiply_by_quantized_multiplier(acc, m0, shift)
-        y = np.sign(a) * ((np.abs(a) + count // 2) // count) + zo  # C (a ± count/2) / count
+        f32 = np.float32
+        s = f32(si / so / count)
+        b = f32(f32(zo) - f32(f32(zi * count) * s))
+        v = ((x.astype(np.int64).sum(axis=(2, 3)).astype(f32) * s).astype(f32) + b).astype(f32)
+        y = np.rint(v.astype(np.float64))  # round half to even, as cvtps2dq
     out = np.clip(y, -128, 127).astype(np.int8)
     return KernelResult(out, acc.astype(np.int32)) if return_accumulators else out
 
