@@ -57,3 +57,22 @@ def test_export_writes_the_file_and_refuses_what_tflite_cannot_express(tmp_path)
     with pytest.raises(ValueError, match=r"op 1 \(conv1\).*groups=2"):
         export_tflite(odd, tmp_path / "odd.tflite")
     assert not (tmp_path / "odd.tflite").exists()
+
+
+@pytest.mark.parametrize("kernels", sorted(PATHS))
+def test_qat_model_exports_bit_exact(kernels):
+    """A QAT model (CNN_BN with LSQ weight and activation quantizers, calibrated, not trained:
+    its scales are LSQ's, not TFLite's nudged ones) converted and exported."""
+    require("ai_edge_litert")
+    from npquant.interop.tflite_compare import compare_with_tflite
+    from npquant.interop.tflite_export import export_tflite
+    from npquant.models import cnn_bn
+    from npquant.quant import calibrate_qat, prepare_qat
+    from npquant.quant.qat import to_integer_model
+
+    qat = prepare_qat(cnn_bn(seed=0), PATHS[kernels], act_quant="lsq", weight_quant="lsq")
+    calibrate_qat(qat, images((1, 28, 28), 64, seed=1), num_batches=2, batch_size=32)
+    model = to_integer_model(qat, (1, 28, 28))
+    c, _ = compare_with_tflite(model, export_tflite(model), images((1, 28, 28), INPUTS, seed=2),
+                               kernels=kernels)
+    assert c.identical, [(d.layer_name, d.count) for d in c.diffs if d.count]
