@@ -45,12 +45,18 @@ def _check(ops, shape, x, kernels, wiring=None, expect_delegated=True):
     require("ai_edge_litert")
     from npquant.interop.tflite_compare import compare_with_tflite
     from npquant.interop.tflite_export import export_tflite
+    from npquant.interop.tflite_import import import_tflite
 
     model = IntegerModel(ops, get_profile(PROFILE[kernels]), shape, wiring=wiring)
-    c, run = compare_with_tflite(model, export_tflite(model), x, kernels=kernels)
+    data = export_tflite(model)
+    c, run = compare_with_tflite(model, data, x, kernels=kernels)
     assert not c.problems, c.problems
     bad = [(d.layer_name, d.count, d.size, d.first_index) for d in c.diffs if d.count]
     assert not bad, f"{kernels}: {bad} [ops {[op.op for op in ops]}]"
+    # and the same model imported back (the import picks MEAN's and SOFTMAX's scheme)
+    c2, _ = compare_with_tflite(import_tflite(data, profile=PROFILE[kernels]), data, x,
+                                kernels=kernels)
+    assert c2.identical, [(d.layer_name, d.count) for d in c2.diffs if d.count]
     if kernels == "xnnpack" and expect_delegated:
         assert not run.not_delegated, run.not_delegated
     return run
@@ -146,3 +152,33 @@ def test_same_padded_pools_and_relu6(kernels):
     run = _check(ops, shape, _images(rng, shape, q), kernels, expect_delegated=False)
     if kernels == "xnnpack":
         assert [d.split(":")[1] for d in run.not_delegated] == ["AVERAGE_POOL_2D"]
+
+
+def _conv_op(rng, name, q_in, cin, cout, k, prof, groups=1, **kw):
+    w = rng.integers(-127, 128, size=(cout, cin // groups, k, k)).astype(np.int8)
+    w_q = QParams(rng.uniform(0.005, 0.02, cout).astype(np.float32), np.zeros(cout, np.int64),
+                  axis=0, narrow_range=True)
+    y_q = _qp(rng, 0.05, 0.3)
+    rule = prof.depthwise_conv if groups > 1 else prof.conv
+    return Conv2dOp(name, weight=w, bias=rng.integers(-2000, 2000, cout).astype(np.int32),
+                    input_qparams=q_in, weight_qparams=w_q, output_qparams=y_q,
+                    requant=prepare_requant(rule, float(q_in.scale), w_q.scale,
+                                            float(y_q.scale)), groups=groups, **kw), y_q
+
+
+@pytest.mark.parametrize("kernels", sorted(PROFILE))
+def test_conv_layouts_depth_multiplier_dilation_and_explicit_pads(kernels):
+    """Export layouts the seed models do not reach: a depthwise conv with depth multiplier 2,
+    dilation 2, stride 2, and explicit pads that SAME does not give (exported as PAD)."""
+    rng = np.random.default_rng(7)
+    prof = get_profile(PROFILE[kernels])
+    q = _qp(rng)
+    shape = (3, 13, 12)
+    c1, q1 = _conv_op(rng, "dw", q, 3, 6, 3, prof, groups=3, stride=(1, 1), padding=(1, 1),
+                      dilation=(2, 2), activation="relu")
+    c2, q2 = _conv_op(rng, "conv", q1, 6, 5, 3, prof, stride=(2, 2), padding=(2, 0, 1, 2),
+                      activation="relu6")
+    c3, q3 = _conv_op(rng, "dw2", q2, 5, 5, 3, prof, groups=5, stride=(2, 1),
+                      padding=(1, 1, 1, 1))
+    ops = [QuantizeOp("in", q), c1, c2, c3, DequantizeOp("out", q3)]
+    _check(ops, shape, _images(rng, shape, q), kernels)
