@@ -119,6 +119,7 @@ class Conv2dOp(IntOp):
                            out_zero_point=_zp(self.output_qparams), w_zero_point=0,
                            stride=self.stride, padding=self.padding, dilation=self.dilation,
                            groups=self.groups, requant=self.requant, profile=profile,
+                           out_scale=float(self.output_qparams.scale),  # RELU6's bound
                            out_dtype=self.output_qparams.dtype,
                            out_bits=self.output_qparams.bits, activation=self.activation,
                            layer=self.name, return_accumulators=True)
@@ -148,6 +149,7 @@ class FullyConnectedOp(IntOp):
                                     x_zero_point=_zp(self.input_qparams),
                                     out_zero_point=_zp(self.output_qparams), w_zero_point=0,
                                     requant=self.requant, profile=profile,
+                                    out_scale=float(self.output_qparams.scale),  # RELU6
                                     out_dtype=self.output_qparams.dtype,
                                     out_bits=self.output_qparams.bits,
                                     activation=self.activation, layer=self.name,
