@@ -43,6 +43,10 @@ def _cmd_golden(argv: list[str]) -> int:
         from npquant.interop import tflite_cli
 
         return tflite_cli.golden_main(argv)
+    if argv and argv[0].endswith(".onnx"):  # an imported ONNX model (npquant.interop.onnx_cli)
+        from npquant.interop import onnx_cli
+
+        return onnx_cli.golden_main(argv)
     from npquant.golden import commands
 
     return commands.golden_main(argv)
@@ -59,6 +63,10 @@ def _cmd_compare(argv: list[str]) -> int:
         from npquant.interop import tflite_cli
 
         return tflite_cli.compare_main(argv)
+    if argv and argv[0].endswith(".onnx"):  # ORT against npquant (npquant.interop.onnx_cli)
+        from npquant.interop import onnx_cli
+
+        return onnx_cli.compare_main(argv)
     from npquant.golden import commands
 
     return commands.compare_main(argv)

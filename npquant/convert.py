@@ -206,7 +206,8 @@ class AvgPoolOp(IntOp):
 
     def run(self, x, profile):
         if self.kernel_size is None:
-            r = integer.global_avg_pool2d(x, zero_point=_zp(self.qparams), profile=profile,
+            r = integer.global_avg_pool2d(x, zero_point=_zp(self.qparams),
+                                          scale=float(self.qparams.scale), profile=profile,
                                           return_accumulators=True)
         else:
             r = integer.avg_pool2d(x, self.kernel_size, self.stride, self.padding,

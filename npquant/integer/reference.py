@@ -32,7 +32,7 @@ import numpy as np
 from npquant import fixedpoint as fp
 from npquant.integer.accumulator import AccumulatorOverflowError, accumulator_dtype
 from npquant.integer.conv import check_conv
-from npquant.integer.elementwise import check_add
+from npquant.integer.elementwise import _mlas, check_add
 from npquant.integer.gemm import check_fc
 from npquant.integer.pool import PoolCall, check_pool
 from npquant.integer.result import KernelResult
@@ -234,16 +234,22 @@ def avg_pool2d(x: np.ndarray, kernel_size: int | tuple[int, int], stride: Any = 
 def add(a: np.ndarray, b: np.ndarray, **kwargs: Any) -> KernelResult:
     """ADD by the definition; the arguments of ``npquant.integer.add``.
 
-    TFLite scheme: ``s_a = M_a ((a - Za) 2^ls)``, ``s_b`` likewise, ``acc = s_a + s_b``,
+    MLAS (ONNX Runtime): ``npquant.integer.mlas``. TFLite scheme: ``s_a = M_a ((a - Za) 2^ls)``,
+    ``s_b`` likewise, ``acc = s_a + s_b``,
     ``y = clamp(Z_out + M_out acc)``. One-shift schemes (XNNPACK, QNNPACK):
     ``acc = (a - Za) m_a + (b - Zb) m_b``, ``y = clamp(Z_out + round(acc / 2^n))``.
     """
     c = check_add(a, b, **kwargs)
+    if c.scheme is AddScheme.MLAS:
+        # ONNX Runtime's float32 sequence is already written element for element, with every
+        # float32 rounding made exact (npquant.integer.mlas): it is its own reference
+        return _mlas(c, return_accumulators=True)
+    a_full, b_full = np.broadcast_to(c.a, c.shape), np.broadcast_to(c.b, c.shape)
     acc = np.zeros(c.shape, dtype=np.int32)
     out = np.zeros(c.shape, dtype=c.out_dtype)
     for idx in np.ndindex(c.shape):
-        da = int(c.a[idx]) - c.a_zero_point
-        db = int(c.b[idx]) - c.b_zero_point
+        da = int(a_full[idx]) - c.a_zero_point
+        db = int(b_full[idx]) - c.b_zero_point
         if c.scheme is AddScheme.TFLITE:
             total = requantize_one(da << c.left_shift, c.input_a, 0, 1) + \
                 requantize_one(db << c.left_shift, c.input_b, 0, 1)
