@@ -33,11 +33,13 @@ from npquant import fixedpoint as fp
 from npquant.integer.accumulator import AccumulatorOverflowError, accumulator_dtype
 from npquant.integer.conv import check_conv
 from npquant.integer.elementwise import _mlas, check_add
+from npquant.integer.epilogue import activation_range
 from npquant.integer.gemm import check_fc
-from npquant.integer.pool import PoolCall, check_pool
+from npquant.integer.pool import PoolCall, check_pool, global_pool_requant
 from npquant.integer.result import KernelResult
 from npquant.profiles import AccumulatorRule, AddScheme, Overflow, RequantKind
 from npquant.requant import RequantParams, requantize_scalar
+from npquant.validate import ACTIVATION_DTYPES, check_int_array, check_profile
 
 INT16_MIN, INT16_MAX = -(2**15), 2**15 - 1
 
@@ -229,6 +231,39 @@ def avg_pool2d(x: np.ndarray, kernel_size: int | tuple[int, int], stride: Any = 
     kwargs.setdefault("activation", None)
     return _pool(check_pool("avg", x, kernel_size, stride, padding,
                             count_include_pad=count_include_pad, **kwargs))
+
+
+def global_avg_pool2d(x: np.ndarray, *, zero_point: int = 0, scale: float | None = None,
+                      profile: Any, activation: str | None = None,
+                      out_scale: float | None = None, out_zero_point: int | None = None
+                      ) -> KernelResult:
+    """Global average pool by the definition; the arguments of
+    ``npquant.integer.global_avg_pool2d``.
+
+    Without a ``global_average_pool`` rule in the profile: ``avg_pool2d`` over the whole plane
+    (in and out qparams equal). With one (ONNX Runtime): ``acc = sum q - Z_in N`` per channel,
+    ``y = clamp(Z_out + M acc)`` with ``M = f32(S_in / f32(S_out N))``.
+    """
+    prof = check_profile(profile)
+    x = check_int_array("x", x, ACTIVATION_DTYPES, 4)
+    so = scale if out_scale is None else out_scale
+    zo = zero_point if out_zero_point is None else out_zero_point
+    if prof.global_average_pool is None:
+        if (so, zo) != (scale, zero_point):
+            raise ValueError(f"profile {prof.name!r} averages the stored integers, so output "
+                             "qparams must be the input's")
+        return avg_pool2d(x, (x.shape[2], x.shape[3]), 1, 0, zero_point=zero_point, scale=scale,
+                          profile=prof, activation=activation)
+    zp, zo, s_out, params = global_pool_requant(x, prof, zero_point, scale, so, zo)
+    act_range = activation_range(activation, s_out, zo, x.dtype, prof)
+    shape = x.shape[:2] + (1, 1)
+    acc = np.zeros(shape, dtype=np.int32)
+    out = np.zeros(shape, dtype=x.dtype)
+    for n, ch in np.ndindex(x.shape[:2]):
+        total = sum(int(v) - zp for v in x[n, ch].ravel())
+        acc[n, ch, 0, 0] = total
+        out[n, ch, 0, 0] = _output(total, params, 0, 1, zo, act_range)
+    return KernelResult(out, acc)
 
 
 def add(a: np.ndarray, b: np.ndarray, **kwargs: Any) -> KernelResult:
