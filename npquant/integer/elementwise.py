@@ -201,10 +201,8 @@ def add(a: np.ndarray, b: np.ndarray, *, a_scale: float, a_zero_point: int, b_sc
 def _mlas(c: AddCall, return_accumulators: bool) -> np.ndarray | KernelResult:
     """ONNX Runtime's QLinearAdd float sequence (``npquant.integer.mlas``) on a checked call."""
     (sa, sb, so), (lo, hi) = c.scales, c.act_range
-    a, b = c.a, c.b
-    if a.size != 1 and b.size != 1:  # MLAS takes two same-shape tensors or one scalar
-        a, b = np.broadcast_to(a, c.shape), np.broadcast_to(b, c.shape)
-    y, acc = mlas_add(a, b, a_scale=sa, a_zero_point=c.a_zero_point, b_scale=sb,
+    # MLAS takes two tensors of one shape or one single element; other broadcasts are refused
+    y, acc = mlas_add(c.a, c.b, a_scale=sa, a_zero_point=c.a_zero_point, b_scale=sb,
                       b_zero_point=c.b_zero_point, out_scale=so, out_zero_point=c.out_zero_point,
                       qmin=lo, qmax=hi)
     out = y.astype(c.out_dtype).reshape(c.shape)
