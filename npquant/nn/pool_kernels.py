@@ -1,4 +1,5 @@
-"""numba kernels of max pooling (forward with argmax, backward scatter) on padded NCHW arrays.
+"""numba kernels of max pooling (forward with argmax, backward scatter) on padded NCHW arrays,
+and of the ReLU backward (``relu_backward``).
 
 Plain loops, one output element at a time; they replace a NumPy version that was 5-10x
 slower on the CNN's (64, 40, 26, 26) activations because it needed a boolean mask per tap.
@@ -52,3 +53,22 @@ def max_pool_backward(grad: np.ndarray, arg: np.ndarray, dxp: np.ndarray) -> Non
                 for x in range(ow):
                     a = arg[n, c, y, x]
                     dxp[n, c, a // wp, a % wp] += grad[n, c, y, x]
+
+
+def relu_backward(grad: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``dx = dy`` where the ReLU output ``y = max(x, 0)`` is > 0 (exactly where x > 0), else 0.
+
+    One serial pass without a mask array: measured on the CNN's (64, 40, 26, 26) gradient,
+    0.5 ms against 14 ms for ``np.where(mask, dy, 0)`` and 1.4 ms for ``dy * (y > 0)``; a
+    ``parallel=True`` version was slower on a shared 2-core machine (tools/bench_train.py).
+    """
+    out = np.empty(y.shape, dtype=np.result_type(grad, y))
+    _relu_backward(np.ascontiguousarray(grad).reshape(-1), np.ascontiguousarray(y).reshape(-1),
+                   out.reshape(-1))
+    return out
+
+
+@numba.njit(cache=True)
+def _relu_backward(grad, y, out):
+    for k in range(y.shape[0]):
+        out[k] = grad[k] if y[k] > 0 else 0
