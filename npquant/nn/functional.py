@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from npquant.nn.conv import _pair, conv2d, conv_output_size
-from npquant.nn.norm_kernels import bn_train_backward, bn_train_forward
+from npquant.nn.norm_kernels import bn_train_backward, bn_train_forward, channel_affine
 from npquant.nn.pool_kernels import max_pool_backward, max_pool_forward, relu_backward
 from npquant.nn.tensor import Add, Function, Reshape, Tensor
 
@@ -82,19 +82,30 @@ class BatchNorm2dTrainFn(Function):
 
 
 class BatchNorm2dEvalFn(Function):
-    """Eval-mode batch norm: y = gamma (x - mean_run)/sqrt(var_run + eps) + beta, an affine map."""
+    """Eval-mode batch norm: y = gamma (x - mean_run)/sqrt(var_run + eps) + beta, an affine map
+    per channel, computed in one pass as y = x a + b with a = gamma / sqrt(var_run + eps),
+    b = beta - mean_run a; dx = dy a, dgamma = sum dy xhat, dbeta = sum dy (xhat recomputed from
+    the kept x in the backward)."""
 
     @staticmethod
     def forward(ctx, x, gamma, beta, running_mean, running_var, eps):
         invstd = (1.0 / np.sqrt(running_var + eps)).astype(x.dtype)
-        xhat = (x - running_mean.reshape(1, -1, 1, 1)) * invstd.reshape(1, -1, 1, 1)
-        ctx.xhat, ctx.scale = xhat, (gamma * invstd).reshape(1, -1, 1, 1)
-        return xhat * gamma.reshape(1, -1, 1, 1) + beta.reshape(1, -1, 1, 1)
+        a = (gamma * invstd).astype(x.dtype)
+        b = (beta - running_mean * a).astype(x.dtype)
+        n, c = x.shape[:2]
+        x3 = np.ascontiguousarray(x).reshape(n, c, -1)
+        y = np.empty_like(x3)
+        channel_affine(x3, a, b, y)
+        if any(ctx.needs_input_grad):
+            ctx.x, ctx.mean, ctx.invstd = x, running_mean.astype(x.dtype), invstd
+            ctx.scale = a.reshape(1, -1, 1, 1)
+        return y.reshape(x.shape)
 
     @staticmethod
     def backward(ctx, grad):
         dx = grad * ctx.scale if ctx.needs_input_grad[0] else None
-        return dx, (grad * ctx.xhat).sum(axis=(0, 2, 3)), grad.sum(axis=(0, 2, 3))
+        xhat = (ctx.x - ctx.mean.reshape(1, -1, 1, 1)) * ctx.invstd.reshape(1, -1, 1, 1)
+        return dx, (grad * xhat).sum(axis=(0, 2, 3)), grad.sum(axis=(0, 2, 3))
 
 
 def batch_norm2d(x: Tensor, gamma: Tensor, beta: Tensor, running_mean: np.ndarray,

@@ -1,5 +1,6 @@
-"""numba kernels of training-mode batch norm over (N, C, H W): forward and backward in two passes
-over the activation each, instead of NumPy's seven or so full-size temporaries.
+"""numba kernels of batch norm over (N, C, H W): the training-mode forward and backward in two
+passes over the activation each, instead of NumPy's seven or so full-size temporaries, and the
+eval-mode per-channel affine map in one.
 
 Per channel c, with M = N H W values (Ioffe & Szegedy, arXiv:1502.03167):
 
@@ -82,3 +83,18 @@ def bn_train_backward(grad, xhat, gamma, invstd, want_dx, dx, dgamma, dbeta):
                 d = dx[n, c]
                 for p in range(p_len):
                     d[p] = k * (g[p] - a - xh[p] * b)
+
+
+@numba.njit(cache=True)
+def channel_affine(x, scale, shift, y):
+    """``y[n, c, p] = x[n, c, p] scale[c] + shift[c]`` in one pass (eval-mode batch norm).
+
+    Contract: x, y (N, C, P) of one dtype; scale, shift (C,) of that dtype."""
+    n_len, c_len, p_len = x.shape
+    for n in range(n_len):
+        for c in range(c_len):
+            a, b = scale[c], shift[c]
+            src = x[n, c]
+            dst = y[n, c]
+            for p in range(p_len):
+                dst[p] = src[p] * a + b
