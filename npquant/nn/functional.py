@@ -10,7 +10,12 @@ import numpy as np
 
 from npquant.nn.conv import _pair, conv2d, conv_output_size
 from npquant.nn.norm_kernels import bn_train_backward, bn_train_forward, channel_affine
-from npquant.nn.pool_kernels import max_pool_backward, max_pool_forward, relu_backward
+from npquant.nn.pool_kernels import (
+    max_pool_2x2_forward,
+    max_pool_backward,
+    max_pool_forward,
+    relu_backward,
+)
 from npquant.nn.tensor import Add, Function, Reshape, Tensor
 
 __all__ = ["add", "adaptive_avg_pool2d", "avg_pool2d", "batch_norm2d", "conv2d", "dropout",
@@ -226,8 +231,13 @@ class MaxPool2dFn(Function):
             xp = np.pad(x, ((0, 0), (0, 0), (p[0], p[0]), (p[1], p[1])),
                         constant_values=-np.inf)
         out = np.empty(x.shape[:2] + (oh, ow), dtype=x.dtype)
-        arg = np.empty(out.shape, dtype=np.int32)
-        max_pool_forward(xp, k[0], k[1], s[0], s[1], out, arg)
+        want_arg = any(ctx.needs_input_grad)
+        arg = np.empty(out.shape if want_arg else (0, 0, 0, 0), dtype=np.int32)
+        if k == (2, 2) and s == (2, 2):
+            max_pool_2x2_forward(xp, out, arg, want_arg)
+        else:
+            max_pool_forward(xp, k[0], k[1], s[0], s[1], out, np.empty(out.shape, np.int32)
+                             if not want_arg else arg)
         ctx.arg, ctx.p, ctx.xp_shape, ctx.x_shape = arg, p, xp.shape, x.shape
         return out
 

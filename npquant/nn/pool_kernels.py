@@ -55,6 +55,46 @@ def max_pool_backward(grad: np.ndarray, arg: np.ndarray, dxp: np.ndarray) -> Non
                     dxp[n, c, a // wp, a % wp] += grad[n, c, y, x]
 
 
+@numba.njit(cache=True)
+def max_pool_2x2_forward(xp: np.ndarray, out: np.ndarray, arg: np.ndarray,
+                         want_arg: bool) -> None:
+    """``max_pool_forward`` for kernel 2 and stride 2 (the CNN's pools), with the same outputs:
+    the four taps of a window compared in row-major order, a tap replacing the maximum only if
+    strictly larger. Fixed-size windows let LLVM vectorize the loop over output columns
+    (measured 2.4 ms against 42 ms for the general kernel on (256, 40, 26, 26)). ``arg`` is
+    written only with ``want_arg`` (inference needs no argmax)."""
+    n_len, c_len, oh, ow = out.shape
+    wp = xp.shape[3]
+    for n in range(n_len):
+        for c in range(c_len):
+            plane = xp[n, c]
+            for y in range(oh):
+                r0 = plane[2 * y]
+                r1 = plane[2 * y + 1]
+                dst = out[n, c, y]
+                if not want_arg:
+                    for x in range(ow):
+                        dst[x] = max(max(r0[2 * x], r0[2 * x + 1]),
+                                     max(r1[2 * x], r1[2 * x + 1]))
+                    continue
+                ar = arg[n, c, y]
+                base = 2 * y * wp
+                for x in range(ow):
+                    best = r0[2 * x]
+                    bi = base + 2 * x
+                    v = r0[2 * x + 1]
+                    if v > best:
+                        best, bi = v, base + 2 * x + 1
+                    v = r1[2 * x]
+                    if v > best:
+                        best, bi = v, base + wp + 2 * x
+                    v = r1[2 * x + 1]
+                    if v > best:
+                        best, bi = v, base + wp + 2 * x + 1
+                    dst[x] = best
+                    ar[x] = bi
+
+
 def relu_backward(grad: np.ndarray, y: np.ndarray) -> np.ndarray:
     """``dx = dy`` where the ReLU output ``y = max(x, 0)`` is > 0 (exactly where x > 0), else 0.
 
