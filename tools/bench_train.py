@@ -4,7 +4,8 @@ PyTorch, interleaved step by step in one process.
 Both run the same model (same initial weights, same batch order, Adam lr 1e-3, float32) on
 FashionMNIST; PyTorch uses ``torch.set_num_threads(threads)``. The two trainings advance in
 lockstep — one npquant step, then the same step in PyTorch, each timed alone — so that a busy
-neighbour on a shared machine slows both alike; the epoch time is the sum of the step times.
+neighbour on a shared machine slows both alike; the epoch time is the sum of the step times,
+also shown as the median step time times the number of steps (robust to bursts of load).
 Inference (bs 1000) alternates the same way, best of ``--repeat``. Prints the wall times and
 the npquant/PyTorch ratio (< 1: npquant is faster).
 
@@ -101,21 +102,21 @@ def bench_model(name, torch, x, y, xt, order, repeat, prof):
         for idx in order[:2]:
             step(idx)
     step_n, step_t = npquant_stepper(ours, x, y), torch_stepper(torch, ref, x, y)
-    t_n = t_t = 0.0
+    times_n, times_t = [], []
     for idx in order:
         if prof:
             prof.enable()
         dt, loss_n = timed(step_n, idx)
         if prof:
             prof.disable()
-        t_n += dt
+        times_n.append(dt)
         dt, loss_t = timed(step_t, idx)
-        t_t += dt
+        times_t.append(dt)
     i_n = i_t = float("inf")
     for _ in range(repeat):
         i_n = min(i_n, timed(infer_npquant, ours, xt, 1000)[0])
         i_t = min(i_t, timed(infer_torch, torch, ref, xt, 1000)[0])
-    return t_n, t_t, i_n, i_t, loss_n, loss_t
+    return times_n, times_t, i_n, i_t, loss_n, loss_t
 
 
 def main(argv=None) -> int:
@@ -140,9 +141,13 @@ def main(argv=None) -> int:
           f"numpy {np.__version__}")
     print(f"{'model':8s} {'stage':36s} {'npquant s':>10s} {'torch s':>10s} {'ratio':>7s}")
     for name in args.models.split(","):
-        t_n, t_t, i_n, i_t, loss_n, loss_t = bench_model(name, torch, x, y, xt, order,
-                                                         args.repeat, prof)
+        times_n, times_t, i_n, i_t, loss_n, loss_t = bench_model(name, torch, x, y, xt, order,
+                                                                 args.repeat, prof)
+        t_n, t_t = sum(times_n), sum(times_t)
+        # the median step x steps: an epoch without the bursts a shared machine adds
+        m_n, m_t = (float(np.median(t)) * len(t) for t in (times_n, times_t))
         for stage, a, b in ((f"train epoch ({len(y)} img, bs {args.batch_size})", t_n, t_t),
+                            ("  (median step x steps)", m_n, m_t),
                             (f"inference ({len(xt)} img, bs 1000)", i_n, i_t)):
             print(f"{name:8s} {stage:36s} {a:10.2f} {b:10.2f} {a / b:7.2f}")
         print(f"{name:8s} train {len(y) / t_n:.0f} img/s vs torch {len(y) / t_t:.0f}; inference "
