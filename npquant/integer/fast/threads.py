@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 import numba
 
-POOL_GRAIN = 1 << 16  # output elements per thread (pools, element-wise)
+POOL_GRAIN = 1 << 20  # output elements per thread (pools, element-wise: memory-bound)
 GEMM_GRAIN = 1 << 22  # multiply-accumulates per thread (conv, fully connected)
 
 
