@@ -24,6 +24,7 @@ from npquant import fixedpoint as fp
 from npquant.fixedpoint import Ties
 from npquant.integer.conv import Padding, conv_padding
 from npquant.integer.epilogue import activation_range
+from npquant.integer.fast import max_pool
 from npquant.integer.result import KernelResult
 from npquant.profiles import Profile
 from npquant.requant import RequantParams, prepare_requant, requantize
@@ -122,6 +123,9 @@ def _pool_common(kind: str, x, kernel_size, stride, padding, zero_point, scale, 
                  activation, count_include_pad, return_accumulators):
     c = check_pool(kind, x, kernel_size, stride, padding, zero_point=zero_point, scale=scale,
                    profile=profile, activation=activation, count_include_pad=count_include_pad)
+    if c.is_max and max_pool.applies(c.kernel_size, c.stride, c.pads):
+        out, acc = max_pool.max_pool_2x2(c.x, c.act_range, return_accumulators)
+        return KernelResult(out, acc) if return_accumulators else out
     shape = (c.x.shape[0], c.x.shape[1]) + c.out_hw
     acc = np.empty(shape, dtype=np.int32)
     out = np.empty(shape, dtype=c.x.dtype)
