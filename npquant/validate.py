@@ -36,11 +36,13 @@ def check_int_array(name: str, value: Any, allowed: tuple[np.dtype, ...],
 
 
 def check_bits(name: str, bits: Any, lo: int = 2, hi: int = 16) -> int:
-    """A bit width: an int in ``lo..hi`` (2..16 for tensors; wider for integer ranges)."""
-    if isinstance(bits, (bool, np.bool_)) or not isinstance(bits, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {bits!r}")
-    if not lo <= int(bits) <= hi:
-        raise ValueError(f"{name} must be in {lo}..{hi}, got {bits}")
+    """A bit width: an int in ``lo..hi`` (2..16 for tensors; wider for integer ranges).
+
+    Anything else (1, 17, 4.0, True, "8") is a ValueError with one message: a bit width is a
+    value with a range, whatever the type of the wrong value."""
+    if isinstance(bits, (bool, np.bool_)) or not isinstance(bits, (int, np.integer)) or \
+            not lo <= int(bits) <= hi:
+        raise ValueError(f"{name} must be an int in {lo}..{hi}, got {bits!r}")
     return int(bits)
 
 
