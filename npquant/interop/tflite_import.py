@@ -63,7 +63,8 @@ _ACTIVATIONS = {0: None, 1: "relu", 3: "relu6"}
 _ACTIVATION_NAMES = {2: "RELU_N1_TO_1", 4: "TANH", 5: "SIGN_BIT"}
 # The TFLite kernel sequence of MEAN and SOFTMAX on each profile's kernel path (measured,
 # tests/oracles/test_tflite_new_ops.py; docs/import_export.md). None: not modelled.
-MEAN_SCHEME = {"tflite": "reference", "tflite-xnnpack": "xnnpack"}
+MEAN_SCHEME = {"tflite": ("reference", "reference"), "tflite-xnnpack": ("xnnpack", "xnnpack"),
+               "tflite-optimized": ("optimized", "reference")}  # (keep_dims, not keep_dims)
 SOFTMAX_SCHEME = {"tflite": "reference", "tflite-xnnpack": "optimized",
                   "tflite-optimized": "optimized"}
 SUPPORTED = ("QUANTIZE", "DEQUANTIZE", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD",
@@ -410,11 +411,12 @@ class _Importer:
             if len(shape) != 4 or axes != [1, 2]:
                 raise self.fail(f"MEAN over axes {axes} of shape {list(shape)}; the mean over H "
                                 "and W of a 4-D tensor is supported")
-            scheme = MEAN_SCHEME.get(self.prof.name)
-            if scheme is None:
+            schemes = MEAN_SCHEME.get(self.prof.name)
+            if schemes is None:
                 raise self.fail(f"MEAN under profile {self.prof.name!r} is not modelled "
                                 f"(profiles: {sorted(MEAN_SCHEME)})")
-            op = MeanOp(name, q_in, self.act(out, "output"), bool(opts.keepDims), scheme)
+            keep = bool(opts.keepDims)
+            op = MeanOp(name, q_in, self.act(out, "output"), keep, schemes[0 if keep else 1])
             self.emit(op, [ins[0]], out)
         elif kind == "SOFTMAX":
             if len(self.t[ins[0]].shape) != 2:
