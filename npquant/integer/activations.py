@@ -33,7 +33,7 @@ from __future__ import annotations
 import numpy as np
 
 from npquant import fixedpoint as fp
-from npquant.integer._checks import check_int_array, check_scale, check_zero_point
+from npquant.validate import check_int_array, check_scale, check_zero_point
 
 SOFTMAX_SCHEMES = ("reference", "optimized")
 LOGISTIC_SCHEMES = ("lut",)

@@ -41,8 +41,8 @@ from __future__ import annotations
 import numpy as np
 
 from npquant import fixedpoint as fp
-from npquant.integer._checks import check_int_array, check_scale, check_zero_point
 from npquant.integer.result import KernelResult
+from npquant.validate import check_int_array, check_scale, check_zero_point
 
 SCHEMES = ("reference", "xnnpack", "optimized")
 _INT8 = (np.dtype(np.int8),)

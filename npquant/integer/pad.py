@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from npquant.integer._checks import ACTIVATION_DTYPES, check_int_array, check_zero_point
+from npquant.validate import ACTIVATION_DTYPES, check_int_array, check_zero_point
 
 
 def pad(x: np.ndarray, pads: Sequence[tuple[int, int]], *, value: int) -> np.ndarray:
