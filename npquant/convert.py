@@ -96,7 +96,7 @@ class DequantizeOp(IntOp):
     op = "DEQUANTIZE"
 
     def run(self, x, profile):
-        return dequantize(x, self.qparams), None
+        return dequantize(x, self.qparams, rule=profile.dequantize), None
 
 
 @dataclass

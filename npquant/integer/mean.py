@@ -21,6 +21,18 @@ double, or as ``f32(f32(S_in / S_out) / count)``, gives the same outputs there):
     s = f32(f64(S_in) / f64(S_out) / count),   b = f32(Z_out - f32(f32(Z_in count) s))
     y = clamp(round_even(f32(f32(f32(sum_hw q) s) + b)), -128, 127)
 
+``"optimized"`` — TFLite's optimized builtin kernel for ``keep_dims`` true
+(``optimized_integer_ops::Mean``; with ``keep_dims`` false it runs ``"reference"``): the sum of the
+stored ``q``, a float32 bias and multiplier, and NEON code on whole groups of 16 channels::
+
+    t = f32(f32(Z_in S_in) / S_out),  bias = Z_out - trunc(t ± 0.5)
+    M = f32(S_in / f32(count S_out)) = M0 2^s
+    y = clamp(bias + MultiplyByQuantizedMultiplier(sum_hw q, M0, s))
+
+where the multiplication's final rounding shift ties up (``vrshlq``) on the channels of the whole
+groups of 16 and away from zero on the rest (the scalar loop), as the profile ``tflite-optimized``
+rounds its depthwise conv.
+
 Layout NCHW: the mean is over axes 2 and 3, the result ``(N, C)``.
 """
 
@@ -32,7 +44,7 @@ from npquant import fixedpoint as fp
 from npquant.integer.result import KernelResult
 from npquant.validate import check_int_array, check_scale, check_zero_point
 
-SCHEMES = ("reference", "xnnpack")
+SCHEMES = ("reference", "xnnpack", "optimized")
 _INT8 = (np.dtype(np.int8),)
 
 
@@ -57,6 +69,21 @@ def mean_hw(x: np.ndarray, *, in_scale: float, in_zero_point: int, out_scale: fl
         k = min(count.bit_length() - 1, 32, 31 + shift)
         m0, shift = (m0 << k) // count, shift - k
         y = _multiply_by_quantized_multiplier(acc, m0, shift) + zo
+    elif scheme == "optimized":
+        f32 = np.float32
+        t = f32(f32(f32(zi) * f32(si)) / f32(so))
+        bias = zo - int(t + f32(0.5) if t > 0 else t - f32(0.5))  # C truncation toward zero
+        m0, shift = fp.quantize_multiplier(float(f32(f32(si) / f32(f32(count) * f32(so)))))
+        sums = x.astype(np.int64).sum(axis=(2, 3))
+        c_len = x.shape[1]
+        whole = 16 * (c_len // 16)
+        y = np.empty_like(sums)
+        for lo, hi, ties in ((0, whole, fp.Ties.UP), (whole, c_len, fp.Ties.AWAY)):
+            if hi > lo:
+                if np.any(np.abs(sums[:, lo:hi]) * 2 ** max(shift, 0) >= 2**31):
+                    raise ValueError("MEAN: sum * 2^shift leaves int32")
+                y[:, lo:hi] = fp.double_rounding_multiply(sums[:, lo:hi], m0, shift,
+                                                          final_ties=ties) + bias
     else:
         f32 = np.float32
         s = f32(si / so / count)

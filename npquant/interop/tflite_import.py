@@ -14,10 +14,12 @@ meaning through ``order="nhwc"`` (``npquant.intops``). Each op is named after it
 so ``npquant.interop.tflite_compare`` can pair it with the interpreter's tensor.
 
 Operators: QUANTIZE (float32 -> int8, first) and DEQUANTIZE (last), CONV_2D, DEPTHWISE_CONV_2D,
-FULLY_CONNECTED (2-D input), ADD (same shapes), MAX_POOL_2D, AVERAGE_POOL_2D, MEAN (over H and
-W), RESHAPE, SQUEEZE, TRANSPOSE, PAD, PADV2 (with the zero point), CONCATENATION (equal qparams),
-SOFTMAX (2-D), LOGISTIC; fused NONE / RELU / RELU6. A model with int8 input or output gets an
-npquant QUANTIZE / DEQUANTIZE at that end (``meta["tflite_int8_input"]`` / ``_output``).
+FULLY_CONNECTED (a 4-D input is flattened in NHWC order, as TFLite does, by an npquant RESHAPE
+named ``<fc>.flatten`` listed in ``meta["npquant_only"]``), ADD (same shapes), MAX_POOL_2D,
+AVERAGE_POOL_2D, MEAN (over H and W), RESHAPE, SQUEEZE, TRANSPOSE, PAD, PADV2 (with the zero
+point), CONCATENATION (equal qparams), SOFTMAX (2-D), LOGISTIC; fused NONE / RELU / RELU6. A
+model with int8 input or output gets an npquant QUANTIZE / DEQUANTIZE at that end
+(``meta["tflite_int8_input"]`` / ``_output``).
 Everything else is refused with a ValueError that names the operator and its index: a float
 model, an unsupported op or activation, per-axis quantization on another axis than the
 kernel's output channels, a truncated or corrupt file.
@@ -63,7 +65,8 @@ _ACTIVATIONS = {0: None, 1: "relu", 3: "relu6"}
 _ACTIVATION_NAMES = {2: "RELU_N1_TO_1", 4: "TANH", 5: "SIGN_BIT"}
 # The TFLite kernel sequence of MEAN and SOFTMAX on each profile's kernel path (measured,
 # tests/oracles/test_tflite_new_ops.py; docs/import_export.md). None: not modelled.
-MEAN_SCHEME = {"tflite": "reference", "tflite-xnnpack": "xnnpack"}
+MEAN_SCHEME = {"tflite": ("reference", "reference"), "tflite-xnnpack": ("xnnpack", "xnnpack"),
+               "tflite-optimized": ("optimized", "reference")}  # (keep_dims, not keep_dims)
 SOFTMAX_SCHEME = {"tflite": "reference", "tflite-xnnpack": "optimized",
                   "tflite-optimized": "optimized"}
 SUPPORTED = ("QUANTIZE", "DEQUANTIZE", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD",
@@ -332,13 +335,22 @@ class _Importer:
         if kind in ("CONV_2D", "DEPTHWISE_CONV_2D"):
             self.conv(kind, name, ins, out, q_in, opts)
         elif kind == "FULLY_CONNECTED":
-            if len(self.t[ins[0]].shape) != 2:
-                raise self.fail(f"input {self.t[ins[0]].name!r} has shape "
-                                f"{list(self.t[ins[0]].shape)}; a 2-D input is supported "
-                                "(put a RESHAPE before it)")
             w_t = self.t[ins[1]]
             if len(w_t.shape) != 2:
                 raise self.fail(f"weights {w_t.name!r} must be 2-D, got {list(w_t.shape)}")
+            src = ins[0]
+            in_shape = self.t[src].shape
+            if len(in_shape) != 2:
+                # TFLite flattens the input to (-1, K) itself (converters drop the RESHAPE
+                # before an FC): an npquant RESHAPE in NHWC order does the same, one row per image
+                if int(np.prod(in_shape[1:])) != w_t.shape[1] or len(o.shape) != 2 or \
+                        getattr(opts, "keepNumDims", False):
+                    raise self.fail(f"input of shape {list(in_shape)} does not flatten to one "
+                                    f"row of {w_t.shape[1]} features per image")
+                flat = ReshapeOp(f"{name}.flatten", q_in, (w_t.shape[1],), "nhwc")
+                self.emit(flat, [src], -3 - i)
+                self.meta.setdefault("npquant_only", []).append(flat.name)
+                src = -3 - i
             if getattr(opts, "weightsFormat", 0):
                 raise self.fail("shuffled FULLY_CONNECTED weights are not supported")
             w, w_q = self.weight(ins[1], 0, w_t.shape[0])
@@ -349,7 +361,7 @@ class _Importer:
                 requant=prepare_requant(self.prof.fully_connected, float(q_in.scale),
                                         _w_scale(w_q), float(q_out.scale)),
                 activation=self.activation(opts.fusedActivationFunction))
-            self.emit(op, [ins[0]], out)
+            self.emit(op, [src], out)
         elif kind == "ADD":
             if len(ins) != 2 or self.t[ins[0]].shape != self.t[ins[1]].shape:
                 raise self.fail("ADD of two tensors of one shape is supported (no broadcasting)")
@@ -410,11 +422,12 @@ class _Importer:
             if len(shape) != 4 or axes != [1, 2]:
                 raise self.fail(f"MEAN over axes {axes} of shape {list(shape)}; the mean over H "
                                 "and W of a 4-D tensor is supported")
-            scheme = MEAN_SCHEME.get(self.prof.name)
-            if scheme is None:
+            schemes = MEAN_SCHEME.get(self.prof.name)
+            if schemes is None:
                 raise self.fail(f"MEAN under profile {self.prof.name!r} is not modelled "
                                 f"(profiles: {sorted(MEAN_SCHEME)})")
-            op = MeanOp(name, q_in, self.act(out, "output"), bool(opts.keepDims), scheme)
+            keep = bool(opts.keepDims)
+            op = MeanOp(name, q_in, self.act(out, "output"), keep, schemes[0 if keep else 1])
             self.emit(op, [ins[0]], out)
         elif kind == "SOFTMAX":
             if len(self.t[ins[0]].shape) != 2:

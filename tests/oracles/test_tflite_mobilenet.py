@@ -1,8 +1,8 @@
 """A MobileNet-v2-style int8 model built independently with the flatbuffer builder
 (tflite_mobilenet.py: conv, depthwise, RELU6, ADD, MEAN, FC, SOFTMAX), imported, and compared
 per layer with the interpreter (every intermediate tensor kept) on 100 seeded inputs: every
-element of every layer equal, under the reference kernels (``tflite``) and XNNPACK
-(``tflite-xnnpack``)."""
+element of every layer equal, under the reference kernels (``tflite``), XNNPACK
+(``tflite-xnnpack``) and the optimized builtin kernels (``tflite-optimized``)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ INPUTS = 100
 
 
 @pytest.mark.parametrize("kernels,profile", [("reference", "tflite"),
-                                             ("xnnpack", "tflite-xnnpack")])
+                                             ("xnnpack", "tflite-xnnpack"),
+                                             ("optimized", "tflite-optimized")])
 def test_mobilenet_block_stack_is_bit_exact_per_layer(kernels, profile):
     require("ai_edge_litert")
     from npquant.interop.tflite_compare import compare_with_tflite

@@ -180,3 +180,31 @@ def test_truncated_or_corrupt_files_are_refused():
             import_tflite(data[:cut])
     with pytest.raises(ValueError, match="not a .tflite"):
         import_tflite(b"\x00" * 4 + b"ONNX" + data[8:])
+
+
+@pytest.mark.parametrize("name", ["cnn", "resnet_small"])
+def test_fully_connected_on_a_4d_input_flattens_as_tflite(name):
+    """Converters drop the RESHAPE before a FULLY_CONNECTED (TFLite flattens its input itself):
+    the import adds an npquant RESHAPE in NHWC order, and the model still equals the
+    interpreter and the original."""
+    require("ai_edge_litert")
+    from npquant.interop.tflite_compare import compare_with_tflite
+    from npquant.interop.tflite_export import export_tflite
+    from npquant.interop.tflite_import import import_tflite
+
+    model = integer_model(name, "tflite")
+
+    def drop_reshape(m):
+        sub = m.subgraphs[0]
+        codes = [m.operatorCodes[op.opcodeIndex].builtinCode for op in sub.operators]
+        k = codes.index(22)  # RESHAPE
+        reshape = sub.operators.pop(k)
+        sub.operators[k].inputs[0] = reshape.inputs[0]  # the FC reads the 4-D tensor
+
+    data = _edit(export_tflite(model), drop_reshape)
+    back = import_tflite(data)
+    assert back.meta["npquant_only"] == ["fc.flatten"]
+    x = images(MODELS[name][0], 16, seed=6)
+    c, _ = compare_with_tflite(back, data, x)
+    assert c.identical and "fc.flatten" not in {d.layer_name for d in c.diffs}
+    assert np.array_equal(back.run(x), model.run(x))

@@ -26,7 +26,7 @@ from npquant.requant import prepare_requant
 
 pytestmark = pytest.mark.oracle
 
-PROFILE = {"reference": "tflite", "xnnpack": "tflite-xnnpack"}
+PROFILE = {"reference": "tflite", "xnnpack": "tflite-xnnpack", "optimized": "tflite-optimized"}
 PROB = QParams(np.float32(1 / 256), -128)  # TFLite's softmax / logistic output
 
 
@@ -62,12 +62,13 @@ def _check(ops, shape, x, kernels, wiring=None, expect_delegated=True):
     return run
 
 
-def _mean_cases(keep_dims: bool):
+def _mean_cases(keep_dims: bool, channels: int = 20):
     rng = np.random.default_rng(1 + keep_dims)
     for _ in range(12):
         qi = _qp(rng)
         qo = qi if rng.random() < 0.3 else _qp(rng, 0.002, 0.05)
-        shape = (int(rng.integers(1, 20)), int(rng.integers(1, 9)), int(rng.integers(1, 9)))
+        shape = (int(rng.integers(1, channels)), int(rng.integers(1, 9)),
+                 int(rng.integers(1, 9)))
         yield qi, qo, shape, _images(rng, shape, qi)
 
 
@@ -87,9 +88,21 @@ def test_mean_xnnpack(keep_dims):
         _check(ops, shape, x, "xnnpack")
 
 
+@pytest.mark.parametrize("keep_dims", [True, False])
+def test_mean_optimized(keep_dims):
+    """The optimized builtin MEAN (whole groups of 16 channels in NEON code) with keep_dims; the
+    reference sequence without (the optimized kernel falls back to it)."""
+    scheme = "optimized" if keep_dims else "reference"
+    for qi, qo, shape, x in _mean_cases(keep_dims, channels=40):
+        ops = [QuantizeOp("in", qi), MeanOp("mean", qi, qo, keep_dims, scheme),
+               DequantizeOp("out", qo)]
+        _check(ops, shape, x, "optimized")
+
+
 # the reference kernels run the fixed-point softmax; XNNPACK does not take int8 SOFTMAX, so the
 # builtin optimized kernel (the float table) runs it there
-@pytest.mark.parametrize("kernels,scheme", [("reference", "reference"), ("xnnpack", "optimized")])
+@pytest.mark.parametrize("kernels,scheme", [("reference", "reference"), ("xnnpack", "optimized"),
+                                            ("optimized", "optimized")])
 def test_softmax(kernels, scheme):
     rng = np.random.default_rng(3)
     for _ in range(8):

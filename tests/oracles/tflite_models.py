@@ -16,7 +16,7 @@ from npquant.quant import calibrate, choose_qparams, fold_batch_norm
 MODELS = {"cnn": ((1, 28, 28), cnn), "cnn_bn": ((1, 28, 28), cnn_bn),
           "resnet_small": ((1, 16, 16), resnet_small)}
 # the profile of each TFLite kernel path measured whole-model
-PATHS = {"reference": "tflite", "xnnpack": "tflite-xnnpack"}
+PATHS = {"reference": "tflite", "xnnpack": "tflite-xnnpack", "optimized": "tflite-optimized"}
 
 
 def images(shape: tuple[int, ...], n: int, seed: int) -> np.ndarray:
