@@ -280,8 +280,9 @@ def concat(tensors: Sequence[np.ndarray], *, axis: int, scales: Sequence[float],
     """Concatenate quantized tensors along ``axis`` after requantizing each to the output's
     ``(out_scale, out_zero_point)`` (``requantize_tensor``; a tensor already on them is copied).
 
-    NOTE: TFLite's reference CONCATENATION rescales in float32 (``round(q s + bias)``), which can
-    differ by one from this fixed-point requantization; use equal qparams for bit-exactness.
+    NOTE: TFLite's int8 CONCATENATION requires every input to share the output's qparams (then
+    this is a plain concatenation); its uint8 kernel rescales in float32 (``round(q s + bias)``),
+    which can differ by one from this fixed-point requantization.
     """
     if not (len(tensors) == len(scales) == len(zero_points)) or not tensors:
         raise ValueError(f"tensors, scales, zero_points must be non-empty and of one length, got "
