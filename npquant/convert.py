@@ -96,7 +96,7 @@ class DequantizeOp(IntOp):
     op = "DEQUANTIZE"
 
     def run(self, x, profile):
-        return dequantize(x, self.qparams), None
+        return dequantize(x, self.qparams, rule=profile.dequantize), None
 
 
 @dataclass
@@ -131,6 +131,7 @@ class Conv2dOp(IntOp):
                               out_zero_point=_zp(self.output_qparams), w_zero_point=0,
                               stride=self.stride, padding=self.padding, dilation=self.dilation,
                               groups=self.groups, requant=self.requant, profile=profile,
+                              out_scale=float(self.output_qparams.scale),  # RELU6's bound
                               out_dtype=self.output_qparams.dtype,
                               out_bits=self.output_qparams.bits, activation=self.activation,
                               layer=self.name, return_accumulators=want_acc)
@@ -166,6 +167,7 @@ class FullyConnectedOp(IntOp):
                                        x_zero_point=_zp(self.input_qparams),
                                        out_zero_point=_zp(self.output_qparams), w_zero_point=0,
                                        requant=self.requant, profile=profile,
+                                       out_scale=float(self.output_qparams.scale),  # RELU6
                                        out_dtype=self.output_qparams.dtype,
                                        out_bits=self.output_qparams.bits,
                                        activation=self.activation, layer=self.name,
@@ -221,7 +223,8 @@ class AvgPoolOp(IntOp):
 
     def run(self, x, profile):
         if self.kernel_size is None:
-            r = integer.global_avg_pool2d(x, zero_point=_zp(self.qparams), profile=profile,
+            r = integer.global_avg_pool2d(x, zero_point=_zp(self.qparams),
+                                          scale=float(self.qparams.scale), profile=profile,
                                           return_accumulators=True)
         else:
             r = integer.avg_pool2d(x, self.kernel_size, self.stride, self.padding,
