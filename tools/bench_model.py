@@ -430,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
     import onnxruntime
     import torch
 
-    from npquant.integer import fast_gemm
+    from npquant.integer.fast import vnni_gemm as fast_gemm
     from npquant.quant.chain import trace_graph
     from npquant.testing.cpu import cpu_flags, has_vnni
     from npquant.train import prepare

@@ -36,7 +36,7 @@ from npquant.integer.epilogue import (
     requantize_accumulators,
     resolve_requant,
 )
-from npquant.integer.fast import conv_loops, vnni_gemm
+from npquant.integer.fast import conv_loops, depthwise, vnni_gemm
 from npquant.integer.fast.vnni_conv import conv_exact_vnni
 from npquant.integer.gemm import FcCall, accumulate
 from npquant.integer.result import KernelResult
@@ -203,6 +203,15 @@ def conv2d(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, *,
                                    c.dilation, c.groups, c.out_hw, requant=c.requant,
                                    out_zero_point=c.out_zero_point, act_range=c.act_range,
                                    out_dtype=c.out_dtype, want_acc=return_accumulators)
+        if acc is not None:
+            acc = acc.astype(accm.accumulator_dtype(c.accumulator), copy=False)
+        return KernelResult(out, acc) if return_accumulators else out
+    if c.depthwise and c.groups > 1 and c.stride == (1, 1) and plan.kind == accm.PLAN_EXACT \
+            and plan.fits_int32 and not needs_domain_check(c.requant):
+        # the direct depthwise sums with the epilogue fused per plane (fast.depthwise)
+        out, acc = depthwise.depthwise_unit_stride(
+            c.xp, c.w, c.x_zero_point, c.w_zero_point, c.bias, c.dilation, c.out_hw, c.requant,
+            c.out_zero_point, c.act_range, c.out_dtype, return_accumulators)
         if acc is not None:
             acc = acc.astype(accm.accumulator_dtype(c.accumulator), copy=False)
         return KernelResult(out, acc) if return_accumulators else out

@@ -115,3 +115,36 @@ def test_fused_add_equals_reference(data):
         return
     got = integer.add(a, b, return_accumulators=True, **kw)
     assert np.array_equal(got.out, want.out) and np.array_equal(got.acc, want.acc)
+    assert np.array_equal(integer.add(a, b, **kw), want.out)  # the output-only call
+
+
+@settings(max_examples=30, deadline=None)
+@given(data=st.data())
+def test_fused_depthwise_equals_reference(data):
+    """Stride-1 depthwise layers (depth multiplier 1 or 2, dilation, per-channel scales) take
+    the fused loop (``fast.depthwise``) unless double rounding needs its domain check."""
+    dt = data.draw(st.sampled_from([np.int8, np.uint8]))
+    c, m = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 2))
+    k = data.draw(st.sampled_from([(3, 3), (1, 3), (2, 2)]))
+    x = data.draw(int_arrays(dt, (data.draw(st.integers(1, 2)), c, data.draw(st.integers(3, 7)),
+                                  data.draw(st.integers(3, 7))), edge_bias=0.5))
+    w = data.draw(int_arrays(np.int8, (c * m, 1) + k, edge_bias=0.5))
+    bias = data.draw(st.none() | int_arrays(np.int32, (c * m,)).map(lambda v: v >> 8))
+    kw = dict(x_zero_point=data.draw(zero_points(dt)), out_zero_point=data.draw(zero_points(dt)),
+              x_scale=0.05, w_scale=data.draw(st.sampled_from([0.01, np.linspace(0.005, 0.02,
+                                                                                 c * m)])),
+              out_scale=data.draw(st.sampled_from([0.3, 2.0, 1e-6])), out_dtype=dt,
+              profile=data.draw(st.sampled_from(["tflite", "onnxruntime", "pytorch-fbgemm",
+                                                 "tflite-single-rounding"])),
+              padding=data.draw(st.sampled_from([0, 1, "SAME"])),
+              dilation=data.draw(st.sampled_from([1, (2, 1)])),
+              activation=data.draw(st.sampled_from([None, "relu"])))
+    try:
+        want = reference.depthwise_conv2d(x, w, bias, **kw)
+    except ValueError:
+        with pytest.raises(ValueError):
+            integer.depthwise_conv2d(x, w, bias, **kw)
+        return
+    got = integer.depthwise_conv2d(x, w, bias, return_accumulators=True, **kw)
+    assert np.array_equal(got.out, want.out) and np.array_equal(got.acc, want.acc)
+    assert np.array_equal(integer.depthwise_conv2d(x, w, bias, **kw), want.out)

@@ -82,3 +82,21 @@ def test_batch_norm_kernels_match_numpy_formulas():
     out = np.empty_like(x)
     channel_affine(x, gamma, beta, out)
     assert np.array_equal(out, x * gamma[:, None] + beta[:, None])
+
+
+def test_conv_inference_in_chunks_equals_one_batch():
+    """Without a tape the conv runs INFERENCE_CHUNK images at a time; the result is the batch's
+    (each output is the same dot product; BLAS may block a shorter matrix differently, so the
+    comparison allows float32 rounding)."""
+    from npquant import nn
+    from npquant.nn import conv as C
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((C.INFERENCE_CHUNK * 2 + 3, 3, 9, 9)).astype(np.float32)
+    w = Tensor(rng.standard_normal((5, 3, 3, 3)).astype(np.float32), requires_grad=True)
+    b = Tensor(rng.standard_normal(5).astype(np.float32), requires_grad=True)
+    taped = F.conv2d(Tensor(x), w, b, stride=2, padding=1).data
+    with nn.no_grad():
+        chunked = F.conv2d(Tensor(x), w, b, stride=2, padding=1).data
+    assert chunked.shape == taped.shape
+    np.testing.assert_allclose(chunked, taped, rtol=1e-5, atol=1e-5)

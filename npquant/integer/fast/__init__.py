@@ -8,6 +8,7 @@ and then pick, from the operands, the fastest of these modules that is exact for
   int8/uint8 activations, with the requantization fused into the last pass;
 * ``gemm_loops``: the portable int32 GEMMs (and the int64 loop for wide accumulators);
 * ``conv_loops``: im2col, and the direct depthwise loops;
+* ``depthwise``: the stride-1 depthwise loop with the requantization fused per plane;
 * ``max_pool``: the 2x2 stride-2 max pool; ``add``: the TFLite-scheme ADD in one fused loop;
 * ``threads``: one thread for a call below a grain of work (what a parallel region costs).
 
