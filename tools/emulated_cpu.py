@@ -1,0 +1,317 @@
+"""Run the oracle table's TFLite and ONNX Runtime rows with the frameworks on an emulated CPU.
+
+The frameworks pick their kernels by CPU: LiteRT's optimized kernels and XNNPACK, and ONNX
+Runtime's MLAS, have separate x86 and ARM code. This module runs the *same* comparisons as
+``tools/fidelity.py`` (tests/oracles/npq_compare.py: the same hypothesis cases for a seed, the
+same npquant side, natively) while each framework call goes to a child process on an emulated
+CPU:
+
+- ``aarch64``: ``qemu-aarch64 -cpu neoverse-n1`` running Debian's arm64 python with the aarch64
+  wheels of numpy, ai-edge-litert and onnxruntime (the sysroot of tools/setup_emulation.sh).
+  Not ``-cpu max``: its SME emulation gives wrong XNNPACK int8 results. The sysroot holds a
+  fake ``/proc/cpuinfo`` for that model (the host's x86 one crashes LiteRT's CPU detection).
+- ``avx2``: ``qemu-x86_64 -cpu Haswell`` running this machine's python (AVX2, no VNNI).
+
+The host builds each single-op model (``npquant.interop``: flatbuffer / ONNX bytes) and sends it
+with its runtime inputs; the child only loads numpy and the framework, invokes the model as
+``npquant.interop.run_tflite_op`` / ``run_onnx_op`` do (one thread, the same op resolvers, no
+graph optimization) and sends the output back. So the child needs neither numba nor npquant.
+PyTorch is not run here: the aarch64 torch wheel on the package index is the CUDA build.
+
+    python3 tools/emulated_cpu.py --cpu aarch64 --cases 50            # every TFLite/ORT row
+    python3 tools/emulated_cpu.py --cpu aarch64 --cases 200 --only ADD --variants
+
+It prints one row per comparison: cases, agreement with the row's profile and, with
+``--variants``, with each other profile of the same framework.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+AARCH64_ROOT = Path(os.environ.get("NPQUANT_AARCH64_ROOT",
+                                   Path.home() / ".cache" / "npquant" / "aarch64"))
+PY = "python3.11"
+CPUS = ("aarch64", "avx2")
+FRAMEWORKS = ("tflite", "onnxruntime")
+
+
+# ----------------------------------------------------------------------------- wire format
+def _send(stream, arrays: dict[str, np.ndarray]) -> None:
+    """One message: an 8-byte little-endian length, then an .npz of ``arrays``."""
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    data = buf.getvalue()
+    stream.write(struct.pack("<Q", len(data)) + data)
+    stream.flush()
+
+
+def _recv(stream) -> dict[str, np.ndarray] | None:
+    head = stream.read(8)
+    if len(head) < 8:
+        return None
+    (n,) = struct.unpack("<Q", head)
+    data = stream.read(n)
+    with np.load(io.BytesIO(data), allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+# ----------------------------------------------------------------------------- the child
+def _invoke(msg: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Run one model (in the child). Mirrors npquant.interop.tflite.run_tflite_op and
+    npquant.interop.onnx.run_onnx_op after their model building."""
+    kind = str(msg["kind"])
+    model = msg["model"].tobytes()
+    inputs = [msg[f"in{i}"] for i in range(int(msg["n_inputs"]))]
+    if kind == "tflite":
+        import ai_edge_litert.interpreter as tfl
+
+        kernels = str(msg["kernels"])
+        resolver = {"reference": tfl.OpResolverType.BUILTIN_REF,
+                    "optimized": tfl.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+                    "xnnpack": tfl.OpResolverType.AUTO}[kernels]
+        interp = tfl.Interpreter(model_content=model, num_threads=1,
+                                 experimental_op_resolver_type=resolver)
+        interp.allocate_tensors()
+        if kernels == "xnnpack" and not any(d["op_name"] == "DELEGATE"
+                                            for d in interp._get_ops_details()):
+            return {"declined": np.bool_(True)}
+        for detail, arr in zip(interp.get_input_details(), inputs, strict=True):
+            interp.set_tensor(detail["index"], arr)
+        interp.invoke()
+        return {"y": np.array(interp.get_tensor(interp.get_output_details()[0]["index"]))}
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+    names = [str(s) for s in msg["names"]]
+    return {"y": np.asarray(sess.run(None, dict(zip(names, inputs, strict=True)))[0])}
+
+
+def serve() -> int:
+    """The child's loop: read a model message from stdin, answer on stdout, until EOF.
+
+    The frameworks' own prints go to stderr: fd 1 is pointed there and the protocol keeps a
+    private copy of the original stdout."""
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    inp = sys.stdin.buffer
+    _send(out, {"ready": np.bool_(True)})
+    while (msg := _recv(inp)) is not None:
+        try:
+            reply = _invoke(msg)
+        except Exception as exc:  # the host re-raises it with the child's message
+            reply = {"error": np.array(f"{type(exc).__name__}: {exc}")}
+        _send(out, reply)
+    return 0
+
+
+# ----------------------------------------------------------------------------- the host
+def missing(cpu: str) -> str | None:
+    """Why ``cpu`` cannot be emulated here (a sentence naming the setup command), or None."""
+    if cpu not in CPUS:
+        raise ValueError(f"cpu must be one of {CPUS}, got {cpu!r}")
+    qemu = "qemu-aarch64" if cpu == "aarch64" else "qemu-x86_64"
+    if shutil.which(qemu) is None:
+        return f"{qemu} is not installed (bash tools/setup_emulation.sh)"
+    if cpu == "aarch64" and not (AARCH64_ROOT / "stamp").is_file():
+        return (f"no aarch64 sysroot in {AARCH64_ROOT} (bash tools/setup_emulation.sh, or set "
+                "NPQUANT_AARCH64_ROOT)")
+    return None
+
+
+def child_command(cpu: str) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of the child process for ``cpu``."""
+    me = str(Path(__file__).resolve())
+    if cpu == "aarch64":
+        sysroot = AARCH64_ROOT / "sysroot"
+        env = {"PATH": "/usr/bin:/bin", "PYTHONNOUSERSITE": "1",
+               "PYTHONPATH": str(AARCH64_ROOT / "site")}
+        return (["qemu-aarch64", "-cpu", "neoverse-n1", "-L", str(sysroot),
+                 str(sysroot / "usr" / "bin" / PY), me, "--serve"], env)
+    return (["qemu-x86_64", "-cpu", "Haswell", sys.executable, me, "--serve"],
+            dict(os.environ, PYTHONPATH=str(ROOT)))
+
+
+class EmulatedFrameworks:
+    """A running child process on an emulated ``cpu`` that invokes models for the host."""
+
+    def __init__(self, cpu: str) -> None:
+        reason = missing(cpu)
+        if reason:
+            raise FileNotFoundError(reason)
+        cmd, env = child_command(cpu)
+        t0 = time.time()
+        self.cpu = cpu
+        self.calls = 0
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, env=env)
+        if _recv(self.proc.stdout) is None:
+            raise RuntimeError(f"the {cpu} child process did not start: {' '.join(cmd)}")
+        self.startup_seconds = time.time() - t0
+
+    def invoke(self, kind: str, model: bytes, inputs: list[np.ndarray], *,
+               kernels: str = "", names: list[str] | None = None) -> np.ndarray | None:
+        """The model's output computed on the emulated CPU; None when XNNPACK declines it."""
+        msg = {"kind": np.array(kind), "model": np.frombuffer(model, np.uint8),
+               "n_inputs": np.int64(len(inputs)), "kernels": np.array(kernels),
+               "names": np.array(names or [""])}
+        msg.update({f"in{i}": np.asarray(a) for i, a in enumerate(inputs)})
+        _send(self.proc.stdin, msg)
+        reply = _recv(self.proc.stdout)
+        self.calls += 1
+        if reply is None:
+            raise RuntimeError(f"the {self.cpu} child process died (exit {self.proc.poll()})")
+        if "error" in reply:
+            raise RuntimeError(f"on {self.cpu}: {reply['error']}")
+        return None if "declined" in reply else reply["y"]
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=60)
+
+    def __enter__(self) -> EmulatedFrameworks:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+@contextlib.contextmanager
+def frameworks_on(child: EmulatedFrameworks) -> Iterator[None]:
+    """Within the block, ``npquant.interop``'s ``run_tflite_op`` and ``run_onnx_op`` build their
+    model here and run it in ``child`` (same arguments, same errors, same output layout)."""
+    from npquant.interop import onnx as ionnx
+    from npquant.interop import tflite as itfl
+
+    def run_tflite_op(op, inputs, params, *, kernels="reference"):
+        if kernels not in itfl.KERNELS:
+            raise ValueError(f"kernels must be one of {itfl.KERNELS}, got {kernels!r}")
+        model, runtime, to_caller = itfl._build(op, inputs, params)
+        y = child.invoke("tflite", model, list(runtime), kernels=kernels)
+        if y is None:
+            raise RuntimeError(f"XNNPACK declined {op} with these parameters; the interpreter "
+                               "would run the optimized builtin kernel instead")
+        return to_caller(y)
+
+    def run_onnx_op(op, inputs, params):
+        model, feeds = ionnx._build(op, inputs, params)
+        return child.invoke("onnx", model, list(feeds.values()), names=list(feeds))
+
+    saved = itfl.run_tflite_op, ionnx.run_onnx_op
+    itfl.run_tflite_op, ionnx.run_onnx_op = run_tflite_op, run_onnx_op
+    try:
+        yield
+    finally:
+        itfl.run_tflite_op, ionnx.run_onnx_op = saved
+
+
+# ----------------------------------------------------------------------------- measuring
+def _comparisons(only: str = ""):
+    sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "oracles")]
+    from npq_compare import COMPARISONS
+
+    return [c for c in COMPARISONS if c.framework in FRAMEWORKS and only in c.id]
+
+
+def variants(cmp) -> list[str]:
+    """The other profiles of the row's framework, tried on its cases with ``--variants``."""
+    from npquant.profiles import PROFILES
+
+    prefix = "tflite" if cmp.framework == "tflite" else "onnxruntime"
+    return [p for p in sorted(PROFILES) if p.startswith(prefix) and p != cmp.profile]
+
+
+def measure_on(cpu: str, n: int, seed: int = 0, only: str = "", with_variants: bool = False,
+               log=print) -> list[tuple]:
+    """``[(comparison, tally, {variant: agree})]`` for every TFLite / ORT row (id containing
+    ``only``) on ``n`` cases, the frameworks run on the emulated ``cpu``."""
+    cmps = _comparisons(only)
+    from npq_compare import measure
+
+    rows = []
+    with EmulatedFrameworks(cpu) as child, frameworks_on(child):
+        log(f"{cpu} child started in {child.startup_seconds:.1f} s")
+        for cmp in cmps:
+            t0, calls = time.time(), child.calls
+            tally = measure(cmp, n, seed=seed)
+            extra = {}
+            if with_variants and tally.agree < tally.cases:
+                for prof in variants(cmp):
+                    extra[prof] = _agreement_under(cmp, prof, n, seed)
+            rows.append((cmp, tally, extra))
+            log(f"{cmp.id:48s} {tally.agree:>6}/{tally.cases:<6} ({tally.declined} declined) "
+                f"{time.time() - t0:6.1f} s for {child.calls - calls} calls"
+                + "".join(f"  {p}: {a}" for p, a in extra.items()))
+    return rows
+
+
+def _agreement_under(cmp, profile: str, n: int, seed: int) -> int:
+    """How many of the row's cases the framework answers as npquant under ``profile``."""
+    from dataclasses import replace
+
+    import npq_compare
+
+    run = {"CONV": "conv", "DEPTH": "conv", "FULLY": "conv", "QLinearConv": "conv",
+           "QLinearMatMul": "conv", "ADD": "add", "QLinearAdd": "add"}
+    kind = next((v for k, v in run.items() if cmp.op.startswith(k)), None)
+    if kind == "conv":
+        fn = lambda c: npq_compare.npq_conv(c, profile)  # noqa: E731
+    elif kind == "add":
+        fn = lambda c: npq_compare.npq_add(c, profile)  # noqa: E731
+    elif cmp.op.startswith(("AVERAGE", "MAX", "QLinearAverage")):
+        op = "max_pool2d" if cmp.op.startswith("MAX") else "average_pool2d"
+        fn = lambda c: npq_compare.npq_pool(c, profile, op)  # noqa: E731
+    elif cmp.op.startswith("QUANTIZE"):
+        fn = lambda c: npq_compare.npq_quantize(c, profile)  # noqa: E731
+    else:
+        return -1
+    return npq_compare.measure(replace(cmp, run_npquant=fn), n, seed=seed).agree
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cpu", default="aarch64", choices=CPUS)
+    ap.add_argument("--cases", type=int, default=50, help="hypothesis cases per row")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--only", default="", help="only rows whose id contains this text")
+    ap.add_argument("--variants", action="store_true",
+                    help="on rows that disagree, also count agreement with the framework's "
+                         "other profiles (reruns the cases)")
+    ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.serve:
+        return serve()
+    if args.cases < 1:
+        ap.error(f"--cases must be >= 1, got {args.cases}")
+    reason = missing(args.cpu)
+    if reason:
+        print(reason, file=sys.stderr)
+        return 2
+    import warnings
+
+    warnings.simplefilter("ignore")
+    measure_on(args.cpu, args.cases, args.seed, args.only, args.variants,
+               log=lambda s: print(s, flush=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
