@@ -16,6 +16,12 @@ import numpy as np
 
 from npquant.fixedpoint import Ties
 
+# TFLite's custom GEMV (NEON; SSE-emulated on x86) takes a GEMM with one output column when it
+# has at least 4 rows (its kernel computes 4 at a time) and a depth of at least 8 (one int8x8
+# load; shorter rows would be read past their end).
+GEMV_MIN_ROWS = 4
+GEMV_MIN_DEPTH = 8
+
 
 class RequantKind(str, Enum):
     """How an int32 accumulator is scaled by ``M = S_in S_w / S_out`` (docs/fixedpoint.md)."""
@@ -97,6 +103,12 @@ class RequantRule:
     scales (more than one); ``derivation`` then applies to per-tensor weights only (TFLite's
     optimized FULLY_CONNECTED: per-tensor ``M`` from the float32 product of the scales,
     per-channel from the double product).
+
+    ``gemv``, when given, is the rule of the GEMMs that TFLite hands to its custom NEON GEMV
+    kernel instead of ruy (lite/kernels/cpu_backend_gemm_custom_gemv.h): one output column
+    (``N`` rows of a fully-connected input, ``N OH OW`` output pixels of a conv equal to 1), at
+    least ``GEMV_MIN_ROWS`` output channels and a depth (``K``, ``C KH KW``) of at least
+    ``GEMV_MIN_DEPTH`` (see ``for_gemm``). On aarch64 ruy rounds once and that kernel twice.
     """
 
     kind: RequantKind
@@ -105,6 +117,7 @@ class RequantRule:
     channel_group: int = 0
     tail_ties: Ties | None = None
     per_channel_derivation: MultiplierDerivation | None = None
+    gemv: RequantRule | None = None
 
     def __post_init__(self) -> None:
         if (self.channel_group > 0) != (self.tail_ties is not None):
@@ -123,6 +136,15 @@ class RequantRule:
         codes[: self.channel_group * (channels // self.channel_group)] = self.ties.code
         return codes
 
+    def for_gemm(self, columns: int, rows: int, depth: int) -> RequantRule:
+        """The rule of a GEMM with ``columns`` output columns (batch rows, or output pixels),
+        ``rows`` output channels and reduction ``depth``: ``gemv`` on TFLite's GEMV shapes
+        (``columns == 1``, ``rows >= GEMV_MIN_ROWS``, ``depth >= GEMV_MIN_DEPTH``), else self."""
+        if (self.gemv is not None and columns == 1 and rows >= GEMV_MIN_ROWS
+                and depth >= GEMV_MIN_DEPTH):
+            return self.gemv
+        return self
+
     def derivation_for(self, per_channel: bool) -> MultiplierDerivation:
         """The multiplier derivation for per-channel (True) or per-tensor (False) weights."""
         if per_channel and self.per_channel_derivation is not None:
@@ -138,6 +160,9 @@ class RequantRule:
         if self.channel_group:
             text += (f" on whole groups of {self.channel_group} channels, "
                      f"{self.tail_ties.value} on the rest")
+        if self.gemv is not None:
+            text += (f"; GEMV shapes (1 column, >= {GEMV_MIN_ROWS} channels, depth >= "
+                     f"{GEMV_MIN_DEPTH}): {self.gemv.describe()}")
         return text
 
 
@@ -183,13 +208,19 @@ class QuantizeRule:
 @dataclass(frozen=True)
 class DequantizeRule:
     """Integer -> float32 ``r = S (q - Z)``: rounded once from the exact product (default) or
-    ``two_step`` as ``f32(f32(q S) + f32(-Z S))``; ``block``/``tail`` as in ``QuantizeRule``."""
+    ``two_step`` as ``f32(f32(q S) + f32(-Z S))``, or with ``fused`` as one fused multiply-add
+    ``f32(q S + f32(-Z S))`` (NEON ``vmlaq_f32`` compiled to ``fmla`` on aarch64: ``q S`` is
+    not rounded); ``block``/``tail`` as in ``QuantizeRule``."""
 
     two_step: bool = False
     block: int = 0
     tail: DequantizeRule | None = None
+    fused: bool = False
 
     def __post_init__(self) -> None:
+        if self.fused and not self.two_step:
+            raise ValueError("fused applies to the two_step form (got fused=True, "
+                             "two_step=False)")
         if self.block < 0 or (self.block > 0) != (self.tail is not None):
             raise ValueError(f"block >= 0, and block > 0 with a tail rule (got block="
                              f"{self.block}, tail={self.tail})")
@@ -198,7 +229,8 @@ class DequantizeRule:
 
     def describe(self) -> str:
         """One line: ``exact product rounded once to float32``."""
-        text = ("f32(f32(q S) + f32(-Z S))" if self.two_step
+        text = ("f32(q S + f32(-Z S)), fused multiply-add" if self.fused
+                else "f32(f32(q S) + f32(-Z S))" if self.two_step
                 else "exact product rounded once to float32")
         if self.block:
             text = f"whole blocks of {self.block} elements: {text}; tail: {self.tail.describe()}"
@@ -498,6 +530,29 @@ def _without_vnni(base: Profile) -> Profile:
 
 PROFILES.update({p.name: p for p in (_without_vnni(PROFILES["onnxruntime"]),
                                      _without_vnni(PROFILES["pytorch-fbgemm"]))})
+
+
+def _optimized_on_aarch64(base: Profile) -> Profile:
+    """TFLite's optimized kernels as the aarch64 build runs them (measured under ``qemu-aarch64
+    -cpu neoverse-n1``, tools/emulated_cpu.py; docs/framework_facts.md). Two paths differ from
+    the x86-64 build, whose NEON code is emulated with SSE: CONV_2D and FULLY_CONNECTED GEMMs on
+    ruy's ARM kernels round ``acc M0`` once (ties up) where the x86 kernels round twice, except
+    on the shapes of the custom GEMV kernel (``RequantRule.gemv``), which rounds twice on both;
+    and DEQUANTIZE's ``vmlaq_f32`` on blocks of 8 is a fused multiply-add (``fmla``)."""
+    return replace(
+        base, name=f"{base.name}-aarch64", version="1",
+        description=f"{base.name} on aarch64 (ai-edge-litert 2.3, neoverse-n1): conv and fully "
+                    "connected round once (ruy), twice on GEMV shapes; dequantize fused",
+        conv=RequantRule(RequantKind.SINGLE_ROUNDING, base.conv.derivation, Ties.UP,
+                         gemv=base.conv),
+        fully_connected=RequantRule(
+            RequantKind.SINGLE_ROUNDING, base.fully_connected.derivation, Ties.UP,
+            per_channel_derivation=base.fully_connected.per_channel_derivation,
+            gemv=base.fully_connected),
+        dequantize=replace(base.dequantize, fused=True))
+
+
+PROFILES["tflite-optimized-aarch64"] = _optimized_on_aarch64(PROFILES["tflite-optimized"])
 
 
 def get_profile(name: str | Profile) -> Profile:

@@ -240,7 +240,9 @@ def conv2d(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, *,
     zo = check_zero_point("out_zero_point", out_zero_point, odt)
     rule = accm.check_rule(accumulator if accumulator is not None else prof.accumulator)
     depthwise = groups == c_len and cg == 1 and (groups > 1 or _depthwise_op)
-    op_rule = prof.depthwise_conv if depthwise else prof.conv
+    # a conv is a GEMM of O rows, depth C KH KW / groups and N OH OW columns (for_gemm)
+    op_rule = prof.depthwise_conv if depthwise else \
+        prof.conv.for_gemm(n_len * oh_len * ow_len, o_len, cg * kh_len * kw_len)
     params = resolve_requant(op_rule, requant, x_scale, w_scale, out_scale, o_len)
     act = activation_range(activation, out_scale, zo, odt, prof, out_bits)
 

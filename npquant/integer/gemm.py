@@ -230,7 +230,8 @@ def fully_connected(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None
     odt = check_out_dtype(out_dtype)
     zo = check_zero_point("out_zero_point", out_zero_point, odt)
     rule = accm.check_rule(accumulator if accumulator is not None else prof.accumulator)
-    params = resolve_requant(prof.fully_connected, requant, x_scale, w_scale, out_scale, o)
+    op_rule = prof.fully_connected.for_gemm(x.shape[0], o, x.shape[1])  # N columns, depth K
+    params = resolve_requant(op_rule, requant, x_scale, w_scale, out_scale, o)
     act = activation_range(activation, out_scale, zo, odt, prof, out_bits)
     if _vnni_applies(x, w, za, zw, b, rule) and not needs_domain_check(params):
         # the same sums and the same epilogue, fused into the GEMM's last pass
