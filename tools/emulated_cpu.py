@@ -46,7 +46,8 @@ AARCH64_ROOT = Path(os.environ.get("NPQUANT_AARCH64_ROOT",
                                    Path.home() / ".cache" / "npquant" / "aarch64"))
 PY = "python3.11"
 CPUS = ("aarch64", "avx2")
-FRAMEWORKS = ("tflite", "onnxruntime")
+# The frameworks each child runs (no aarch64 CPU build of PyTorch on the package index).
+FRAMEWORKS = {"aarch64": ("tflite", "onnxruntime"), "avx2": ("tflite", "onnxruntime", "pytorch")}
 
 
 # ----------------------------------------------------------------------------- wire format
@@ -67,6 +68,37 @@ def _recv(stream) -> dict[str, np.ndarray] | None:
     data = stream.read(n)
     with np.load(io.BytesIO(data), allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
+
+
+def _encode_params(params: dict) -> dict[str, np.ndarray]:
+    """A bridge's keyword parameters as .npz entries: arrays as ``p:<name>``, the rest (numbers,
+    strings, None, tuples) in one JSON text, tagged so that they decode to the same types."""
+    import json
+
+    spec, out = {}, {}
+    for k, v in params.items():
+        if isinstance(v, np.ndarray):
+            spec[k], out[f"p:{k}"] = ["array"], v
+        elif isinstance(v, (tuple, list)):
+            spec[k] = ["tuple", [int(e) for e in v]]
+        elif isinstance(v, np.integer):
+            spec[k] = ["value", int(v)]
+        elif isinstance(v, np.floating):
+            spec[k] = ["value", float(v)]
+        else:
+            spec[k] = ["value", v]
+    out["params"] = np.array(json.dumps(spec))
+    return out
+
+
+def _decode_params(msg: dict[str, np.ndarray]) -> dict:
+    import json
+
+    out = {}
+    for k, (tag, *val) in json.loads(str(msg["params"])).items():
+        out[k] = msg[f"p:{k}"] if tag == "array" else tuple(val[0]) if tag == "tuple" \
+            else val[0]
+    return out
 
 
 # ----------------------------------------------------------------------------- the child
@@ -93,6 +125,12 @@ def _invoke(msg: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             interp.set_tensor(detail["index"], arr)
         interp.invoke()
         return {"y": np.array(interp.get_tensor(interp.get_output_details()[0]["index"]))}
+    if kind == "torch":  # only the x86 child: npquant (and numba) import there
+        from npquant.interop.torch import run_torch_op
+
+        params = _decode_params(msg)
+        return {"y": np.asarray(run_torch_op(str(msg["op"]), inputs, params,
+                                             engine=str(msg["engine"])))}
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -167,12 +205,15 @@ class EmulatedFrameworks:
         self.startup_seconds = time.time() - t0
 
     def invoke(self, kind: str, model: bytes, inputs: list[np.ndarray], *,
-               kernels: str = "", names: list[str] | None = None) -> np.ndarray | None:
-        """The model's output computed on the emulated CPU; None when XNNPACK declines it."""
+               kernels: str = "", names: list[str] | None = None,
+               extra: dict[str, np.ndarray] | None = None) -> np.ndarray | None:
+        """The model's output computed on the emulated CPU; None when XNNPACK declines it.
+        (``kind`` "torch": no model; ``extra`` carries the op, engine and parameters.)"""
         msg = {"kind": np.array(kind), "model": np.frombuffer(model, np.uint8),
                "n_inputs": np.int64(len(inputs)), "kernels": np.array(kernels),
                "names": np.array(names or [""])}
         msg.update({f"in{i}": np.asarray(a) for i, a in enumerate(inputs)})
+        msg.update(extra or {})
         _send(self.proc.stdin, msg)
         reply = _recv(self.proc.stdout)
         self.calls += 1
@@ -215,37 +256,56 @@ def frameworks_on(child: EmulatedFrameworks) -> Iterator[None]:
         model, feeds = ionnx._build(op, inputs, params)
         return child.invoke("onnx", model, list(feeds.values()), names=list(feeds))
 
+    def run_torch_op(op, inputs, params, *, engine="x86"):
+        extra = {"op": np.array(op), "engine": np.array(engine), **_encode_params(dict(params))}
+        return child.invoke("torch", b"", list(inputs), extra=extra)
+
     saved = itfl.run_tflite_op, ionnx.run_onnx_op
     itfl.run_tflite_op, ionnx.run_onnx_op = run_tflite_op, run_onnx_op
+    itorch = None
+    if "pytorch" in FRAMEWORKS[child.cpu]:
+        from npquant.interop import torch as itorch
+
+        saved_torch = itorch.run_torch_op
+        itorch.run_torch_op = run_torch_op
     try:
         yield
     finally:
         itfl.run_tflite_op, ionnx.run_onnx_op = saved
+        if itorch is not None:
+            itorch.run_torch_op = saved_torch
 
 
 # ----------------------------------------------------------------------------- measuring
-def _comparisons(only: str = ""):
-    sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "oracles")]
-    from npq_compare import COMPARISONS
+def comparisons(cpu: str, only: str = "") -> list:
+    """The oracle table's rows that ``cpu``'s child can run (id containing ``only``), each with
+    the profile claimed on that CPU (npq_compare.on_cpu)."""
+    for path in (str(ROOT / "tests" / "oracles"), str(ROOT)):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    from npq_compare import COMPARISONS, on_cpu
 
-    return [c for c in COMPARISONS if c.framework in FRAMEWORKS and only in c.id]
+    return [on_cpu(c, cpu) for c in COMPARISONS
+            if c.framework in FRAMEWORKS[cpu] and only in c.id]
 
 
 def variants(cmp) -> list[str]:
-    """The other profiles of the row's framework, tried on its cases with ``--variants``."""
+    """The framework's other profiles, tried on a disagreeing row's cases with ``--variants``."""
     from npquant.profiles import PROFILES
 
-    prefix = "tflite" if cmp.framework == "tflite" else "onnxruntime"
-    return [p for p in sorted(PROFILES) if p.startswith(prefix) and p != cmp.profile]
+    prefix = {"tflite": "tflite", "onnxruntime": "onnxruntime", "pytorch": "pytorch"}
+    return [p for p in sorted(PROFILES)
+            if p.startswith(prefix[cmp.framework]) and p != cmp.profile]
 
 
 def measure_on(cpu: str, n: int, seed: int = 0, only: str = "", with_variants: bool = False,
-               log=print) -> list[tuple]:
-    """``[(comparison, tally, {variant: agree})]`` for every TFLite / ORT row (id containing
-    ``only``) on ``n`` cases, the frameworks run on the emulated ``cpu``."""
-    cmps = _comparisons(only)
-    from npq_compare import measure
+               log=print, cmps: list | None = None) -> list[tuple]:
+    """``[(comparison, tally, {variant: agree})]`` for the rows of ``comparisons(cpu, only)``
+    (or ``cmps``) on ``n`` cases each, the frameworks run on the emulated ``cpu``."""
+    from dataclasses import replace
 
+    cmps = comparisons(cpu, only) if cmps is None else cmps
+    from npq_compare import measure, npquant_under  # on sys.path after comparisons()
     rows = []
     with EmulatedFrameworks(cpu) as child, frameworks_on(child):
         log(f"{cpu} child started in {child.startup_seconds:.1f} s")
@@ -255,35 +315,13 @@ def measure_on(cpu: str, n: int, seed: int = 0, only: str = "", with_variants: b
             extra = {}
             if with_variants and tally.agree < tally.cases:
                 for prof in variants(cmp):
-                    extra[prof] = _agreement_under(cmp, prof, n, seed)
+                    other = replace(cmp, run_npquant=npquant_under(cmp, prof))
+                    extra[prof] = measure(other, n, seed=seed).agree
             rows.append((cmp, tally, extra))
-            log(f"{cmp.id:48s} {tally.agree:>6}/{tally.cases:<6} ({tally.declined} declined) "
-                f"{time.time() - t0:6.1f} s for {child.calls - calls} calls"
-                + "".join(f"  {p}: {a}" for p, a in extra.items()))
+            log(f"{cmp.id:48s} {cmp.profile:26s} {tally.agree:>6}/{tally.cases:<6} "
+                f"({tally.declined} declined) {time.time() - t0:6.1f} s for "
+                f"{child.calls - calls} calls" + "".join(f"  {p}: {a}" for p, a in extra.items()))
     return rows
-
-
-def _agreement_under(cmp, profile: str, n: int, seed: int) -> int:
-    """How many of the row's cases the framework answers as npquant under ``profile``."""
-    from dataclasses import replace
-
-    import npq_compare
-
-    run = {"CONV": "conv", "DEPTH": "conv", "FULLY": "conv", "QLinearConv": "conv",
-           "QLinearMatMul": "conv", "ADD": "add", "QLinearAdd": "add"}
-    kind = next((v for k, v in run.items() if cmp.op.startswith(k)), None)
-    if kind == "conv":
-        fn = lambda c: npq_compare.npq_conv(c, profile)  # noqa: E731
-    elif kind == "add":
-        fn = lambda c: npq_compare.npq_add(c, profile)  # noqa: E731
-    elif cmp.op.startswith(("AVERAGE", "MAX", "QLinearAverage")):
-        op = "max_pool2d" if cmp.op.startswith("MAX") else "average_pool2d"
-        fn = lambda c: npq_compare.npq_pool(c, profile, op)  # noqa: E731
-    elif cmp.op.startswith("QUANTIZE"):
-        fn = lambda c: npq_compare.npq_quantize(c, profile)  # noqa: E731
-    else:
-        return -1
-    return npq_compare.measure(replace(cmp, run_npquant=fn), n, seed=seed).agree
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -564,11 +564,11 @@ def _onnx_rows() -> list[Comparison]:
     return rows
 
 
-def _onnx_accumulators(c: Case) -> np.ndarray:
+def _onnx_accumulators(c: Case, profile: str = "onnxruntime") -> np.ndarray:
     """npquant's accumulators (``return_accumulators=True``) of the case without its bias."""
     from dataclasses import replace
 
-    return npq_conv(replace(c, bias=None, activation="NONE"), "onnxruntime", accumulators=True)
+    return npq_conv(replace(c, bias=None, activation="NONE"), profile, accumulators=True)
 
 
 def _torch_rows() -> list[Comparison]:
@@ -678,6 +678,56 @@ COMPARISONS: list[Comparison] = (_tflite_rows() + _onnx_rows() + _torch_rows()
                                  + _measured_rows())
 REQUIRES = {"tflite": ("ai_edge_litert",), "onnxruntime": ("onnxruntime", "onnx"),
             "pytorch": ("torch",)}
+
+
+# ----------------------------------------------------------------------------- CPU variants
+# The profile that reproduces a row's kernel path on another CPU, where the frameworks run other
+# kernels there (tools/emulated_cpu.py runs the frameworks under qemu; docs/fidelity.md has a
+# column per CPU). Rows of a profile not listed keep their profile on that CPU; ``KEEP`` lists
+# the rows of a listed profile that keep it all the same.
+CPU_VARIANTS: dict[str, dict[str, str]] = {
+    "aarch64": {"tflite-optimized": "tflite-optimized-aarch64"},
+}
+KEEP: dict[str, tuple[str, ...]] = {}
+
+
+def profile_on(cmp: Comparison, cpu: str) -> str:
+    """The profile claimed for ``cmp`` when the framework runs on ``cpu`` (native: its own)."""
+    variant = CPU_VARIANTS.get(cpu, {}).get(cmp.profile)
+    if variant is None or cmp.id in KEEP.get(cpu, ()):
+        return cmp.profile
+    return variant
+
+
+def npquant_under(cmp: Comparison, profile: str) -> Callable[[Case], np.ndarray]:
+    """The npquant side of ``cmp`` under ``profile`` instead of the row's own profile."""
+    op = cmp.op
+    dtype = np.uint8 if ("uint8" in op or "quint8" in op) else np.int8
+    if op.startswith(("ConvInteger", "MatMulInteger")):
+        return lambda c: _onnx_accumulators(c, profile)
+    if op.startswith(("CONV_2D", "DEPTHWISE", "FULLY", "QLinearConv", "QLinearMatMul", "conv2d",
+                      "linear")):
+        return lambda c: npq_conv(c, profile)
+    if op.startswith(("ADD", "add", "QLinearAdd")):
+        return lambda c: npq_add(c, profile)
+    if op.startswith(("AVERAGE_POOL", "QLinearAveragePool", "MAX_POOL")):
+        kind = "max_pool2d" if op.startswith("MAX") else "average_pool2d"
+        return lambda c: npq_pool(c, profile, kind)
+    if op.startswith(("DEQUANTIZE", "DequantizeLinear")):
+        return lambda c: npq_dequantize(c, profile)
+    if op.startswith(("QUANTIZE", "QuantizeLinear", "quantize_per")):
+        return lambda c: npq_quantize(c, profile, dtype)
+    raise ValueError(f"no npquant side for op {op!r}")
+
+
+def on_cpu(cmp: Comparison, cpu: str) -> Comparison:
+    """``cmp`` with the npquant side under ``profile_on(cmp, cpu)``."""
+    from dataclasses import replace
+
+    profile = profile_on(cmp, cpu)
+    if profile == cmp.profile:
+        return cmp
+    return replace(cmp, profile=profile, run_npquant=npquant_under(cmp, profile))
 
 
 # ----------------------------------------------------------------------------- measuring
