@@ -31,6 +31,9 @@ class RequantKind(str, Enum):
     FLOAT32 = "float32"  # round(f32(f32(acc) * f32(M))), rule.ties
     FLOAT64 = "float64"  # round(f64(acc) * f64(M)), rule.ties
     POWER_OF_TWO = "power_of_two"  # M = 2^-n exactly: rounding shift right by n, rule.ties
+    # as DOUBLE_ROUNDING, but a left shift (M >= 1) comes after the rounded SRDHM:
+    # SRDHM(acc, M0) 2^shift (TFLite's aarch64 dot-product 3x3 depthwise kernel)
+    DOUBLE_ROUNDING_LATE_SHIFT = "double_rounding_late_shift"
 
 
 class MultiplierDerivation(str, Enum):
@@ -118,6 +121,8 @@ class RequantRule:
     tail_ties: Ties | None = None
     per_channel_derivation: MultiplierDerivation | None = None
     gemv: RequantRule | None = None
+    # the depthwise shapes of TFLite's 3x3 kernel (``tflite_fast_3x3``), when it rounds otherwise
+    fast_3x3: RequantRule | None = None
 
     def __post_init__(self) -> None:
         if (self.channel_group > 0) != (self.tail_ties is not None):
@@ -145,6 +150,11 @@ class RequantRule:
             return self.gemv
         return self
 
+    def for_depthwise(self, fast_3x3: bool) -> RequantRule:
+        """The rule of a depthwise conv: ``fast_3x3`` when given and the shape is one that
+        TFLite's 3x3 kernel takes (``fast_3x3`` from ``tflite_fast_3x3``), else self."""
+        return self.fast_3x3 if fast_3x3 and self.fast_3x3 is not None else self
+
     def derivation_for(self, per_channel: bool) -> MultiplierDerivation:
         """The multiplier derivation for per-channel (True) or per-tensor (False) weights."""
         if per_channel and self.per_channel_derivation is not None:
@@ -163,7 +173,33 @@ class RequantRule:
         if self.gemv is not None:
             text += (f"; GEMV shapes (1 column, >= {GEMV_MIN_ROWS} channels, depth >= "
                      f"{GEMV_MIN_DEPTH}): {self.gemv.describe()}")
+        if self.fast_3x3 is not None:
+            text += f"; 3x3 kernel shapes: {self.fast_3x3.describe()}"
         return text
+
+
+def tflite_fast_3x3(channels: int, multiplier: int, kernel: tuple[int, int],
+                    stride: tuple[int, int], dilation: tuple[int, int], pads: tuple[int, int],
+                    in_hw: tuple[int, int], out_hw: tuple[int, int]) -> bool:
+    """True when TFLite's optimized DEPTHWISE_CONV_2D runs its dedicated 3x3 kernel (the shape
+    part of ``Fast3x3FilterKernelSupported``, depthwiseconv_3x3_filter_common.h): a 3x3 filter,
+    depth multiplier 1, equal strides of 1 or 2, no dilation, a multiple of 8 channels, equal
+    top/left pads ``pads = (pad_h, pad_w)`` of 0 or 1, the last window within the input (with
+    one padded row and column when padded), and not a 1-wide input taller than 1 (or the
+    reverse)."""
+    (h, w), (oh, ow) = in_hw, out_hw
+    ph, pw = pads
+    if not (kernel == (3, 3) and multiplier == 1 and stride[0] == stride[1]
+            and stride[0] in (1, 2) and dilation == (1, 1) and channels % 8 == 0
+            and ph == pw and ph in (0, 1)):
+        return False
+    x_end = (ow - 1) * stride[1] - pw + 3  # one past the last window's right column
+    y_end = (oh - 1) * stride[0] - ph + 3
+    if ph == 0:
+        return x_end <= w and y_end <= h
+    if x_end > w + 1 or y_end > h + 1:
+        return False
+    return h == w if 1 in (h, w) else True
 
 
 @dataclass(frozen=True)
@@ -518,12 +554,12 @@ def _without_vnni(base: Profile) -> Profile:
     uint8 x int8 products are summed in int16-saturated pairs, along the input features of a
     linear layer and along ``(kh, kw, ci)`` in a conv. Measured under ``qemu-x86_64 -cpu
     Haswell`` (tools/emulated_paths.py: ORT QLinearMatMul / MatMulInteger / QLinearConv and
-    PyTorch fbgemm linear / conv2d equal on every case, the exact sums on 5-25%); depthwise and
-    grouped convs on AVX2 are not measured yet."""
+    PyTorch fbgemm linear / conv2d equal on every case, the exact sums on 5-25%;
+    tools/emulated_cpu.py: fbgemm's depthwise conv too, ORT's uint8 depthwise QLinearConv not)."""
     return replace(base, name=f"{base.name}-avx2", version="1",
                    description=f"{base.name} on x86 without VNNI (AVX2): u8 x s8 products summed "
                                "in int16-saturated pairs (vpmaddubsw), conv pairs along (kh, kw, "
-                               "ci); depthwise not measured",
+                               "ci); fbgemm depthwise too, not ORT's",
                    accumulator=AccumulatorRule(32, Overflow.RAISE, pair_saturation=True,
                                                conv_order="hwc"))
 
@@ -538,17 +574,22 @@ def _optimized_on_aarch64(base: Profile) -> Profile:
     the x86-64 build, whose NEON code is emulated with SSE: CONV_2D and FULLY_CONNECTED GEMMs on
     ruy's ARM kernels round ``acc M0`` once (ties up) where the x86 kernels round twice, except
     on the shapes of the custom GEMV kernel (``RequantRule.gemv``), which rounds twice on both;
-    and DEQUANTIZE's ``vmlaq_f32`` on blocks of 8 is a fused multiply-add (``fmla``)."""
+    DEPTHWISE_CONV_2D on the shapes of the 3x3 kernel (``tflite_fast_3x3``; its aarch64
+    dot-product version) applies ``M >= 1`` as a left shift of the rounded product; and
+    DEQUANTIZE's ``vmlaq_f32`` on blocks of 8 is a fused multiply-add (``fmla``)."""
     return replace(
         base, name=f"{base.name}-aarch64", version="1",
         description=f"{base.name} on aarch64 (ai-edge-litert 2.3, neoverse-n1): conv and fully "
-                    "connected round once (ruy), twice on GEMV shapes; dequantize fused",
+                    "connected round once (ruy), twice on GEMV shapes; 3x3 depthwise shifts "
+                    "left last; dequantize fused",
         conv=RequantRule(RequantKind.SINGLE_ROUNDING, base.conv.derivation, Ties.UP,
                          gemv=base.conv),
         fully_connected=RequantRule(
             RequantKind.SINGLE_ROUNDING, base.fully_connected.derivation, Ties.UP,
             per_channel_derivation=base.fully_connected.per_channel_derivation,
             gemv=base.fully_connected),
+        depthwise_conv=replace(base.depthwise_conv, fast_3x3=RequantRule(
+            RequantKind.DOUBLE_ROUNDING_LATE_SHIFT, base.depthwise_conv.derivation, Ties.UP)),
         dequantize=replace(base.dequantize, fused=True))
 
 

@@ -50,7 +50,7 @@ from npquant.integer.epilogue import (
 from npquant.integer.fast_conv import conv_exact_vnni
 from npquant.integer.gemm import accumulate
 from npquant.integer.result import KernelResult
-from npquant.profiles import AccumulatorRule, Profile
+from npquant.profiles import AccumulatorRule, Profile, tflite_fast_3x3
 from npquant.requant import RequantParams
 
 Padding = int | tuple[int, int] | tuple[int, int, int, int] | str
@@ -240,9 +240,12 @@ def conv2d(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, *,
     zo = check_zero_point("out_zero_point", out_zero_point, odt)
     rule = accm.check_rule(accumulator if accumulator is not None else prof.accumulator)
     depthwise = groups == c_len and cg == 1 and (groups > 1 or _depthwise_op)
-    # a conv is a GEMM of O rows, depth C KH KW / groups and N OH OW columns (for_gemm)
-    op_rule = prof.depthwise_conv if depthwise else \
-        prof.conv.for_gemm(n_len * oh_len * ow_len, o_len, cg * kh_len * kw_len)
+    if depthwise:  # TFLite's 3x3 kernel can round otherwise (RequantRule.for_depthwise)
+        op_rule = prof.depthwise_conv.for_depthwise(tflite_fast_3x3(
+            c_len, o_len // c_len, (kh_len, kw_len), (sh, sw), (dh, dw), (pt, pl),
+            (h_len, w_len), (oh_len, ow_len)))
+    else:  # a GEMM of O rows, depth C KH KW / groups and N OH OW columns (for_gemm)
+        op_rule = prof.conv.for_gemm(n_len * oh_len * ow_len, o_len, cg * kh_len * kw_len)
     params = resolve_requant(op_rule, requant, x_scale, w_scale, out_scale, o_len)
     act = activation_range(activation, out_scale, zo, odt, prof, out_bits)
 

@@ -103,3 +103,60 @@ def test_fused_needs_the_two_step_form():
 def test_aarch64_profile_dequantizes_blocks_of_8_fused_and_the_tail_exactly():
     rule = get_profile(ARM).dequantize
     assert rule.fused and rule.two_step and rule.block == 8 and not rule.tail.two_step
+
+
+def _depthwise_3x3(profile: str, width: int = 3, stride: int = 1) -> np.ndarray:
+    """A 3x3 depthwise conv over 8 channels whose accumulators are all 3, with M = 3/2: the left
+    shift first gives round(4.5) = 5 (ties up); the left shift last 2 round(3/4 3) = 4."""
+    from npquant.integer import depthwise_conv2d
+
+    x = np.ones((1, 8, 3, width), np.int8)
+    w = np.zeros((8, 1, 3, 3), np.int8)
+    w[:, 0, 1, 1] = 3
+    return depthwise_conv2d(x, w, None, stride=stride, padding="VALID", x_zero_point=0,
+                            out_zero_point=0, x_scale=1.0, w_scale=1.5, out_scale=1.0,
+                            profile=profile, out_dtype=np.int8)
+
+
+def test_depthwise_3x3_kernel_shapes_shift_left_after_rounding():
+    assert np.all(_depthwise_3x3(ARM) == 4)
+    assert np.all(_depthwise_3x3("tflite-optimized") == 5)
+    rule = get_profile(ARM).depthwise_conv
+    assert rule.for_depthwise(True).kind is RequantKind.DOUBLE_ROUNDING_LATE_SHIFT
+    assert rule.for_depthwise(False) is rule
+
+
+def test_late_shift_equals_double_rounding_below_one():
+    from npquant.fixedpoint import (
+        TIES_UP,
+        double_rounding_multiply_scalar,
+        late_shift_double_rounding_multiply_scalar,
+    )
+
+    rng = np.random.default_rng(0)
+    for acc in rng.integers(-(2**20), 2**20, 200):
+        for qm, sh in ((1518500250, -3), (1073741824, 0), (1932735283, 2)):
+            late = late_shift_double_rounding_multiply_scalar(int(acc), qm, sh, TIES_UP)
+            early = double_rounding_multiply_scalar(int(acc), qm, sh, TIES_UP)
+            if sh <= 0:
+                assert late == early
+            else:  # the rounded product, shifted: a multiple of 2^sh within 2^sh of the other
+                assert late % (1 << sh) == 0 and abs(late - early) <= 1 << sh
+
+
+@pytest.mark.parametrize("args, want", [
+    ((8, 1, (3, 3), (1, 1), (1, 1), (0, 0), (5, 5), (3, 3)), True),
+    ((16, 1, (3, 3), (2, 2), (1, 1), (1, 1), (6, 6), (3, 3)), True),   # SAME: 1 padded column
+    ((12, 1, (3, 3), (1, 1), (1, 1), (0, 0), (5, 5), (3, 3)), False),  # channels not 8k
+    ((8, 2, (3, 3), (1, 1), (1, 1), (0, 0), (5, 5), (3, 3)), False),   # depth multiplier
+    ((8, 1, (3, 3), (1, 2), (1, 1), (0, 0), (5, 5), (3, 2)), False),   # unequal strides
+    ((8, 1, (3, 3), (1, 1), (2, 2), (0, 0), (5, 5), (1, 1)), False),   # dilation
+    ((8, 1, (2, 2), (1, 1), (1, 1), (0, 0), (5, 5), (4, 4)), False),   # not 3x3
+    ((8, 1, (3, 3), (1, 1), (1, 1), (1, 0), (5, 5), (5, 3)), False),   # unequal pads
+    ((8, 1, (3, 3), (2, 2), (1, 1), (1, 1), (6, 6), (4, 4)), False),   # window 2 past the end
+    ((8, 1, (3, 3), (1, 1), (1, 1), (1, 1), (1, 4), (1, 4)), False),   # 1 row, 4 columns
+])
+def test_tflite_fast_3x3_shape_predicate(args, want):
+    from npquant.profiles import tflite_fast_3x3
+
+    assert tflite_fast_3x3(*args) is want

@@ -96,8 +96,25 @@ FC_SHAPES = [(1, 4, 8), (2, 4, 8), (1, 3, 8), (1, 4, 7)]
 DEQ = (np.arange(-128, 128, dtype=np.int8), float(np.float32(0.1)), 3)
 
 
+def _dw(width: int):
+    """A 3x3 depthwise conv, 8 channels, accumulators all 3, M = 3/2: the left shift first
+    gives round(4.5) = 5, the left shift last (the aarch64 3x3 kernel) 2 round(2.25) = 4. Width
+    3 is a shape of that kernel; width 4 with stride (1, 2) is not."""
+    x = np.ones((1, 8, 3, width), np.int8)
+    w = np.zeros((8, 1, 3, 3), np.int8)
+    w[:, 0, 1, 1] = 3
+    return x, w, (1, 1) if width == 3 else (1, 2)
+
+
+def _dw_params(w, stride):
+    return dict(w=w, x_scale=1.0, x_zero_point=0, w_scale=1.5, y_scale=1.0, y_zero_point=0,
+                stride=stride, padding="VALID")
+
+
 def _run_discriminating(run_tflite_op):
     fc = [run_tflite_op("fully_connected", *_fc(*s), kernels="optimized") for s in FC_SHAPES]
+    fc += [run_tflite_op("depthwise_conv2d", [x], _dw_params(w, st), kernels="optimized")
+           for x, w, st in (_dw(3), _dw(4))]
     q, s, z = DEQ
     deq = run_tflite_op("dequantize", [q.reshape(1, -1)], dict(x_scale=s, x_zero_point=z),
                         kernels="optimized").reshape(-1)
@@ -105,7 +122,13 @@ def _run_discriminating(run_tflite_op):
 
 
 def _npquant_discriminating(profile):
+    from npquant.integer import depthwise_conv2d
+
     fc = [_fc_npquant(*_fc(*s), profile) for s in FC_SHAPES]
+    fc += [depthwise_conv2d(x, w, None, stride=st, padding="VALID", x_zero_point=0,
+                            out_zero_point=0, x_scale=1.0, w_scale=1.5, out_scale=1.0,
+                            profile=profile, out_dtype=np.int8)
+           for x, w, st in (_dw(3), _dw(4))]
     q, s, z = DEQ
     deq = dequantize(q, QParams(s, z, signed=True), rule=get_profile(profile).dequantize)
     return fc, deq
@@ -119,7 +142,8 @@ def _same(a, b) -> bool:
 
 
 def test_cases_on_which_the_aarch64_build_differs_from_x86(child):
-    """The same TFLite optimized FULLY_CONNECTED and DEQUANTIZE calls: on aarch64 they equal
+    """The same TFLite optimized FULLY_CONNECTED, DEPTHWISE_CONV_2D and DEQUANTIZE calls: on
+    aarch64 they equal
     ``tflite-optimized-aarch64`` and not ``tflite-optimized``; natively on x86-64 the reverse."""
     arm_profile = _npquant_discriminating("tflite-optimized-aarch64")
     x86_profile = _npquant_discriminating("tflite-optimized")
@@ -129,7 +153,8 @@ def test_cases_on_which_the_aarch64_build_differs_from_x86(child):
     with frameworks_on(child):
         on_arm = _run_discriminating(itfl.run_tflite_op)
     assert _same(on_arm, arm_profile)
-    assert [int(y.max()) for y in on_arm[0]] == [1, 0, 0, 0]  # GEMV twice, ruy once
+    # FC: the GEMV shape rounds twice, ruy's once; depthwise: the 3x3 kernel shifts left last
+    assert [int(y.max()) for y in on_arm[0]] == [1, 0, 0, 0, 4, 5]
     if os.uname().machine == "x86_64":
         native = _run_discriminating(itfl.run_tflite_op)
         assert _same(native, x86_profile)
