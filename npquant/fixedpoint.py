@@ -22,6 +22,8 @@ from enum import Enum
 import numba
 import numpy as np
 
+from npquant.validate import check_bits
+
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
 
@@ -60,7 +62,7 @@ def int_range(bits: int, signed: bool) -> tuple[int, int]:
 
     ``bits`` must be in 2..32 (an int with fewer than 2 bits cannot hold an affine range).
     """
-    _check_bits(bits, 2, 32)
+    check_bits("bits", bits, 2, 32)
     if signed:
         return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     return 0, (1 << bits) - 1
@@ -89,6 +91,42 @@ def saturate_scalar(x: int, qmin: int, qmax: int) -> int:
 # --------------------------------------------------------------------------------------------
 # Scalar cores (numba). Contracts are checked by the public wrappers below, not here.
 # --------------------------------------------------------------------------------------------
+
+
+@numba.njit(cache=True, inline="always")
+def round_from_floor(floor, above_half: int, positive: bool, ties: int):
+    """The one rounding decision of npquant: ``floor`` or ``floor + 1`` for a value ``v``.
+
+    ``floor = floor(v)``; ``above_half`` is the sign of ``(v - floor) - 1/2`` (-1, 0 or +1);
+    ``positive`` is ``v > 0``. Round up when the fraction is above one half, down when below,
+    and on an exact tie as ``ties`` says: TIES_UP ``floor + 1`` (toward +inf), TIES_AWAY
+    ``floor + 1`` for positive ``v`` and ``floor`` for negative ``v`` (away from zero),
+    TIES_EVEN the even one of the two. Every rounding in the package (rounding shifts, the
+    rounded division of pools, float-to-integer rounding) computes its exact ``floor`` and
+    ``above_half`` and calls this; works on ints and on integral floats.
+    """
+    if above_half > 0:
+        return floor + 1
+    if above_half < 0:
+        return floor
+    if ties == TIES_UP:
+        return floor + 1
+    if ties == TIES_AWAY:
+        return floor + 1 if positive else floor
+    return floor + (floor % 2)  # ties to even: an odd floor goes up to the even floor + 1
+
+
+@numba.njit(cache=True)
+def round_divide_scalar(num: int, den: int, ties: int) -> int:
+    """``round(num / den)`` exactly, with ``ties``; contract: ``den > 0``.
+
+    ``q = floor(num / den)``, remainder ``r = num - q den`` in ``[0, den)``; the fraction
+    ``r / den`` is compared with 1/2 as ``2 r`` with ``den`` (no float anywhere).
+    """
+    q = num // den
+    r = num - q * den
+    twice = 2 * r
+    return round_from_floor(q, (twice > den) - (twice < den), num > 0, ties)
 
 
 @numba.njit(cache=True)
@@ -126,15 +164,7 @@ def rounding_shift_right_scalar(x: int, exponent: int, ties: int) -> int:
     floor = x >> exponent
     remainder = x - (floor << exponent)
     half = 1 << (exponent - 1)
-    if remainder > half:
-        return floor + 1
-    if remainder < half:
-        return floor
-    if ties == TIES_UP:
-        return floor + 1
-    if ties == TIES_AWAY:
-        return floor + 1 if x > 0 else floor
-    return floor + (floor & 1)  # ties to even: floor is odd -> round up to the even floor + 1
+    return round_from_floor(floor, (remainder > half) - (remainder < half), x > 0, ties)
 
 
 @numba.njit(cache=True)
@@ -199,21 +229,19 @@ def single_rounding_multiply_scalar(x: int, quantized_multiplier: int, shift: in
 def round_float_scalar(value: float, ties: int) -> float:
     """Round a float to an integral float: ties to even (``nearbyint``), away (``round``) or up.
 
-    ``t = trunc(v)`` and ``v - t`` are exact in IEEE arithmetic, so the fraction is compared
-    with 0.5 exactly (``floor(|v| + 0.5)`` is wrong at 0.49999999999999994).
+    The fraction is compared with 1/2 exactly: ``t = trunc(v)`` and ``f = v - t`` are exact in
+    IEEE arithmetic, and so are ``f - 1/2`` and ``f + 1/2`` wherever their sign is in doubt
+    (Sterbenz). ``v - floor(v)`` is not: for ``v = -0.49999999999999994`` it rounds to 0.5
+    and fakes a tie, and ``floor(|v| + 0.5)`` is wrong at 0.49999999999999994 too.
     """
-    if ties == TIES_EVEN:
-        return np.rint(value)
-    if ties == TIES_UP:
-        fl = math.floor(value)
-        return fl + 1.0 if value - fl >= 0.5 else fl
-    t = math.trunc(value)
-    frac = value - t
-    if frac >= 0.5:
-        return t + 1.0
-    if frac <= -0.5:
-        return t - 1.0
-    return t
+    if not math.isfinite(value):
+        return value
+    t = np.trunc(value)
+    f = value - t
+    if f >= 0.0:  # floor = t, fraction f
+        return round_from_floor(t, (f > 0.5) - (f < 0.5), value > 0.0, ties)
+    # floor = t - 1, fraction 1 + f: above one half when f > -1/2
+    return round_from_floor(t - 1.0, (f > -0.5) - (f < -0.5), False, ties)
 
 
 # Float results are clamped to +-2^62 before the conversion to int64, which is undefined in C
@@ -348,6 +376,12 @@ def rounding_shift_right(x, exponent, *, ties: Ties | str) -> np.ndarray:
     return _vec_shift(x64, e64, np.int64(Ties(ties).code))
 
 
+def round_float(values, ties: Ties | str) -> np.ndarray:
+    """Round float64 values to integral float64 with an explicit tie rule, exactly
+    (``round_float_scalar`` over an array; NaN stays NaN, infinities stay)."""
+    return _vec_round_float(np.asarray(values, dtype=np.float64), np.int64(Ties(ties).code))
+
+
 def multiply_by_quantized_multiplier(x, quantized_multiplier, shift) -> np.ndarray:
     """TFLite reference ``MultiplyByQuantizedMultiplier`` (double rounding), returning int32.
 
@@ -442,6 +476,11 @@ def _vec_single_rounding(x, m, shift):
     return single_rounding_multiply_scalar(x, m, shift)
 
 
+@numba.vectorize(["float64(float64, int64)"], cache=True)
+def _vec_round_float(v, ties):
+    return round_float_scalar(v, ties)
+
+
 @numba.vectorize(["int64(int64, float32, int64)"], cache=True)
 def _vec_f32_multiply(x, m, ties):
     return float32_multiply_scalar(x, m, ties)
@@ -460,13 +499,6 @@ def _vec_f64_multiply(x, m, ties):
 def _round_half_away(value: float) -> int:
     """C ``round()`` of a double to a Python int (ties away from zero), exactly."""
     return int(round_float_scalar(value, TIES_AWAY))
-
-
-def _check_bits(bits: int, lo: int, hi: int) -> None:
-    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)):
-        raise TypeError(f"bits must be an int, got {type(bits).__name__}")
-    if not lo <= bits <= hi:
-        raise ValueError(f"bits must be in {lo}..{hi}, got {bits}")
 
 
 def _check_real_multiplier(real_multiplier: float) -> float:

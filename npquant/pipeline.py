@@ -64,13 +64,16 @@ def run_pipeline(model: str = "cnn", dataset: str = "fashion-mnist", epochs: int
         raise ValueError("profiles must name at least one profile")
     for p in profiles:
         get_profile(p)  # unknown names fail here, before any training
-    _check_model_converts(model, dataset, data_dir)
     if len(set(profiles)) != len(profiles):
         raise ValueError(f"profiles has duplicates: {profiles}")
     for name, v in (("epochs", epochs), ("calib_batches", calib_batches),
                     ("golden_batch", golden_batch), ("eval_batch_size", eval_batch_size)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{name} must be an int >= 1, got {v!r}")
+    # the dataset is read and normalized once; every stage below takes these arrays
+    x_test, y_test = train.prepare(dataset, "test", data_dir, limit_test)
+    _check_model_converts(model, x_test[:1])
+    x_train, y_train = train.prepare(dataset, "train", data_dir, limit_train)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
@@ -83,15 +86,14 @@ def run_pipeline(model: str = "cnn", dataset: str = "fashion-mnist", epochs: int
     # 1. train (or resume) ------------------------------------------------------------------
     t0 = header(1, f"train {model} on {dataset} for {epochs} epochs (seed {seed}, Adam, "
                    f"{schedule} schedule) -> {out / 'train'}")
-    meta = train.train(model, dataset, epochs, seed, out / "train", data_dir=data_dir,
-                       batch_size=batch_size, schedule=schedule, limit_train=limit_train,
-                       limit_test=limit_test, progress=progress, log=log)
+    meta = train.train(model, dataset, epochs, seed, out / "train", batch_size=batch_size,
+                       schedule=schedule, limit_train=limit_train, limit_test=limit_test,
+                       progress=progress, log=log, data=((x_train, y_train), (x_test, y_test)))
     float_model = train.load_trained_model(out / "train")
     timings["train"] = time.perf_counter() - t0
 
     # 2. float accuracy ---------------------------------------------------------------------
     t0 = header(2, "float test accuracy")
-    x_test, y_test = train.prepare(dataset, "test", data_dir, limit_test)
     float_eval = train.evaluate(float_model, (x_test, y_test))
     folded = fold_batch_norm(float_model, x_test[:2])
     float_pred = _float_predictions(folded, x_test, eval_batch_size)
@@ -101,10 +103,8 @@ def run_pipeline(model: str = "cnn", dataset: str = "fashion-mnist", epochs: int
     # 3. PTQ calibration --------------------------------------------------------------------
     t0 = header(3, f"PTQ: fold BatchNorm, calibrate observers on {calib_batches} batches of "
                    f"{calib_batch_size} training images (seed {seed})")
-    x_train, _ = train.prepare(dataset, "train", data_dir, limit_train)
     cal = calibrate(folded, x_train, num_batches=calib_batches, batch_size=calib_batch_size,
                     seed=seed)
-    del x_train
     timings["calibrate"] = time.perf_counter() - t0
 
     # 4. convert + integer accuracy ---------------------------------------------------------
@@ -165,16 +165,15 @@ def run_pipeline(model: str = "cnn", dataset: str = "fashion-mnist", epochs: int
     return summary
 
 
-def _check_model_converts(model: str, dataset: str, data_dir: str | Path | None) -> None:
+def _check_model_converts(model: str, image: np.ndarray) -> None:
     """Refuse, before training, a model the converter cannot take (``check_convertible`` on the
-    untrained model and one image shape of ``dataset``)."""
+    untrained model and the shape of one ``(1, C, H, W)`` image of the dataset)."""
     from npquant.convert import check_convertible
     from npquant.models import get_model
 
-    x, _ = train.prepare(dataset, "test", data_dir, 1)
-    net = get_model(model, **train._model_kwargs(model, x))
+    net = get_model(model, **train._model_kwargs(model, image))
     try:
-        check_convertible(net, tuple(x.shape[1:]))
+        check_convertible(net, tuple(image.shape[1:]))
     except ValueError as exc:
         raise ValueError(f"model {model!r} cannot be converted to an integer model, so the "
                          f"pipeline refuses it before training: {exc}") from None

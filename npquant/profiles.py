@@ -85,6 +85,18 @@ class AddScheme(str, Enum):
         """``b`` of the one-shift schemes: multipliers ``rne(r 2^(b - e)) < 2^(b + 1)``."""
         return {AddScheme.XNNPACK: 20, AddScheme.QNNPACK: 21}[self]
 
+    @property
+    def ratio_range(self) -> tuple[float, float]:
+        """One-shift schemes: the ratios ``r = f32(S / S_out)`` the library accepts,
+        ``lo <= r < hi`` (outside, it declines the op): XNNPACK ``[2^-10, 2^8)``, QNNPACK
+        ``[2^-14, 2^8)``."""
+        return {AddScheme.XNNPACK: (2.0**-10, 2.0**8), AddScheme.QNNPACK: (2.0**-14, 2.0**8)}[self]
+
+    def left_shift(self, input_bits: int) -> int:
+        """TFLite scheme: the left shift ``ls`` of ``(q - Z) 2^ls`` before the input rescaling,
+        20 for 8-bit inputs and 15 for int16 (lite/kernels/add.cc Prepare)."""
+        return 15 if input_bits == 16 else 20
+
 
 class QParamsMethod(str, Enum):
     """How (scale, zero point) are chosen from an observed range (npquant.qparams)."""
@@ -131,6 +143,12 @@ class RequantRule:
                              f"tail_ties={self.tail_ties})")
         if self.channel_group < 0:
             raise ValueError(f"channel_group must be >= 0, got {self.channel_group}")
+
+    def same_arithmetic(self, other: RequantRule) -> bool:
+        """True when ``other`` rounds as this rule does once ``M`` is known: the same kind, tie
+        rules and channel grouping (the derivation of ``M`` from the scales may differ)."""
+        return (self.kind, self.ties, self.channel_group, self.tail_ties) == \
+            (other.kind, other.ties, other.channel_group, other.tail_ties)
 
     def channel_ties(self, channels: int) -> np.ndarray:
         """Tie-rule codes (``Ties.code``) per output channel: length ``channels`` when the rule

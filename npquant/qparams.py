@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from npquant import fixedpoint as fp
 from npquant.fixedpoint import Ties, int_range
 from npquant.profiles import (
     DequantizeRule,
@@ -20,6 +21,7 @@ from npquant.profiles import (
     QuantizeRule,
     ZeroPointOrder,
 )
+from npquant.validate import check_bits
 
 SCHEMES = ("asymmetric", "symmetric", "power_of_two")
 _FLOAT32_EPS = float(np.finfo(np.float32).eps)  # PyTorch observers' floor on the scale
@@ -38,7 +40,7 @@ class QParams:
 
     def __init__(self, scale, zero_point, *, bits: int = 8, signed: bool = True,
                  axis: int | None = None, narrow_range: bool = False) -> None:
-        _check_bits(bits)
+        check_bits("bits", bits)
         if not isinstance(signed, (bool, np.bool_)):
             raise TypeError(f"signed must be a bool, got {signed!r}")
         s = np.asarray(scale, dtype=np.float64)
@@ -152,7 +154,7 @@ def from_range(rmin, rmax, *, bits: int = 8, signed: bool = True, scheme: str = 
     npquant gives ``S = 1`` (and ``S = eps`` for the pytorch method, as PyTorch does), so 0 stays
     exact. ``rmin``/``rmax`` are scalars (per-tensor) or 1-D arrays with ``axis`` (per-channel).
     """
-    _check_bits(bits)
+    check_bits("bits", bits)
     if scheme not in SCHEMES:
         raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
     meth = QParamsMethod(method)
@@ -294,20 +296,9 @@ def _dequantize(arr: np.ndarray, qparams: QParams, rule: DequantizeRule | None) 
 
 
 def round_to_integer(values: np.ndarray, ties: Ties | str) -> np.ndarray:
-    """Round float64 values to integral float64 with an explicit tie rule (exact, vectorized)."""
-    t = Ties(ties)
-    v = np.asarray(values, dtype=np.float64)
-    if t is Ties.EVEN:
-        return np.rint(v)
-    if t is Ties.UP:
-        fl = np.floor(v)
-        return np.where(v - fl >= 0.5, fl + 1.0, fl)
-    tr = np.trunc(v)
-    frac = v - tr  # exact: subtracting the integer part of a float loses nothing
-    return np.where(frac >= 0.5, tr + 1.0, np.where(frac <= -0.5, tr - 1.0, tr))
-
-
-# --------------------------------------------------------------------------------------------
+    """Round float64 values to integral float64 with an explicit tie rule (exact, vectorized):
+    ``npquant.fixedpoint.round_float``, the package's one float rounding."""
+    return fp.round_float(values, ties)
 
 
 def _tflite_asymmetric(rmin: float, rmax: float, qmin: int, qmax: int) -> tuple[float, int]:
@@ -396,13 +387,6 @@ def _float_input(x, name: str) -> np.ndarray:
 def _is_integral_float(z: np.ndarray) -> bool:
     return (np.issubdtype(z.dtype, np.floating) and bool(np.all(np.isfinite(z)))
             and bool(np.all(z == np.round(z))))
-
-
-def _check_bits(bits: int) -> None:
-    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)):
-        raise TypeError(f"bits must be an int, got {bits!r}")
-    if not 2 <= bits <= 16:
-        raise ValueError(f"bits must be in 2..16, got {bits}")
 
 
 def _qrange(bits: int, signed: bool, narrow_range: bool) -> tuple[int, int]:

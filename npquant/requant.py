@@ -123,6 +123,15 @@ class RequantParams:
         """Tie-rule codes per output channel (length 1 when every channel rounds alike)."""
         return self.rule.channel_ties(channels)
 
+    def kernel_args(self, channels: int) -> tuple[np.int64, np.ndarray, np.ndarray, np.ndarray,
+                                                  np.ndarray]:
+        """``(kind, ties, M0, shift, M)`` as the numba epilogues take them: the kind code, int64
+        tie codes (``channels`` or 1), int64 ``M0`` and shifts, float64 ``M`` (per channel or 1).
+        """
+        return (np.int64(self.kind_code), self.channel_ties(channels),
+                self.quantized_multiplier.astype(np.int64), self.shift.astype(np.int64),
+                self.multiplier.astype(np.float64))
+
     @property
     def channels(self) -> int:
         """Number of per-channel multipliers (1 for per-tensor)."""

@@ -125,6 +125,25 @@ def prepare(dataset: str, split: str, data_dir: str | Path | None = None,
     return normalize(images, *NORMALIZATION[dataset]), labels
 
 
+def check_split(name: str, images: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A split given as arrays: float32 NCHW images without NaN/inf and int labels of one length
+    (ValueError/TypeError naming the split and the problem)."""
+    if not isinstance(images, np.ndarray) or images.dtype != np.float32 or images.ndim != 4:
+        raise TypeError(f"{name} images must be a float32 (N, C, H, W) array, got "
+                        f"{getattr(images, 'dtype', type(images).__name__)} "
+                        f"{getattr(images, 'shape', '')}")
+    if not isinstance(labels, np.ndarray) or labels.ndim != 1 or labels.dtype.kind not in "iu":
+        raise TypeError(f"{name} labels must be a 1-D integer array, got "
+                        f"{getattr(labels, 'dtype', type(labels).__name__)} "
+                        f"{getattr(labels, 'shape', '')}")
+    if len(images) != len(labels) or len(labels) == 0:
+        raise ValueError(f"{name}: {len(images)} images and {len(labels)} labels; give the same "
+                         "number, at least one")
+    if not np.all(np.isfinite(images)):
+        raise ValueError(f"{name} images contain NaN or inf")
+    return images, labels.astype(np.int64, copy=False)
+
+
 def evaluate(model: nn.Module, dataset: str | tuple[np.ndarray, np.ndarray], *,
              split: str = "test", data_dir: str | Path | None = None,
              batch_size: int = 1000, limit: int | None = None) -> dict[str, float]:
@@ -193,8 +212,15 @@ def train(model_name: str, dataset: str = "fashion-mnist", epochs: int = 1, seed
           momentum: float = 0.9, weight_decay: float = 0.0, schedule: str = "constant",
           warmup: int = 0, augment: bool = False, limit_train: int | None = None,
           limit_test: int | None = None, resume: bool = True, progress: bool = True,
-          log: Callable[[str], None] = print) -> dict[str, Any]:
+          log: Callable[[str], None] = print,
+          data: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None
+          ) -> dict[str, Any]:
     """Train ``model_name`` on ``dataset`` for ``epochs`` epochs; returns the metadata dict.
+
+    ``data``: ``((x_train, y_train), (x_test, y_test))`` already loaded and normalized (float32
+    NCHW images, integer labels), e.g. by ``prepare`` once for a whole pipeline run, or your own
+    arrays; ``dataset`` then only names them (in the checkpoint, and CIFAR-10 flips under
+    ``augment``), and ``data_dir``/``limit_*`` are not used. None: ``prepare`` loads the splits.
 
     After every epoch, ``out_dir/checkpoint.npz`` and ``out_dir/checkpoint.json`` are written.
     With ``resume`` and an existing checkpoint of the same configuration, training continues
@@ -212,8 +238,12 @@ def train(model_name: str, dataset: str = "fashion-mnist", epochs: int = 1, seed
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    x_train, y_train = prepare(dataset, "train", data_dir, limit_train)
-    x_test, y_test = prepare(dataset, "test", data_dir, limit_test)
+    if data is None:
+        x_train, y_train = prepare(dataset, "train", data_dir, limit_train)
+        x_test, y_test = prepare(dataset, "test", data_dir, limit_test)
+    else:
+        (x_train, y_train), (x_test, y_test) = (check_split(name, *split) for name, split in
+                                                zip(("train", "test"), data, strict=True))
     model_kwargs = _model_kwargs(model_name, x_train)
     model = get_model(model_name, seed=seed, **model_kwargs)
     opt = make_optimizer(optimizer, model.parameters(), lr, momentum=momentum,

@@ -133,3 +133,21 @@ def test_pipeline_refuses_an_unconvertible_model_before_training(tmp_path, monke
         run_pipeline("bad", epochs=1, out_dir=tmp_path / "b", limit_train=8, limit_test=8,
                      progress=False, log=lambda _: None)
     assert not (tmp_path / "b" / "train").exists()
+
+
+def test_pipeline_reads_each_split_once(toy_dir, tmp_path, monkeypatch):
+    """The dataset is parsed and normalized once per run: every stage takes the same arrays."""
+    import npquant.train as train_module
+
+    calls = []
+    real = train_module.load_dataset
+
+    def counting(name, split, data_dir=None):
+        calls.append(split)
+        return real(name, split, data_dir)
+
+    monkeypatch.setattr(train_module, "load_dataset", counting)
+    run_pipeline("cnn", epochs=1, out_dir=tmp_path, data_dir=toy_dir, profiles=("tflite",),
+                 calib_batches=1, limit_train=64, limit_test=32, golden_batch=1,
+                 progress=False, log=lambda _: None)
+    assert sorted(calls) == ["test", "train"]

@@ -136,3 +136,27 @@ def test_full_fashion_mnist_reaches_90_percent(tmp_path, model):
     _real_data()
     meta = train(model, "fashion-mnist", 8, 0, tmp_path, schedule="cosine", progress=False)
     assert meta["test_accuracy"] >= 0.90, meta["history"]
+
+
+def test_train_takes_arrays_as_the_dataset_name_would_load_them(toy_dir, tmp_path):
+    """``data=`` enters the stage with outside arrays; the same arrays give the same bytes."""
+    kw = dict(limit_train=64, limit_test=32, **KW)
+    train("cnn", "fashion-mnist", 1, 2, tmp_path / "name", data_dir=toy_dir, **kw)
+    data = (prepare("fashion-mnist", "train", toy_dir, 64), prepare("fashion-mnist", "test",
+                                                                    toy_dir, 32))
+    train("cnn", "fashion-mnist", 1, 2, tmp_path / "arrays", data=data, **kw)
+    for f in ("checkpoint.npz",):
+        assert (tmp_path / "name" / f).read_bytes() == (tmp_path / "arrays" / f).read_bytes()
+
+
+@pytest.mark.parametrize("split, match", [
+    (lambda x, y: (x.astype(np.float64), y), "train images must be a float32"),
+    (lambda x, y: (x, y.astype(np.float32)), "train labels must be a 1-D integer"),
+    (lambda x, y: (x, y[:-1]), "64 images and 63 labels"),
+    (lambda x, y: (np.where(x > 0, np.nan, x).astype(np.float32), y), "NaN or inf"),
+])
+def test_train_refuses_bad_arrays(toy_dir, tmp_path, split, match):
+    x, y = prepare("fashion-mnist", "train", toy_dir, 64)
+    test = prepare("fashion-mnist", "test", toy_dir, 32)
+    with pytest.raises((TypeError, ValueError), match=match):
+        train("cnn", "fashion-mnist", 1, 0, tmp_path, data=(split(x, y), test), **KW)

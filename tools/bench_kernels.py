@@ -28,8 +28,9 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from npquant.integer import conv2d, depthwise_conv2d, fast_gemm, fully_connected  # noqa: E402
-from npquant.integer.gemm import _gemm_i32  # noqa: E402
+from npquant.integer import conv2d, depthwise_conv2d, fully_connected  # noqa: E402
+from npquant.integer.fast import vnni_gemm as fast_gemm  # noqa: E402
+from npquant.integer.fast.gemm_loops import gemm_i32 as _gemm_i32  # noqa: E402
 
 SX, SW, SY, ZX, ZY = 0.02, 0.01, 0.5, 128, 128
 

@@ -130,6 +130,14 @@ def plan_accumulation(rule: AccumulatorRule, bound: int, pairs_saturate: bool) -
     return Plan(PLAN_EMULATE, False)
 
 
+def plan_for(a: np.ndarray, za: int, w: np.ndarray, zw: np.ndarray, k_len: int,
+             bias: np.ndarray, rule: AccumulatorRule) -> Plan:
+    """The plan for these operands: the operand bound of a ``k_len``-term reduction, and whether
+    vpmaddubsw pairs may saturate under ``rule`` (the one dispatch condition of every kernel)."""
+    bound = operand_bound(a, za, w, zw, k_len, bias)
+    return plan_accumulation(rule, bound, rule.pair_saturation and pairs_may_saturate(a, w))
+
+
 def wrap_to_bits(acc: np.ndarray, bits: int) -> np.ndarray:
     """Two's complement wrap of int64 values to ``bits`` bits.
 

@@ -13,24 +13,37 @@ with ``g = o // (O / groups)``. Padding pads with the input zero point ``Zx`` (r
 integer 0, so a padded tap adds ``(Zx - Zx)(w - Zw) = 0``. Output size
 ``OH = (H + pt + pb - ((KH - 1) dh + 1)) // sh + 1``.
 
-The convolution is lowered to the GEMM of ``npquant.integer.gemm`` per group (im2col: one row per
+The arithmetic reads plainly in ``npquant.integer.reference.conv2d`` (a loop per output element).
+This module checks the arguments once (``check_conv``) and computes the same numbers fast: the
+convolution is lowered to the GEMM of ``npquant.integer.gemm`` per group (im2col: one row per
 output pixel, one column per ``(ci, kh, kw)``, which is also the reduction order); with int8/uint8
-activations on an AVX-512 VNNI CPU, ``npquant.integer.fast_conv`` runs the same sums per image
-straight into NCHW when the operand bound proves them exact in int32; depthwise layers
-run a direct loop (``_depthwise_i32``) when the operand bound proves int32 exact.
+activations on an AVX-512 VNNI CPU, ``npquant.integer.fast.vnni_conv`` runs the same sums per
+image straight into NCHW when the operand bound proves them exact in int32; depthwise layers run
+a direct loop (``fast.conv_loops``) when the operand bound proves int32 exact.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-import numba
 import numpy as np
-from numba import prange
 
 from npquant.integer import accumulator as accm
-from npquant.integer import fast_gemm
-from npquant.integer._checks import (
+from npquant.integer.epilogue import (
+    activation_range,
+    needs_domain_check,
+    requant_for_shape,
+    requantize_accumulators,
+    resolve_requant,
+)
+from npquant.integer.fast import conv_loops, vnni_gemm
+from npquant.integer.fast.vnni_conv import conv_exact_vnni
+from npquant.integer.gemm import accumulate
+from npquant.integer.result import KernelResult
+from npquant.profiles import AccumulatorRule, Profile, tflite_fast_3x3
+from npquant.requant import RequantParams
+from npquant.validate import (
     ACTIVATION_DTYPES,
     WEIGHT_DTYPES,
     check_bias,
@@ -41,17 +54,6 @@ from npquant.integer._checks import (
     check_zero_points,
     pair,
 )
-from npquant.integer.epilogue import (
-    activation_range,
-    needs_domain_check,
-    requantize_accumulators,
-    resolve_requant,
-)
-from npquant.integer.fast_conv import conv_exact_vnni
-from npquant.integer.gemm import accumulate
-from npquant.integer.result import KernelResult
-from npquant.profiles import AccumulatorRule, Profile, tflite_fast_3x3
-from npquant.requant import RequantParams
 
 Padding = int | tuple[int, int] | tuple[int, int, int, int] | str
 
@@ -90,130 +92,45 @@ def conv_padding(padding: Padding, in_hw: tuple[int, int], kernel_hw: tuple[int,
     return p[0], p[1], p[2], p[3]
 
 
-@numba.njit(cache=True, parallel=True)
-def _im2col(xp, kh_len, kw_len, sh, sw, dh, dw, oh_len, ow_len, groups, cols):
-    """im2col: ``cols[g, row, col] = xp[n, g Cg + ci, i sh + a dh, j sw + b dw]``.
+@dataclass(frozen=True)
+class ConvCall:
+    """A checked ``conv2d`` call: the resolved operands every conv kernel (reference or fast)
+    computes from. ``xp`` is the input padded with ``Zx`` (real 0); ``bias`` and ``w_zero_point``
+    are int64 ``(O,)``; ``act_range`` is the integer clamp of the fused activation."""
 
-    ``row = (n OH + i) OW + j`` (one per output pixel), ``col = (ci KH + a) KW + b``.
-
-    Contract: xp (N, C, Hp, Wp) already padded with the zero point; cols int16
-    (groups, N OH OW, Cg KH KW); every index in range (the caller computed OH, OW).
-    """
-    n_len, c_len = xp.shape[0], xp.shape[1]
-    cg = c_len // groups
-    for n in prange(n_len):
-        for i in range(oh_len):
-            for j in range(ow_len):
-                row = (n * oh_len + i) * ow_len + j
-                for g in range(groups):
-                    col = 0
-                    for ci in range(cg):
-                        c = g * cg + ci
-                        for a in range(kh_len):
-                            for b in range(kw_len):
-                                cols[g, row, col] = xp[n, c, i * sh + a * dh, j * sw + b * dw]
-                                col += 1
-
-
-@numba.njit(cache=True, parallel=True)
-def _depthwise_i32(xp, w, zx, zw, bias, mult, sh, sw, dh, dw, out):
-    """Direct depthwise convolution, exact in int32: ``out[n, o, i, j]`` for ``o = c m + q``.
-
-    Contract: xp (N, C, Hp, Wp) padded with zx; w (C m, KH, KW) int; zw, bias int64 (C m,);
-    out int32 (N, C m, OH, OW); the exact sums fit int32 (the caller's bound). The innermost loop
-    runs over output columns j so that, for stride 1, it reads contiguous inputs.
-    """
-    n_len, o_len, oh_len, ow_len = out.shape
-    kh_len, kw_len = w.shape[1], w.shape[2]
-    for t in prange(n_len * o_len):
-        n = t // o_len
-        o = t % o_len
-        c = o // mult
-        row = np.empty(ow_len, dtype=np.int32)
-        for i in range(oh_len):
-            for j in range(ow_len):
-                row[j] = np.int32(bias[o])
-            for a in range(kh_len):
-                for b in range(kw_len):
-                    wv = np.int32(w[o, a, b] - zw[o])
-                    y = i * sh + a * dh
-                    for j in range(ow_len):
-                        xv = np.int32(xp[n, c, y, j * sw + b * dw] - zx)
-                        row[j] = np.int32(row[j] + xv * wv)
-            for j in range(ow_len):
-                out[n, o, i, j] = row[j]
+    x: np.ndarray
+    xp: np.ndarray
+    w: np.ndarray
+    bias: np.ndarray
+    x_zero_point: int
+    w_zero_point: np.ndarray
+    out_zero_point: int
+    stride: tuple[int, int]
+    dilation: tuple[int, int]
+    pads: tuple[int, int, int, int]
+    groups: int
+    out_hw: tuple[int, int]
+    depthwise: bool
+    requant: RequantParams
+    accumulator: AccumulatorRule
+    act_range: tuple[int, int]
+    out_dtype: np.dtype
+    layer: str
 
 
-@numba.njit(cache=True, parallel=True)
-def _depthwise_i32_unit_stride(xp, w, zx, zw, bias, mult, dh, dw, out):
-    """``_depthwise_i32`` for stride 1, written for the vector units (same contract, same sums).
+def check_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, *,
+               x_zero_point: int, out_zero_point: int, profile: Profile | str,
+               w_zero_point: Any = 0, stride: int | tuple[int, int] = 1, padding: Padding = 0,
+               dilation: int | tuple[int, int] = 1, groups: int = 1,
+               x_scale: float | None = None, w_scale: Any = None,
+               out_scale: float | None = None, requant: RequantParams | None = None,
+               out_dtype: Any = np.int8, out_bits: int | None = None,
+               activation: str | None = None, accumulator: AccumulatorRule | None = None,
+               layer: str = "conv2d", depthwise_op: bool = False) -> ConvCall:
+    """Check the arguments of ``conv2d`` (its docstring) and resolve them into a ``ConvCall``.
 
-    Eq. 2 with the activation zero point folded into the start value:
-    ``acc = (bias - zx sum_t wz_t) + sum_t wz_t x_t`` with ``wz = w - zw``, evaluated modulo 2^32
-    (exact: the true value fits int32). The plane is computed "wide": ``wide[i Wp + j]`` for all
-    ``j < Wp`` (the padded input width), so each tap is one long axpy over the flattened input
-    ``x[(i + a dh) Wp + j + b dw]`` that LLVM vectorizes (16 int32 lanes); the columns
-    ``j >= OW`` mix two rows, are never stored, and the last row stops before reading past the
-    input. Short rows (OW = 32) would otherwise fall into the vector loop's scalar remainder.
-    """
-    n_len, o_len, oh_len, ow_len = out.shape
-    kh_len, kw_len = w.shape[1], w.shape[2]
-    wp_len = xp.shape[3]
-    flat_len = (oh_len - 1) * wp_len + ow_len
-    for t in prange(n_len * o_len):
-        n = t // o_len
-        o = t % o_len
-        c = o // mult
-        total = 0
-        for a in range(kh_len):
-            for b in range(kw_len):
-                total += w[o, a, b] - zw[o]
-        start = np.int32(bias[o] - zx * total)
-        x_flat = xp[n, c].reshape(xp.shape[2] * wp_len)
-        wide = np.empty(flat_len, dtype=np.int32)
-        wide[:] = start
-        for a in range(kh_len):
-            for b in range(kw_len):
-                wv = np.int32(w[o, a, b] - zw[o])
-                off = a * dh * wp_len + b * dw
-                # NOTE: a slice, not x_flat[off + q]: numba cannot prove off + q >= 0 and then
-                # emits the negative-index wrap-around per element, which blocks vectorization.
-                xs = x_flat[off:off + flat_len]
-                for q in range(flat_len):
-                    wide[q] = np.int32(wide[q] + wv * np.int32(xs[q]))
-        for i in range(oh_len):
-            for j in range(ow_len):
-                out[n, o, i, j] = wide[i * wp_len + j]
-
-
-def conv2d(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, *,
-           x_zero_point: int, out_zero_point: int, w_zero_point: Any = 0,
-           stride: int | tuple[int, int] = 1, padding: Padding = 0,
-           dilation: int | tuple[int, int] = 1, groups: int = 1,
-           x_scale: float | None = None, w_scale: Any = None, out_scale: float | None = None,
-           requant: RequantParams | None = None, profile: Profile | str = "tflite",
-           out_dtype: Any = np.int8, out_bits: int | None = None,
-           activation: str | None = None,
-           accumulator: AccumulatorRule | None = None, layer: str = "conv2d",
-           return_accumulators: bool = False, _depthwise_op: bool = False
-           ) -> np.ndarray | KernelResult:
-    """Integer convolution ``y = requant(conv(x - Zx, w - Zw) + bias)`` (module docstring).
-
-    Args:
-        x: ``(N, C, H, W)`` int8/uint8/int16. w: ``(O, C / groups, KH, KW)`` int8/uint8.
-        bias: int32 ``(O,)`` (scale ``S_x S_w[o]``, zero point 0) or None.
-        stride, dilation: int or ``(h, w)``. padding: int, ``(ph, pw)``,
-            ``(top, bottom, left, right)``, or ``"SAME"``/``"VALID"`` (TFLite).
-        groups: C and O divisible by it; ``groups == C > 1`` with ``w.shape[1] == 1`` is
-            depthwise and uses the profile's ``depthwise_conv`` rule (else its ``conv`` rule). A
-            one-channel input with ``groups=1`` is a CONV_2D here; ``depthwise_conv2d`` makes it
-            a depthwise layer (as the op type, not the shape, decides in TFLite).
-        x_scale, w_scale (number or ``(O,)`` per channel), out_scale, or ``requant``: as in
-            ``fully_connected``. Zero points: ``w_zero_point`` an int or ``(O,)``.
-        profile, out_dtype, out_bits, activation, accumulator, layer, return_accumulators: as in
-            ``fully_connected``; accumulators come back as ``(N, O, OH, OW)``.
-
-    Returns ``(N, O, OH, OW)`` of ``out_dtype``, or ``KernelResult(out, acc)``.
+    ``depthwise_op``: the call comes from ``depthwise_conv2d`` (the op type, not the shape, makes
+    a one-channel layer depthwise).
     """
     prof = check_profile(profile)
     x = check_int_array("x", x, ACTIVATION_DTYPES, 4)
@@ -239,31 +156,79 @@ def conv2d(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, *,
     odt = check_out_dtype(out_dtype)
     zo = check_zero_point("out_zero_point", out_zero_point, odt)
     rule = accm.check_rule(accumulator if accumulator is not None else prof.accumulator)
-    depthwise = groups == c_len and cg == 1 and (groups > 1 or _depthwise_op)
+    depthwise = groups == c_len and cg == 1 and (groups > 1 or depthwise_op)
+    base_rule = prof.depthwise_conv if depthwise else prof.conv
     if depthwise:  # TFLite's 3x3 kernel can round otherwise (RequantRule.for_depthwise)
-        op_rule = prof.depthwise_conv.for_depthwise(tflite_fast_3x3(
+        op_rule = base_rule.for_depthwise(tflite_fast_3x3(
             c_len, o_len // c_len, (kh_len, kw_len), (sh, sw), (dh, dw), (pt, pl),
             (h_len, w_len), (oh_len, ow_len)))
     else:  # a GEMM of O rows, depth C KH KW / groups and N OH OW columns (for_gemm)
-        op_rule = prof.conv.for_gemm(n_len * oh_len * ow_len, o_len, cg * kh_len * kw_len)
-    params = resolve_requant(op_rule, requant, x_scale, w_scale, out_scale, o_len)
+        op_rule = base_rule.for_gemm(n_len * oh_len * ow_len, o_len, cg * kh_len * kw_len)
+    params = resolve_requant(op_rule, requant_for_shape(requant, base_rule, op_rule), x_scale,
+                             w_scale, out_scale, o_len,
+                             what=f"{prof.name} {'depthwise_conv' if depthwise else 'conv'}")
     act = activation_range(activation, out_scale, zo, odt, prof, out_bits)
-
     xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=zx) \
         if pt or pb or pl or pr else x
-    if _vnni_applies(xp, w, zx, zw, b, rule, depthwise, groups) \
-            and not needs_domain_check(params):
-        # the same sums and the same epilogue, fused per image (npquant.integer.fast_conv)
-        acc, out = conv_exact_vnni(xp, w, zx, zw, b, (sh, sw), (dh, dw), groups,
-                                   (oh_len, ow_len), requant=params, out_zero_point=zo,
-                                   act_range=act, out_dtype=odt, want_acc=return_accumulators)
+    return ConvCall(x, xp, w, b, zx, zw, zo, (sh, sw), (dh, dw), (pt, pb, pl, pr), groups,
+                    (oh_len, ow_len), depthwise, params, rule, act, odt, layer)
+
+
+def conv2d(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, *,
+           x_zero_point: int, out_zero_point: int, profile: Profile | str,
+           w_zero_point: Any = 0, stride: int | tuple[int, int] = 1, padding: Padding = 0,
+           dilation: int | tuple[int, int] = 1, groups: int = 1,
+           x_scale: float | None = None, w_scale: Any = None, out_scale: float | None = None,
+           requant: RequantParams | None = None,
+           out_dtype: Any = np.int8, out_bits: int | None = None,
+           activation: str | None = None,
+           accumulator: AccumulatorRule | None = None, layer: str = "conv2d",
+           return_accumulators: bool = False, _depthwise_op: bool = False
+           ) -> np.ndarray | KernelResult:
+    """Integer convolution ``y = requant(conv(x - Zx, w - Zw) + bias)`` (module docstring).
+
+    The arithmetic reads plainly in ``npquant.integer.reference.conv2d``; this function computes
+    the same values with the fast kernels.
+
+    Args:
+        x: ``(N, C, H, W)`` int8/uint8/int16. w: ``(O, C / groups, KH, KW)`` int8/uint8.
+        bias: int32 ``(O,)`` (scale ``S_x S_w[o]``, zero point 0) or None.
+        profile: a ``Profile`` or its name (required): its ``conv`` / ``depthwise_conv`` rule
+            and its ``accumulator``. A ``requant`` built for another rule is refused.
+        stride, dilation: int or ``(h, w)``. padding: int, ``(ph, pw)``,
+            ``(top, bottom, left, right)``, or ``"SAME"``/``"VALID"`` (TFLite).
+        groups: C and O divisible by it; ``groups == C > 1`` with ``w.shape[1] == 1`` is
+            depthwise and uses the profile's ``depthwise_conv`` rule (else its ``conv`` rule). A
+            one-channel input with ``groups=1`` is a CONV_2D here; ``depthwise_conv2d`` makes it
+            a depthwise layer (as the op type, not the shape, decides in TFLite).
+        x_scale, w_scale (number or ``(O,)`` per channel), out_scale, or ``requant``: as in
+            ``fully_connected``. Zero points: ``w_zero_point`` an int or ``(O,)``.
+        out_dtype, out_bits, activation, accumulator, layer, return_accumulators: as in
+            ``fully_connected``; accumulators come back as ``(N, O, OH, OW)``.
+
+    Returns ``(N, O, OH, OW)`` of ``out_dtype``, or ``KernelResult(out, acc)``.
+    """
+    c = check_conv(x, w, bias, x_zero_point=x_zero_point, out_zero_point=out_zero_point,
+                   profile=profile, w_zero_point=w_zero_point, stride=stride, padding=padding,
+                   dilation=dilation, groups=groups, x_scale=x_scale, w_scale=w_scale,
+                   out_scale=out_scale, requant=requant, out_dtype=out_dtype, out_bits=out_bits,
+                   activation=activation, accumulator=accumulator, layer=layer,
+                   depthwise_op=_depthwise_op)
+    plan = accm.plan_for(c.xp, c.x_zero_point, c.w, c.w_zero_point, c.w[0].size, c.bias,
+                         c.accumulator)
+    if _vnni_applies(c, plan) and not needs_domain_check(c.requant):
+        # the same sums and the same epilogue, fused per image (npquant.integer.fast.vnni_conv)
+        acc, out = conv_exact_vnni(c.xp, c.w, c.x_zero_point, c.w_zero_point, c.bias, c.stride,
+                                   c.dilation, c.groups, c.out_hw, requant=c.requant,
+                                   out_zero_point=c.out_zero_point, act_range=c.act_range,
+                                   out_dtype=c.out_dtype, want_acc=return_accumulators)
         if acc is not None:
-            acc = acc.astype(accm.accumulator_dtype(rule), copy=False)
+            acc = acc.astype(accm.accumulator_dtype(c.accumulator), copy=False)
         return KernelResult(out, acc) if return_accumulators else out
-    acc = _accumulate_conv(xp, w, zx, zw, b, rule, (sh, sw), (dh, dw), groups,
-                           (oh_len, ow_len), depthwise, layer)
-    out = requantize_accumulators(acc, params, channel_axis=1, out_zero_point=zo, act_range=act,
-                                  out_dtype=odt)
+    acc = _accumulate_conv(c, plan)
+    out = requantize_accumulators(acc, c.requant, channel_axis=1,
+                                  out_zero_point=c.out_zero_point, act_range=c.act_range,
+                                  out_dtype=c.out_dtype)
     return KernelResult(out, acc) if return_accumulators else out
 
 
@@ -283,48 +248,40 @@ def depthwise_conv2d(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = Non
     return conv2d(x, w, bias, groups=x.shape[1], _depthwise_op=True, **kwargs)
 
 
-def _vnni_applies(xp, w, zx, zw, b, rule, depthwise, groups) -> bool:
-    """True when ``fast_conv`` computes the exact accumulators: a VNNI CPU, int8/uint8
-    activations, not the direct depthwise case, and the operand bound proves int32 exact (and,
-    under pair saturation, that no pair saturates)."""
-    if not fast_gemm.HAVE_VNNI or xp.dtype == np.int16 or (depthwise and groups > 1):
-        return False
-    bound = accm.operand_bound(xp, zx, w, zw, w.shape[1] * w.shape[2] * w.shape[3], b)
-    plan = accm.plan_accumulation(rule, bound, rule.pair_saturation
-                                  and accm.pairs_may_saturate(xp, w))
-    return plan.kind == accm.PLAN_EXACT and plan.fits_int32
+def _vnni_applies(c: ConvCall, plan: accm.Plan) -> bool:
+    """True when ``fast.vnni_conv`` computes the exact accumulators: ``vnni_gemm.runs_exactly``
+    and not a depthwise layer (the direct depthwise loops take those)."""
+    return vnni_gemm.runs_exactly(c.xp.dtype, plan) and not (c.depthwise and c.groups > 1)
 
 
-def _accumulate_conv(xp, w, zx, zw, b, rule, stride, dilation, groups, out_hw, depthwise, layer):
-    """Accumulators ``(N, O, OH, OW)`` of the (padded) input, under ``rule``."""
+def _accumulate_conv(c: ConvCall, plan: accm.Plan) -> np.ndarray:
+    """Accumulators ``(N, O, OH, OW)`` of the checked call, under its accumulator rule."""
+    xp, w, zx, zw, b, rule = c.xp, c.w, c.x_zero_point, c.w_zero_point, c.bias, c.accumulator
+    stride, dilation, groups, layer = c.stride, c.dilation, c.groups, c.layer
     n_len = xp.shape[0]
     o_len, cg, kh_len, kw_len = w.shape
-    oh_len, ow_len = out_hw
+    oh_len, ow_len = c.out_hw
     og = o_len // groups
-    if depthwise and groups > 1:
-        bound = accm.operand_bound(xp, zx, w, zw, kh_len * kw_len, b)
-        pairs = rule.pair_saturation and accm.pairs_may_saturate(xp, w)
-        plan = accm.plan_accumulation(rule, bound, pairs)
-        if plan.kind == accm.PLAN_EXACT and plan.fits_int32:
-            acc = np.empty((n_len, o_len, oh_len, ow_len), dtype=np.int32)
-            if stride == (1, 1):
-                _depthwise_i32_unit_stride(xp, w.reshape(o_len, kh_len, kw_len), np.int64(zx), zw,
-                                           b, np.int64(o_len // xp.shape[1]), dilation[0],
-                                           dilation[1], acc)
-            else:
-                _depthwise_i32(xp, w.reshape(o_len, kh_len, kw_len), np.int64(zx), zw, b,
-                               np.int64(o_len // xp.shape[1]), stride[0], stride[1], dilation[0],
-                               dilation[1], acc)
-            return acc.astype(accm.accumulator_dtype(rule), copy=False)
-    if _vnni_applies(xp, w, zx, zw, b, rule, depthwise, groups):
-        acc, _ = conv_exact_vnni(xp, w, zx, zw, b, stride, dilation, groups, out_hw)
+    exact_i32 = plan.kind == accm.PLAN_EXACT and plan.fits_int32
+    if c.depthwise and groups > 1 and exact_i32:
+        acc = np.empty((n_len, o_len, oh_len, ow_len), dtype=np.int32)
+        w3, mult = w.reshape(o_len, kh_len, kw_len), np.int64(o_len // xp.shape[1])
+        if stride == (1, 1):
+            conv_loops.depthwise_i32_unit_stride(xp, w3, np.int64(zx), zw, b, mult, dilation[0],
+                                                 dilation[1], acc)
+        else:
+            conv_loops.depthwise_i32(xp, w3, np.int64(zx), zw, b, mult, stride[0], stride[1],
+                                     dilation[0], dilation[1], acc)
+        return acc.astype(accm.accumulator_dtype(rule), copy=False)
+    if _vnni_applies(c, plan):
+        acc, _ = conv_exact_vnni(xp, w, zx, zw, b, stride, dilation, groups, c.out_hw)
         return acc.astype(accm.accumulator_dtype(rule), copy=False)
     cols = np.empty((groups, n_len * oh_len * ow_len, cg * kh_len * kw_len), dtype=np.int16)
-    _im2col(xp, kh_len, kw_len, stride[0], stride[1], dilation[0], dilation[1], oh_len, ow_len,
-            groups, cols)
+    conv_loops.im2col(xp, kh_len, kw_len, stride[0], stride[1], dilation[0], dilation[1], oh_len,
+                      ow_len, groups, cols)
     wmat = w.reshape(groups, og, cg * kh_len * kw_len)
-    if rule.pair_saturation and rule.conv_order == "hwc":
-        # pairs along (kh, kw, ci), an NHWC im2col row (AccumulatorRule.conv_order)
+    if rule.conv_order == "hwc":
+        # the reduction runs along (kh, kw, ci), an NHWC im2col row (AccumulatorRule.conv_order)
         cols = np.ascontiguousarray(cols.reshape(groups, -1, cg, kh_len, kw_len)
                                     .transpose(0, 1, 3, 4, 2).reshape(cols.shape))
         wmat = np.ascontiguousarray(wmat.reshape(groups, og, cg, kh_len, kw_len)

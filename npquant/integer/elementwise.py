@@ -30,21 +30,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numba
 import numpy as np
 
 from npquant import fixedpoint as fp
-from npquant.integer._checks import (
-    ACTIVATION_DTYPES,
-    check_int_array,
-    check_out_dtype,
-    check_profile,
-    check_scale,
-    check_zero_point,
-    dtype_range,
-)
+from npquant.fixedpoint import Ties
 from npquant.integer.epilogue import activation_range
 from npquant.integer.result import KernelResult
 from npquant.profiles import AddScheme, MultiplierDerivation, Profile, RequantRule
@@ -53,6 +46,15 @@ from npquant.requant import (
     requant_params_from_multiplier,
     requantize,
     requantize_scalar,
+)
+from npquant.validate import (
+    ACTIVATION_DTYPES,
+    check_int_array,
+    check_out_dtype,
+    check_profile,
+    check_scale,
+    check_zero_point,
+    dtype_range,
 )
 
 
@@ -78,16 +80,39 @@ def _add_inputs(a, b, za, zb, left_shift, kind, ties, qa, sha, ma, qb, shb, mb, 
                   + requantize_scalar(vb, kind, ties, qb, shb, mb))
 
 
-def add(a: np.ndarray, b: np.ndarray, *, a_scale: float, a_zero_point: int, b_scale: float,
-        b_zero_point: int, out_scale: float, out_zero_point: int,
-        profile: Profile | str = "tflite", out_dtype: Any = None,
-        activation: str | None = None, return_accumulators: bool = False
-        ) -> np.ndarray | KernelResult:
-    """Quantized ``a + b`` with different scales (module docstring); numpy broadcasting.
+@dataclass(frozen=True)
+class AddCall:
+    """A checked ``add`` call: the operands every ADD kernel (reference or fast) computes from.
 
-    ``a``, ``b`` of one dtype (int8/uint8/int16); ``out_dtype`` defaults to it. Accumulators are
-    the int32 sums ``s_a + s_b`` before the output multiplier.
+    ``a``, ``b``: the inputs broadcast to ``shape``. TFLite scheme: ``left_shift`` and the
+    requantization of each input (``input_a``, ``input_b``) and of the sum (``output``).
+    One-shift schemes (XNNPACK, QNNPACK): ``multipliers = (m_a, m_b)`` and the shift ``n``, rounded
+    with ``ties``.
     """
+
+    a: np.ndarray
+    b: np.ndarray
+    shape: tuple[int, ...]
+    a_zero_point: int
+    b_zero_point: int
+    out_zero_point: int
+    scheme: AddScheme
+    act_range: tuple[int, int]
+    out_dtype: np.dtype
+    left_shift: int = 0
+    input_a: RequantParams | None = None
+    input_b: RequantParams | None = None
+    output: RequantParams | None = None
+    multipliers: tuple[int, int] = (0, 0)
+    shift: int = 0
+    ties: Ties = Ties.UP
+
+
+def check_add(a: np.ndarray, b: np.ndarray, *, a_scale: float, a_zero_point: int,
+              b_scale: float, b_zero_point: int, out_scale: float, out_zero_point: int,
+              profile: Profile | str, out_dtype: Any = None,
+              activation: str | None = None) -> AddCall:
+    """Check the arguments of ``add`` (its docstring) and derive the profile's multipliers."""
     prof = check_profile(profile)
     a = check_int_array("a", a, ACTIVATION_DTYPES)
     b = check_int_array("b", b, ACTIVATION_DTYPES)
@@ -104,44 +129,72 @@ def add(a: np.ndarray, b: np.ndarray, *, a_scale: float, a_zero_point: int, b_sc
     sa = check_scale("a_scale", a_scale)
     sb = check_scale("b_scale", b_scale)
     so = check_scale("out_scale", out_scale)
-    af = np.ascontiguousarray(np.broadcast_to(a, shape)).ravel()
-    bf = np.ascontiguousarray(np.broadcast_to(b, shape)).ravel()
-    lo, hi = activation_range(activation, so, zo, odt, prof)
+    common = dict(a=np.broadcast_to(a, shape), b=np.broadcast_to(b, shape), shape=shape,
+                  a_zero_point=za, b_zero_point=zb, out_zero_point=zo, scheme=prof.add_scheme,
+                  act_range=activation_range(activation, so, zo, odt, prof), out_dtype=odt)
     if prof.add_scheme is not AddScheme.TFLITE:
-        acc64, n = _one_shift_sums(af, bf, za, zb, sa, sb, so, prof.add_scheme)
-        # |acc64| < 2^31 (module docstring): an int32 accumulator, one rounding shift
-        acc = acc64.astype(np.int32).reshape(shape)
-        y = fp.rounding_shift_right(acc64, n, ties=prof.add.ties) + zo
-        out = np.clip(y, lo, hi).astype(odt).reshape(shape)
-        return KernelResult(out, acc) if return_accumulators else out
-    left_shift = 15 if a.dtype == np.int16 else 20
+        if a.dtype == np.int16:
+            # the libraries have 8-bit ADD kernels only (qs8/qu8); the int32 bound
+            # |acc| < 2^31 of the module docstring holds for 8-bit inputs only
+            raise ValueError(f"profile {prof.name!r}: the {prof.add_scheme.value} ADD takes "
+                             "int8/uint8 inputs, got int16")
+        m_a, m_b, n = one_shift_multipliers(sa, sb, so, prof.add_scheme)
+        return AddCall(**common, multipliers=(m_a, m_b), shift=n, ties=prof.add.ties)
+    left_shift = prof.add_scheme.left_shift(8 * a.dtype.itemsize)
     m_a, m_b, m_out = add_multipliers(sa, sb, so, left_shift)
     rule = prof.add_input_rule()
-    pa = requant_params_from_multiplier(rule, [m_a])
-    pb = requant_params_from_multiplier(rule, [m_b])
-    po = requant_params_from_multiplier(prof.add, [m_out])
+    return AddCall(**common, left_shift=left_shift,
+                   input_a=requant_params_from_multiplier(rule, [m_a]),
+                   input_b=requant_params_from_multiplier(rule, [m_b]),
+                   output=requant_params_from_multiplier(prof.add, [m_out]))
+
+
+def add(a: np.ndarray, b: np.ndarray, *, a_scale: float, a_zero_point: int, b_scale: float,
+        b_zero_point: int, out_scale: float, out_zero_point: int,
+        profile: Profile | str, out_dtype: Any = None,
+        activation: str | None = None, return_accumulators: bool = False
+        ) -> np.ndarray | KernelResult:
+    """Quantized ``a + b`` with different scales (module docstring); numpy broadcasting.
+
+    ``a``, ``b`` of one dtype (int8/uint8/int16); ``out_dtype`` defaults to it. ``profile`` (a
+    ``Profile`` or its name, required) fixes the scheme and roundings. Accumulators are the int32
+    sums ``s_a + s_b`` before the output multiplier. The plain loop of the same arithmetic is
+    ``npquant.integer.reference.add``.
+    """
+    c = check_add(a, b, a_scale=a_scale, a_zero_point=a_zero_point, b_scale=b_scale,
+                  b_zero_point=b_zero_point, out_scale=out_scale, out_zero_point=out_zero_point,
+                  profile=profile, out_dtype=out_dtype, activation=activation)
+    af = np.ascontiguousarray(c.a).ravel()
+    bf = np.ascontiguousarray(c.b).ravel()
+    lo, hi = c.act_range
+    if c.scheme is not AddScheme.TFLITE:
+        m_a, m_b = c.multipliers
+        acc64 = (af.astype(np.int64) - c.a_zero_point) * m_a + \
+            (bf.astype(np.int64) - c.b_zero_point) * m_b
+        # |acc64| < 2^31 (module docstring): an int32 accumulator, one rounding shift
+        acc = acc64.astype(np.int32).reshape(c.shape)
+        y = fp.rounding_shift_right(acc64, c.shift, ties=c.ties) + c.out_zero_point
+        out = np.clip(y, lo, hi).astype(c.out_dtype).reshape(c.shape)
+        return KernelResult(out, acc) if return_accumulators else out
+    pa, pb = c.input_a, c.input_b
     raw = np.empty(af.shape[0], dtype=np.int64)
-    _add_inputs(af, bf, np.int64(za), np.int64(zb), np.int64(left_shift), pa.kind_code,
-                pa.ties_code, int(pa.quantized_multiplier[0]), int(pa.shift[0]),
-                float(pa.multiplier[0]), int(pb.quantized_multiplier[0]), int(pb.shift[0]),
-                float(pb.multiplier[0]), raw)
-    acc = raw.astype(np.int32).reshape(shape)  # |raw| <= 2^16 2^20 / 2 * 2 < 2^31
-    out = requantize(acc, po, channel_axis=None, zero_point=zo, qmin=lo, qmax=hi).astype(odt)
+    _add_inputs(af, bf, np.int64(c.a_zero_point), np.int64(c.b_zero_point),
+                np.int64(c.left_shift), pa.kind_code, pa.ties_code,
+                int(pa.quantized_multiplier[0]), int(pa.shift[0]), float(pa.multiplier[0]),
+                int(pb.quantized_multiplier[0]), int(pb.shift[0]), float(pb.multiplier[0]), raw)
+    acc = raw.astype(np.int32).reshape(c.shape)  # |raw| <= 2^16 2^20 / 2 * 2 < 2^31
+    out = requantize(acc, c.output, channel_axis=None, zero_point=c.out_zero_point, qmin=lo,
+                     qmax=hi).astype(c.out_dtype)
     return KernelResult(out, acc) if return_accumulators else out
 
 
-# The ratio r = f32(S / S_out) each one-shift scheme accepts (outside it the library declines
-# the op): XNNPACK 2^-10 <= r < 2^8, QNNPACK 2^-14 <= r < 2^8.
-_ONE_SHIFT_RATIO_RANGE = {AddScheme.XNNPACK: (2.0**-10, 2.0**8),
-                          AddScheme.QNNPACK: (2.0**-14, 2.0**8)}
-
-
-def _one_shift_sums(af: np.ndarray, bf: np.ndarray, za: int, zb: int, sa: float, sb: float,
-                    so: float, scheme: AddScheme) -> tuple[np.ndarray, int]:
-    """``((a - Za) m_a + (b - Zb) m_b, n)`` of the XNNPACK / QNNPACK ADD (module docstring)."""
+def one_shift_multipliers(sa: float, sb: float, so: float, scheme: AddScheme
+                          ) -> tuple[int, int, int]:
+    """``(m_a, m_b, n)`` of the XNNPACK / QNNPACK ADD (module docstring); ValueError where the
+    library declines the ratios."""
     f32 = np.float32
     ratios = (f32(sa) / f32(so), f32(sb) / f32(so))  # each a float32 quotient, rounded once
-    lo_r, hi_r = _ONE_SHIFT_RATIO_RANGE[scheme]
+    lo_r, hi_r = scheme.ratio_range
     for name, r in zip(("a_scale / out_scale", "b_scale / out_scale"), ratios, strict=True):
         if not lo_r <= float(r) < hi_r:
             raise ValueError(f"{scheme.value} ADD needs {lo_r:g} <= {name} < {hi_r:g}, got "
@@ -150,8 +203,7 @@ def _one_shift_sums(af: np.ndarray, bf: np.ndarray, za: int, zb: int, sa: float,
     n = scheme.multiplier_bits - e
     # r 2^n is exact in float64 (a power-of-two scaling of a float32); rne as lrintf
     m_a, m_b = (int(np.rint(float(r) * 2.0**n)) for r in ratios)
-    acc = (af.astype(np.int64) - za) * m_a + (bf.astype(np.int64) - zb) * m_b
-    return acc, n
+    return m_a, m_b, n
 
 
 def relu(x: np.ndarray, *, zero_point: int) -> np.ndarray:
@@ -161,7 +213,7 @@ def relu(x: np.ndarray, *, zero_point: int) -> np.ndarray:
     return np.maximum(x, np.array(z, dtype=x.dtype))
 
 
-def relu6(x: np.ndarray, *, scale: float, zero_point: int, profile: Profile | str = "tflite"
+def relu6(x: np.ndarray, *, scale: float, zero_point: int, profile: Profile | str
           ) -> np.ndarray:
     """ReLU6: ``clamp(q, Z, Z + round(6 / S))`` with ``activation_range``'s rounding."""
     x = check_int_array("x", x, ACTIVATION_DTYPES)
@@ -172,7 +224,7 @@ def relu6(x: np.ndarray, *, scale: float, zero_point: int, profile: Profile | st
 
 def requantize_tensor(x: np.ndarray, *, in_scale: float, in_zero_point: int, out_scale: float,
                       out_zero_point: int, out_dtype: Any = None,
-                      profile: Profile | str = "tflite", rule: RequantRule | None = None
+                      profile: Profile | str, rule: RequantRule | None = None
                       ) -> np.ndarray:
     """``q_out = clamp(Z_out + M (q_in - Z_in))`` with ``M = f64(S_in) / f64(S_out)``.
 
@@ -196,7 +248,7 @@ def requantize_tensor(x: np.ndarray, *, in_scale: float, in_zero_point: int, out
 
 def concat(tensors: Sequence[np.ndarray], *, axis: int, scales: Sequence[float],
            zero_points: Sequence[int], out_scale: float, out_zero_point: int,
-           profile: Profile | str = "tflite") -> np.ndarray:
+           profile: Profile | str) -> np.ndarray:
     """Concatenate quantized tensors along ``axis`` after requantizing each to the output's
     ``(out_scale, out_zero_point)`` (``requantize_tensor``; a tensor already on them is copied).
 

@@ -14,7 +14,6 @@ import numpy as np
 from numba import prange
 
 from npquant import fixedpoint as fp
-from npquant.integer._checks import check_scale, check_scales, dtype_range
 from npquant.profiles import Profile, RequantRule
 from npquant.qparams import QParams, quantize
 from npquant.requant import (
@@ -23,8 +22,10 @@ from npquant.requant import (
     RequantParams,
     check_requant_domain,
     prepare_requant,
+    requant_params_from_multiplier,
     requantize_scalar,
 )
+from npquant.validate import check_scale, check_scales, dtype_range
 
 ACTIVATIONS = (None, "relu", "relu6")
 
@@ -78,12 +79,20 @@ def bits_range(bits: int | None, dtype: np.dtype) -> tuple[int, int]:
 
 
 def resolve_requant(rule: RequantRule, requant: RequantParams | None, x_scale: Any, w_scale: Any,
-                    out_scale: Any, channels: int) -> RequantParams:
-    """``requant`` if given (``channels`` or 1 multipliers), else ``prepare_requant`` from scales.
+                    out_scale: Any, channels: int, *, what: str = "the op") -> RequantParams:
+    """``requant`` if given (``channels`` or 1 multipliers, built for ``rule``), else
+    ``prepare_requant`` from the scales. ``what`` names the profile's op in errors.
+
+    The profile reaches a kernel once: a ``requant`` prepared under another rule (another
+    profile's rounding) would silently compute that profile's arithmetic, so it is refused.
     """
     if requant is not None:
         if not isinstance(requant, RequantParams):
             raise TypeError(f"requant must be RequantParams, got {type(requant).__name__}")
+        if not requant.rule.same_arithmetic(rule):
+            raise ValueError(f"requant was prepared for rule {requant.rule.describe()!r}, but "
+                             f"{what} requantizes by {rule.describe()!r}; prepare it with the "
+                             "profile's rule (npquant.requant.prepare_requant)")
         if requant.channels not in (1, channels):
             raise ValueError(f"requant has {requant.channels} multipliers, the layer has "
                              f"{channels} output channels")
@@ -94,6 +103,18 @@ def resolve_requant(rule: RequantRule, requant: RequantParams | None, x_scale: A
     ws = check_scales("w_scale", w_scale, channels)
     os_ = check_scale("out_scale", out_scale)
     return prepare_requant(rule, xs, ws if ws.shape[0] > 1 else float(ws[0]), os_)
+
+
+def requant_for_shape(requant: RequantParams | None, base_rule: RequantRule,
+                      shape_rule: RequantRule) -> RequantParams | None:
+    """``requant`` prepared for an op's rule (``base_rule``, as npquant.convert prepares it),
+    re-expressed for the rule the layer's shape selects (``RequantRule.for_gemm`` /
+    ``for_depthwise``): the same real ``M``, in ``shape_rule``'s integer form. Any other
+    ``requant`` passes through unchanged (``resolve_requant`` judges it)."""
+    if requant is None or shape_rule is base_rule or not isinstance(requant, RequantParams) \
+            or not requant.rule.same_arithmetic(base_rule):
+        return requant
+    return requant_params_from_multiplier(shape_rule, requant.multiplier)
 
 
 @numba.njit(cache=True, parallel=True)
@@ -116,15 +137,15 @@ def _epilogue(acc, kind, ties_per_channel, qm, shift, mult, zo, lo, hi, out):
             m32 = np.float32(mult[i])
             for b in range(b_len):
                 v = fp.float32_multiply_scalar(acc[a, c, b], m32, ties) + zo
-                out[a, c, b] = min(max(v, lo), hi)
+                out[a, c, b] = fp.saturate_scalar(v, lo, hi)
         elif kind == KIND_DOUBLE_ROUNDING:
             for b in range(b_len):
                 v = fp.double_rounding_multiply_scalar(acc[a, c, b], qm[i], shift[i], ties) + zo
-                out[a, c, b] = min(max(v, lo), hi)
+                out[a, c, b] = fp.saturate_scalar(v, lo, hi)
         else:
             for b in range(b_len):
                 v = requantize_scalar(acc[a, c, b], kind, ties, qm[i], shift[i], mult[i]) + zo
-                out[a, c, b] = min(max(v, lo), hi)
+                out[a, c, b] = fp.saturate_scalar(v, lo, hi)
 
 
 @numba.njit(cache=True, inline="always")
@@ -145,8 +166,8 @@ def _f32_even_clamped(x, m32, flo, fhi):
 def requantize_row(acc_row, kind, ties, qm, shift, mult, zo, lo, hi, out_row):
     """One channel's row of ``_epilogue``: ``out_row[j] = clamp(zo + requant(acc_row[j]), lo, hi)``.
 
-    The fused kernels (``npquant.integer.fast_conv``) call this on a tile still in cache. The rule
-    is chosen once per row, so each loop below is branch-free in ``kind`` and vectorizes.
+    The fused kernels (``npquant.integer.fast.vnni_conv``) call this on a tile still in cache.
+    The rule is chosen once per row, so each loop below is branch-free in ``kind`` and vectorizes.
     Contract: as ``_epilogue`` for one channel (scalars ``ties``, ``qm``, ``shift``, ``mult``);
     acc_row int32 values, out_row of the output dtype.
     """
@@ -160,15 +181,15 @@ def requantize_row(acc_row, kind, ties, qm, shift, mult, zo, lo, hi, out_row):
         m32 = np.float32(mult)
         for j in range(n):
             v = fp.float32_multiply_scalar(acc_row[j], m32, ties) + zo
-            out_row[j] = min(max(v, lo), hi)
+            out_row[j] = fp.saturate_scalar(v, lo, hi)
     elif kind == KIND_DOUBLE_ROUNDING:
         for j in range(n):
             v = fp.double_rounding_multiply_scalar(acc_row[j], qm, shift, ties) + zo
-            out_row[j] = min(max(v, lo), hi)
+            out_row[j] = fp.saturate_scalar(v, lo, hi)
     else:
         for j in range(n):
             v = requantize_scalar(acc_row[j], kind, ties, qm, shift, mult) + zo
-            out_row[j] = min(max(v, lo), hi)
+            out_row[j] = fp.saturate_scalar(v, lo, hi)
 
 
 @numba.njit(cache=True)
@@ -191,13 +212,13 @@ def requantize_row_channels(acc_row, kind, ties, qm, shift, mult, zo, lo, hi, ou
         for j in range(n):
             m32 = np.float32(mult[j if per_channel else 0])
             v = fp.float32_multiply_scalar(acc_row[j], m32, t) + zo
-            out_row[j] = min(max(v, lo), hi)
+            out_row[j] = fp.saturate_scalar(v, lo, hi)
     else:
         for j in range(n):
             i = j if per_channel else 0
             v = requantize_scalar(acc_row[j], kind, ties[j if ties.shape[0] > 1 else 0], qm[i],
                                   shift[i], mult[i]) + zo
-            out_row[j] = min(max(v, lo), hi)
+            out_row[j] = fp.saturate_scalar(v, lo, hi)
 
 
 @numba.njit(cache=True, parallel=True)
@@ -254,8 +275,6 @@ def requantize_accumulators(acc: np.ndarray, params: RequantParams, *, channel_a
     # (8x the bytes, page-faulted on first touch) plus ``astype`` cost 3x the requantization itself.
     out = np.empty(acc3.shape, dtype=out_dtype)
     epilogue = _epilogue_rows if acc3.shape[2] > 1 else _epilogue
-    epilogue(acc3, np.int64(params.kind_code), params.channel_ties(acc3.shape[1]),
-              params.quantized_multiplier.astype(np.int64), params.shift.astype(np.int64),
-              params.multiplier.astype(np.float64), np.int64(out_zero_point),
-              np.int64(act_range[0]), np.int64(act_range[1]), out)
+    epilogue(acc3, *params.kernel_args(acc3.shape[1]), np.int64(out_zero_point),
+             np.int64(act_range[0]), np.int64(act_range[1]), out)
     return out.reshape(acc.shape)

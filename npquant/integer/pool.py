@@ -13,6 +13,7 @@ Padding taps are skipped: the maximum ignores them and ``count`` is the number o
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numba
@@ -20,37 +21,18 @@ import numpy as np
 from numba import prange
 
 from npquant import fixedpoint as fp
-from npquant.integer._checks import (
+from npquant.fixedpoint import Ties
+from npquant.integer.conv import Padding, conv_padding
+from npquant.integer.epilogue import activation_range
+from npquant.integer.result import KernelResult
+from npquant.profiles import Profile
+from npquant.validate import (
     ACTIVATION_DTYPES,
     check_int_array,
     check_profile,
     check_zero_point,
     pair,
 )
-from npquant.integer.conv import Padding, conv_padding
-from npquant.integer.epilogue import activation_range
-from npquant.integer.result import KernelResult
-from npquant.profiles import Profile
-
-
-@numba.njit(cache=True)
-def round_divide_scalar(num: int, den: int, ties: int) -> int:
-    """``round(num / den)`` exactly, ties by rule (TIES_UP, TIES_AWAY, TIES_EVEN); den > 0.
-
-    ``q = floor(num / den)``, remainder ``r = num - q den`` in ``[0, den)``: round up when
-    ``2 r > den``, and on ``2 r == den`` as the tie rule says.
-    """
-    q = num // den
-    r = num - q * den
-    if 2 * r > den:
-        return q + 1
-    if 2 * r < den:
-        return q
-    if ties == fp.TIES_UP:
-        return q + 1
-    if ties == fp.TIES_AWAY:
-        return q + 1 if num > 0 else q
-    return q + (q & 1)
 
 
 @numba.njit(cache=True, parallel=True)
@@ -88,12 +70,31 @@ def _pool(x, kh_len, kw_len, sh, sw, pt, pl, is_max, include_pad, zp, ties, lo, 
                     r = best
                 else:
                     acc[n, c, i, j] = total
-                    r = round_divide_scalar(total, count, ties)
-                out[n, c, i, j] = min(max(r, lo), hi)
+                    r = fp.round_divide_scalar(total, count, ties)
+                out[n, c, i, j] = fp.saturate_scalar(r, lo, hi)
 
 
-def _pool_common(kind: str, x, kernel_size, stride, padding, zero_point, scale, profile,
-                 activation, count_include_pad, return_accumulators):
+@dataclass(frozen=True)
+class PoolCall:
+    """A checked pool call: the operands every pool kernel (reference or fast) computes from."""
+
+    x: np.ndarray
+    is_max: bool
+    kernel_size: tuple[int, int]
+    stride: tuple[int, int]
+    pads: tuple[int, int, int, int]
+    out_hw: tuple[int, int]
+    zero_point: int
+    count_include_pad: bool
+    ties: Ties  # the profile's average_pool tie rule
+    act_range: tuple[int, int]
+
+
+def check_pool(kind: str, x: np.ndarray, kernel_size: int | tuple[int, int], stride: Any,
+               padding: Padding, *, zero_point: int, scale: float | None,
+               profile: Profile | str, activation: str | None,
+               count_include_pad: bool) -> PoolCall:
+    """Check the arguments of ``max_pool2d`` / ``avg_pool2d`` (``kind`` "max" / "avg")."""
     prof = check_profile(profile)
     x = check_int_array("x", x, ACTIVATION_DTYPES, 4)
     kh_len, kw_len = pair("kernel_size", kernel_size)
@@ -111,17 +112,27 @@ def _pool_common(kind: str, x, kernel_size, stride, padding, zero_point, scale, 
     if kh_len * kw_len > 2**15:  # sums of |q| <= 2^15 per tap must fit the int32 accumulator
         raise ValueError(f"kernel_size {(kh_len, kw_len)} has more than 2^15 taps")
     zp = check_zero_point("zero_point", zero_point, x.dtype)
-    lo, hi = activation_range(activation, scale, zp, x.dtype, prof)
-    acc = np.empty((x.shape[0], x.shape[1], oh_len, ow_len), dtype=np.int32)
-    out = np.empty(acc.shape, dtype=x.dtype)
-    _pool(x, kh_len, kw_len, sh, sw, pt, pl, kind == "max", bool(count_include_pad), zp,
-          prof.average_pool.code, lo, hi, acc, out)
+    act = activation_range(activation, scale, zp, x.dtype, prof)
+    return PoolCall(x, kind == "max", (kh_len, kw_len), (sh, sw), (pt, pb, pl, pr),
+                    (oh_len, ow_len), zp, bool(count_include_pad), prof.average_pool, act)
+
+
+def _pool_common(kind: str, x, kernel_size, stride, padding, zero_point, scale, profile,
+                 activation, count_include_pad, return_accumulators):
+    c = check_pool(kind, x, kernel_size, stride, padding, zero_point=zero_point, scale=scale,
+                   profile=profile, activation=activation, count_include_pad=count_include_pad)
+    shape = (c.x.shape[0], c.x.shape[1]) + c.out_hw
+    acc = np.empty(shape, dtype=np.int32)
+    out = np.empty(shape, dtype=c.x.dtype)
+    _pool(c.x, c.kernel_size[0], c.kernel_size[1], c.stride[0], c.stride[1], c.pads[0],
+          c.pads[2], c.is_max, c.count_include_pad, c.zero_point, c.ties.code, c.act_range[0],
+          c.act_range[1], acc, out)
     return KernelResult(out, acc) if return_accumulators else out
 
 
 def max_pool2d(x: np.ndarray, kernel_size: int | tuple[int, int], stride: Any = None,
                padding: Padding = 0, *, zero_point: int = 0, scale: float | None = None,
-               profile: Profile | str = "tflite", activation: str | None = None,
+               profile: Profile | str, activation: str | None = None,
                return_accumulators: bool = False) -> np.ndarray | KernelResult:
     """Max pool of ``x (N, C, H, W)`` (int8/uint8/int16); padded taps are ignored.
 
@@ -135,7 +146,7 @@ def max_pool2d(x: np.ndarray, kernel_size: int | tuple[int, int], stride: Any = 
 
 def avg_pool2d(x: np.ndarray, kernel_size: int | tuple[int, int], stride: Any = None,
                padding: Padding = 0, *, zero_point: int = 0, scale: float | None = None,
-               profile: Profile | str = "tflite", activation: str | None = None,
+               profile: Profile | str, activation: str | None = None,
                count_include_pad: bool = False, return_accumulators: bool = False
                ) -> np.ndarray | KernelResult:
     """Average pool: ``round(sum q / count)`` with the profile's ``average_pool`` tie rule.
@@ -149,7 +160,7 @@ def avg_pool2d(x: np.ndarray, kernel_size: int | tuple[int, int], stride: Any = 
 
 
 def global_avg_pool2d(x: np.ndarray, *, zero_point: int = 0, scale: float | None = None,
-                      profile: Profile | str = "tflite", activation: str | None = None,
+                      profile: Profile | str, activation: str | None = None,
                       return_accumulators: bool = False) -> np.ndarray | KernelResult:
     """Average over all of ``H x W``: ``(N, C, 1, 1)``; ``avg_pool2d`` with the kernel ``(H, W)``.
     """

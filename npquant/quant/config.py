@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from npquant.qparams import SCHEMES
+from npquant.validate import check_bits
 
 INPUT = "input"  # the name of the model input (chain.INPUT)
 WEIGHT_OBSERVER_NAMES = ("minmax", "mse")
@@ -41,8 +42,8 @@ class QuantConfig:
     per_channel: bool = True
 
     def __post_init__(self) -> None:
-        _check_bits("weight_bits", self.weight_bits)
-        _check_bits("act_bits", self.act_bits)
+        check_bits("weight_bits", self.weight_bits)
+        check_bits("act_bits", self.act_bits)
         if self.scheme is not None and self.scheme not in SCHEMES:
             raise ValueError(f"scheme must be None or one of {SCHEMES}, got {self.scheme!r}")
         _check_setting("weight_observer", self.weight_observer)
@@ -55,7 +56,7 @@ class QuantConfig:
                                  f"{', '.join(_OVERRIDE_KEYS)} (any of them), got {o!r}")
             for key, v in o.items():
                 if key.endswith("_bits"):
-                    _check_bits(f"overrides[{layer!r}][{key!r}]", v)
+                    check_bits(f"overrides[{layer!r}][{key!r}]", v)
                 else:
                     _check_setting(key, v, f"overrides[{layer!r}][{key!r}]")
 
@@ -82,11 +83,6 @@ class QuantConfig:
                 "scheme": self.scheme, "weight_observer": self.weight_observer,
                 "per_channel": self.per_channel,
                 "overrides": {k: dict(v) for k, v in self.overrides.items()}}
-
-
-def _check_bits(name: str, bits: Any) -> None:
-    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 2 <= bits <= 16:
-        raise ValueError(f"{name} must be an int in 2..16, got {bits!r}")
 
 
 def _check_setting(key: str, value: Any, where: str | None = None) -> None:

@@ -160,3 +160,18 @@ def test_tflite_fast_3x3_shape_predicate(args, want):
     from npquant.profiles import tflite_fast_3x3
 
     assert tflite_fast_3x3(*args) is want
+
+
+def test_requant_prepared_for_the_op_rule_follows_the_shape_rule():
+    """npquant.convert prepares one RequantParams per layer from the op's rule; on a GEMV shape
+    the kernel re-expresses the same M in the GEMV rule's form (not a refusal)."""
+    from npquant.requant import prepare_requant
+
+    rq = prepare_requant(get_profile(ARM).fully_connected, 1.0, 1.0, 4.0)
+    x = np.zeros((1, 8), np.int8)
+    x[:, 0] = 1
+    w = np.zeros((4, 8), np.int8)
+    w[:, 0] = 1
+    y = fully_connected(x, w, None, x_zero_point=0, out_zero_point=0, requant=rq, profile=ARM,
+                        out_dtype=np.int8)
+    assert np.all(y == 1)  # rounded twice, as the GEMV kernel does

@@ -10,7 +10,7 @@ import pytest
 from golden_helpers import small_model
 
 from npquant.golden import write_golden
-from npquant.integer import fast_gemm
+from npquant.integer.fast import vnni_gemm as fast_gemm
 
 
 def export(d: Path) -> dict[str, bytes]:

@@ -3,6 +3,8 @@ limits, output clamps and argument validation of the integer kernels."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -12,7 +14,7 @@ from int_ref import conv_ref, fc_ref, pair_acc_ref, requant_ref, sequential_acc
 from npquant.fixedpoint import Ties
 from npquant.integer import AccumulatorOverflowError, conv2d, fully_connected
 from npquant.integer import accumulator as accm
-from npquant.profiles import AccumulatorRule, Overflow, RequantKind, RequantRule
+from npquant.profiles import AccumulatorRule, Overflow, RequantKind, RequantRule, get_profile
 from npquant.profiles import MultiplierDerivation as MD
 from npquant.requant import requant_params_from_multiplier
 
@@ -21,11 +23,18 @@ DR = RequantRule(RequantKind.DOUBLE_ROUNDING, MD.DOUBLE, Ties.AWAY)
 F32 = RequantRule(RequantKind.FLOAT32, MD.FLOAT32_RATIO, Ties.EVEN)
 
 
+def _profile(rule):
+    """The tflite profile with every GEMM-like op requantizing by ``rule`` (the tests below choose
+    the rounding; kernels refuse RequantParams of another rule than the profile's)."""
+    return dataclasses.replace(get_profile("tflite"), name=f"tflite-{rule.kind.value}", conv=rule,
+                               depthwise_conv=rule, fully_connected=rule)
+
+
 def _fc(x, w, bias, rule, *, zx=0, zw=0, m=2.0**-8, kind=DR, zo=0, act=None, out_scale=None):
     return fully_connected(x, w, bias, x_zero_point=zx, w_zero_point=zw, out_zero_point=zo,
                            requant=requant_params_from_multiplier(kind, [m]), accumulator=rule,
                            activation=act, out_scale=out_scale, layer="fc7",
-                           return_accumulators=True)
+                           return_accumulators=True, profile=_profile(kind))
 
 
 def test_raise_names_layer_index_step_and_partial_sum():
@@ -155,7 +164,8 @@ def test_conv_overflow_index_in_nchw():
     bias = np.array([0, I32_MAX - 16128], dtype=np.int32)
     with pytest.raises(AccumulatorOverflowError) as err:
         conv2d(x, w, bias, x_zero_point=0, out_zero_point=0,
-               requant=requant_params_from_multiplier(DR, [2.0**-20]), layer="conv3")
+               requant=requant_params_from_multiplier(DR, [2.0**-20]), layer="conv3",
+               profile=_profile(DR))
     assert err.value.index == (0, 1, 1, 2) and err.value.step == 0 and err.value.layer == "conv3"
 
 
@@ -168,13 +178,13 @@ def test_int32_limits_and_output_clamps():
     m = 1.0 - 2.0**-30
     params = requant_params_from_multiplier(DR, [m])
     r = fully_connected(x, w, bias_max, x_zero_point=0, out_zero_point=0, requant=params,
-                        out_dtype=np.int16, return_accumulators=True)
+                        out_dtype=np.int16, return_accumulators=True, profile=_profile(DR))
     assert r.acc[:, 0].tolist() == [I32_MAX, I32_MAX - 2, I32_MAX - 1]
     assert r.out[:, 0].tolist() == [32767] * 3
     assert np.array_equal(r.out, requant_ref(r.acc, params, 1, 0, -32768, 32767))
     bias_min = np.array([I32_MIN + 1], dtype=np.int32)
     r = fully_connected(x, w, bias_min, x_zero_point=0, out_zero_point=0, requant=params,
-                        return_accumulators=True)
+                        return_accumulators=True, profile=_profile(DR))
     assert r.acc[1, 0] == I32_MIN and r.out[:, 0].tolist() == [-128] * 3
     # clamps: acc = 4 * q with M = 1/4 gives q; ReLU clamps at Z_out, ReLU6 at Z + 6/S
     xs = np.arange(-128, 128, dtype=np.int8).reshape(-1, 1)
@@ -182,7 +192,7 @@ def test_int32_limits_and_output_clamps():
     p4 = requant_params_from_multiplier(DR, [0.25])
     for act, lo, hi in [(None, -128, 127), ("relu", -20, 127), ("relu6", -20, 100)]:
         out = fully_connected(xs, w4, None, x_zero_point=0, out_zero_point=-20, requant=p4,
-                              activation=act, out_scale=0.05)
+                              activation=act, out_scale=0.05, profile=_profile(DR))
         assert np.array_equal(out[:, 0], np.clip(np.arange(-128, 128) - 20, lo, hi)), act
 
 
@@ -195,7 +205,8 @@ def test_int64_accumulator_returns_int64():
 
 def _ok_fc(**kw):
     base = dict(x=np.zeros((2, 3), np.int8), w=np.zeros((4, 3), np.int8), bias=None,
-                x_zero_point=0, out_zero_point=0, x_scale=0.1, w_scale=0.1, out_scale=0.1)
+                x_zero_point=0, out_zero_point=0, x_scale=0.1, w_scale=0.1, out_scale=0.1,
+                profile="tflite")
     base.update(kw)
     x, w, b = base.pop("x"), base.pop("w"), base.pop("bias")
     return lambda: fully_connected(x, w, b, **base)
@@ -204,7 +215,7 @@ def _ok_fc(**kw):
 def _ok_conv(**kw):
     base = dict(x=np.zeros((1, 4, 5, 5), np.int8), w=np.zeros((6, 2, 3, 3), np.int8),
                 x_zero_point=0, out_zero_point=0, x_scale=0.1, w_scale=0.1, out_scale=0.1,
-                groups=2)
+                groups=2, profile="tflite")
     base.update(kw)
     x, w = base.pop("x"), base.pop("w")
     return lambda: conv2d(x, w, None, **base)
@@ -228,6 +239,12 @@ BAD_CALLS = [
     ("out dtype", _ok_fc(out_dtype=np.int32), ValueError, "out_dtype"),
     ("activation", _ok_fc(activation="gelu"), ValueError, "activation"),
     ("profile", _ok_fc(profile="nope"), ValueError, "unknown profile"),
+    ("requant of another profile",
+     _ok_fc(profile="onnxruntime", requant=requant_params_from_multiplier(DR, [0.5])),
+     ValueError, "requant was prepared for rule 'double_rounding.*onnxruntime fully_connected"),
+    ("requant of another conv rule",
+     _ok_conv(requant=requant_params_from_multiplier(F32, [0.5])),
+     ValueError, "tflite conv requantizes by 'double_rounding"),
     ("acc bits", _ok_fc(accumulator=AccumulatorRule(8, Overflow.RAISE)), ValueError,
      "accumulator.bits"),
     ("groups", _ok_conv(groups=3), ValueError, r"groups=3.*x \(1, 4, 5, 5\)"),
@@ -252,7 +269,7 @@ def test_conv_accumulators_int32_reference():
     w = rng.integers(-128, 128, (3, 1, 3, 2)).astype(np.int8)
     r = conv2d(x, w, None, x_zero_point=200, out_zero_point=0, groups=3, padding=(1, 0, 2, 1),
                stride=(2, 1), dilation=(1, 2), requant=requant_params_from_multiplier(F32, [0.01]),
-               return_accumulators=True)
+               return_accumulators=True, profile=_profile(F32))
     assert np.array_equal(r.acc, conv_ref(x, w, None, 200, 0, (2, 1), (1, 0, 2, 1), (1, 2), 3))
 
 

@@ -1,7 +1,8 @@
 """The fast kernels (VNNI GEMM and conv, fused epilogues) equal the plain reference loops exactly.
 
-Each fast kernel sits beside an obviously-right loop (``gemm._gemm_i64``: eq. 1 in int64;
-``conv._im2col`` + ``_gemm_i64``; ``epilogue._epilogue``: one ``requantize_scalar`` per element).
+Each fast kernel sits beside an obviously-right loop (``fast.gemm_loops.gemm_i64``: eq. 1 in
+int64; ``fast.conv_loops.im2col`` + ``gemm_i64``; ``epilogue._epilogue``: one
+``requantize_scalar`` per element).
 Shapes are drawn small and odd (not multiples of the 6 x 64 micro-tile or of 4 in K), zero points
 over the full range, int8 and uint8 on both sides; the public layers are also compared with the
 fast paths switched off, for every profile.
@@ -17,11 +18,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import int_arrays, requant_cases, zero_points
 
-from npquant.integer import conv2d, depthwise_conv2d, fast_gemm, fully_connected
-from npquant.integer.conv import _depthwise_i32, _depthwise_i32_unit_stride, _im2col
+from npquant.integer import conv2d, depthwise_conv2d, fully_connected
 from npquant.integer.epilogue import _epilogue, _epilogue_rows
-from npquant.integer.fast_conv import conv_exact_vnni
-from npquant.integer.gemm import _gemm_i64
+from npquant.integer.fast import vnni_gemm as fast_gemm
+from npquant.integer.fast.conv_loops import depthwise_i32 as _depthwise_i32
+from npquant.integer.fast.conv_loops import depthwise_i32_unit_stride as _depthwise_i32_unit_stride
+from npquant.integer.fast.conv_loops import im2col as _im2col
+from npquant.integer.fast.gemm_loops import gemm_i64 as _gemm_i64
+from npquant.integer.fast.vnni_conv import conv_exact_vnni
 from npquant.profiles import PROFILES
 
 needs_vnni = pytest.mark.skipif(not fast_gemm.HAVE_VNNI, reason="CPU without AVX-512 VNNI")

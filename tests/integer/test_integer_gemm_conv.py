@@ -17,7 +17,9 @@ from int_ref import (
 from strategies import ACT_DTYPES, W_DTYPES, int_arrays, requant_cases, zero_points
 
 from npquant.integer import conv2d, depthwise_conv2d, fully_connected
-from npquant.integer.gemm import _gemm_i32, _gemm_i32_small_k, _gemm_i64
+from npquant.integer.fast.gemm_loops import gemm_i32 as _gemm_i32
+from npquant.integer.fast.gemm_loops import gemm_i32_small_k as _gemm_i32_small_k
+from npquant.integer.fast.gemm_loops import gemm_i64 as _gemm_i64
 from npquant.profiles import PROFILES
 
 OUT_DTYPES = (np.int8, np.uint8, np.int16)
@@ -100,7 +102,8 @@ def conv_cases(draw, depthwise: bool):
     zw = draw(st.one_of(zero_points(wdt), st.lists(zero_points(wdt), min_size=o, max_size=o)
                         .map(lambda v: np.array(v, dtype=np.int64))))
     bias = draw(st.none() | int_arrays(np.int32, (o,)).map(lambda b: (b >> 2).astype(np.int32)))
-    op = "depthwise_conv" if depthwise else "conv"
+    # a grouped conv with one input channel per group is depthwise by its shape
+    op = "depthwise_conv" if depthwise or (groups == c > 1 and cg == 1) else "conv"
     prof, params, out_scale = draw(requant_cases(op, o))
     odt = draw(st.sampled_from(OUT_DTYPES))
     zo = draw(zero_points(odt))
@@ -216,4 +219,4 @@ def test_out_bits_bad_values(bits, zo):
     w = np.zeros((2, 4), np.int8)
     with pytest.raises(ValueError, match="out_bits|out_zero_point"):
         fully_connected(x, w, x_zero_point=0, out_zero_point=zo, x_scale=1.0, w_scale=1.0,
-                        out_scale=1.0, out_dtype=np.int8, out_bits=bits)
+                        out_scale=1.0, out_dtype=np.int8, out_bits=bits, profile="tflite")

@@ -76,7 +76,7 @@ def test_average_pool_tie_rules(profile, expected):
 
 def test_global_average_pool():
     x = np.arange(-60, 60, dtype=np.int8).reshape(2, 3, 4, 5)
-    r = global_avg_pool2d(x, return_accumulators=True)
+    r = global_avg_pool2d(x, return_accumulators=True, profile="tflite")
     sums = x.astype(np.int64).sum(axis=(2, 3))
     assert r.out.shape == (2, 3, 1, 1) and np.array_equal(r.acc[..., 0, 0], sums)
     # TFLite: (sum +- count/2) / count truncated toward zero, count = 20
@@ -121,7 +121,7 @@ def test_add_same_scale_is_exact_sum():
     a = np.arange(-64, 64, dtype=np.int8)
     b = np.arange(63, -65, -1, dtype=np.int8)
     out = add(a, b, a_scale=0.1, a_zero_point=0, b_scale=0.1, b_zero_point=0, out_scale=0.1,
-              out_zero_point=0)
+              out_zero_point=0, profile="tflite")
     assert np.array_equal(out, (a.astype(np.int64) + b).astype(np.int8))
 
 
@@ -129,7 +129,7 @@ def test_relu_clamps():
     x = np.array([-128, -5, 4, 5, 127], dtype=np.int8)
     assert relu(x, zero_point=4).tolist() == [4, 4, 4, 5, 127]
     # relu6 with S = 0.05: 6 / 0.05 = 120 -> [Z, Z + 120] = [-10, 110]
-    assert relu6(x, scale=0.05, zero_point=-10).tolist() == [-10, -5, 4, 5, 110]
+    assert relu6(x, scale=0.05, zero_point=-10, profile="tflite").tolist() == [-10, -5, 4, 5, 110]
 
 
 def test_requantize_tensor_and_concat():
@@ -137,8 +137,9 @@ def test_requantize_tensor_and_concat():
     # f32(0.1) / f32(0.2) = 0.5 exactly: M0 = 2^30, shift 0, so the whole rounding happens in
     # SRDHM (ties up), not in the final shift: (q - 2) / 2 = -65, -2.5, -1, -0.5, 62.5
     # -> -65, -2, -1, 0, 63 (ties up), then + Z_out = 1
-    y = requantize_tensor(x, in_scale=0.1, in_zero_point=2, out_scale=0.2, out_zero_point=1)
+    y = requantize_tensor(x, in_scale=0.1, in_zero_point=2, out_scale=0.2, out_zero_point=1,
+                          profile="tflite")
     assert y.tolist() == [-64, -1, 0, 1, 64]
     c = concat([x, x], axis=0, scales=[0.2, 0.1], zero_points=[1, 2], out_scale=0.2,
-               out_zero_point=1)
+               out_zero_point=1, profile="tflite")
     assert np.array_equal(c[:5], x) and np.array_equal(c[5:], y)

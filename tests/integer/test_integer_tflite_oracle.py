@@ -158,7 +158,7 @@ def test_tflite_add_and_pools_bit_exact():
                                                  b_zero_point=zb, y_scale=so, y_zero_point=zo,
                                                  activation=act), kernels="reference")
         got = add(a, b, a_scale=sa, a_zero_point=za, b_scale=sb, b_zero_point=zb, out_scale=so,
-                  out_zero_point=zo, activation=ACT[act])
+                  out_zero_point=zo, activation=ACT[act], profile="tflite")
         assert np.array_equal(got, want), f"add case {i}: {sa}, {sb}, {so}, {za}, {zb}, {zo}"
         k = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
         k = (min(k[0], shape[2]), min(k[1], shape[3]))
@@ -168,5 +168,6 @@ def test_tflite_add_and_pools_bit_exact():
             want = run_tflite_op(op, [a], dict(kernel_size=k, stride=s, padding=pad,
                                                x_scale=sa, x_zero_point=za, activation=act),
                                  kernels="reference")
-            got = fn(a, k, s, pad, zero_point=za, scale=sa, activation=ACT[act])
+            got = fn(a, k, s, pad, zero_point=za, scale=sa, activation=ACT[act],
+                     profile="tflite")
             assert np.array_equal(got, want), f"{op} case {i}: k={k} s={s} {pad} {act}"

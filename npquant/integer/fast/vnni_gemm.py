@@ -131,6 +131,14 @@ def vnni_tile_b_unsigned(typingctx, a, a_off, lda, b, b_off, kc4, c, c_off, ldc)
     return sig, _tile_codegen(False)
 
 
+def runs_exactly(activation_dtype: np.dtype, plan) -> bool:
+    """True when the VNNI kernels compute the exact accumulators for operands with this
+    ``npquant.integer.accumulator.Plan``: a VNNI CPU, int8/uint8 activations (the kernels take
+    bytes), and a plan that proves the sums exact in int32 (eq. 2 modulo 2^32 is then exact)."""
+    return HAVE_VNNI and np.dtype(activation_dtype) != np.int16 and plan.kind == "exact" \
+        and plan.fits_int32
+
+
 def padded(n: int, m: int) -> int:
     """``n`` rounded up to a multiple of ``m``."""
     return (n + m - 1) // m * m
@@ -280,9 +288,7 @@ def gemm_exact_vnni(a: np.ndarray, w: np.ndarray, za: int, zw: np.ndarray, bias:
     acc = np.empty((m_len, n_len) if want_acc else (1, 1), dtype=np.int32)
     q = np.empty((m_len, n_len) if want_q else (1, 1), dtype=out_dtype if want_q else np.int8)
     if want_q:
-        params = (np.int64(requant.kind_code), requant.channel_ties(n_len),
-                  requant.quantized_multiplier.astype(np.int64), requant.shift.astype(np.int64),
-                  requant.multiplier.astype(np.float64))
+        params = requant.kernel_args(n_len)
     else:
         one = np.zeros(1, dtype=np.int64)
         params = (np.int64(0), one, one, one, np.zeros(1, dtype=np.float64))

@@ -1,13 +1,13 @@
 """The fast convolution: per image and group, ``acc (O, OH OW) = W (O, K) cols (K, OH OW)`` on
-the VNNI micro-kernel of ``npquant.integer.fast_gemm``, written straight into NCHW.
+the VNNI micro-kernel of ``npquant.integer.fast.vnni_gemm``, written straight into NCHW.
 
 The plain path (``npquant.integer.conv``) builds one im2col matrix for the whole batch, runs the
 GEMM with one row per output pixel and transposes ``(N OH OW, O)`` back to NCHW. Here each image
-(and group) packs its own im2col columns directly into the panel layout of ``fast_gemm`` (u8, 4
+(and group) packs its own im2col columns directly into the panel layout of ``vnni_gemm`` (u8, 4
 reduction steps per 4 bytes, ``OH OW`` in the vector lanes, L2-sized), the weights are the
 broadcast operand (s8 rows), and the output rows are NCHW rows: no batch-sized temporaries and no
 transpose. The arithmetic is eq. 2 modulo 2^32, exact under the callers' operand bound, as in
-``fast_gemm``; the reduction order is the same ``(ci, kh, kw)``.
+``vnni_gemm``; the reduction order is the same ``(ci, kh, kw)``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 from numba import prange
 
 from npquant.integer.epilogue import requantize_row
-from npquant.integer.fast_gemm import MR, NR, padded, to_s8, to_u8, vnni_tile_b_unsigned
+from npquant.integer.fast.vnni_gemm import MR, NR, padded, to_s8, to_u8, vnni_tile_b_unsigned
 from npquant.requant import RequantParams
 
 
@@ -125,7 +125,7 @@ def conv_exact_vnni(xp: np.ndarray, w: np.ndarray, zx: int, zw: np.ndarray, bias
     ``xp`` (None unless ``want_acc``) and, with ``requant``, the requantized output of
     ``out_dtype`` (``requantize_accumulators`` fused per channel row; None without ``requant``).
 
-    Contract: fast_gemm.HAVE_VNNI; the operand bound proves eq. 1 fits int32; ``requant`` needs
+    Contract: vnni_gemm.HAVE_VNNI; the operand bound proves eq. 1 fits int32; ``requant`` needs
     no domain check (``epilogue.needs_domain_check`` is False) and has 1 or O multipliers.
     """
     xu, za = to_u8(xp, zx)
@@ -186,9 +186,7 @@ def conv_exact_vnni(xp: np.ndarray, w: np.ndarray, zx: int, zw: np.ndarray, bias
     want_q = requant is not None
     q = np.empty(shape if want_q else (1, 1, 1), dtype=out_dtype if want_q else np.int8)
     if want_q:
-        params = (np.int64(requant.kind_code), requant.channel_ties(o_len),
-                  requant.quantized_multiplier.astype(np.int64), requant.shift.astype(np.int64),
-                  requant.multiplier.astype(np.float64))
+        params = requant.kernel_args(o_len)
     else:
         one = np.zeros(1, dtype=np.int64)
         params = (np.int64(0), one, one, one, np.zeros(1, dtype=np.float64))

@@ -1,4 +1,9 @@
-"""Argument checks of the integer kernels' public functions (kernels assume checked input)."""
+"""The argument checks of every public entry point, each rule written once.
+
+Kernels, quantization parameters, requantization parameters, the framework bridges and the CLI
+call these; numba kernel bodies then assume checked input. Each check raises TypeError (wrong
+type or dtype) or ValueError (a value out of its range), naming the argument and the value.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,6 @@ import math
 from typing import Any
 
 import numpy as np
-
-from npquant.profiles import Profile, get_profile
 
 ACTIVATION_DTYPES = (np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16))
 WEIGHT_DTYPES = (np.dtype(np.int8), np.dtype(np.uint8))
@@ -30,6 +33,30 @@ def check_int_array(name: str, value: Any, allowed: tuple[np.dtype, ...],
     if ndim is not None and value.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-D, got shape {value.shape}")
     return np.ascontiguousarray(value)
+
+
+def check_bits(name: str, bits: Any, lo: int = 2, hi: int = 16) -> int:
+    """A bit width: an int in ``lo..hi`` (2..16 for tensors; wider for integer ranges)."""
+    if isinstance(bits, (bool, np.bool_)) or not isinstance(bits, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {bits!r}")
+    if not lo <= int(bits) <= hi:
+        raise ValueError(f"{name} must be in {lo}..{hi}, got {bits}")
+    return int(bits)
+
+
+def check_array(name: str, value: Any, dtype: Any, ndim: int | None = None) -> np.ndarray:
+    """``value`` as a C-order array after checking its dtype (exactly ``dtype``) and rank, and
+    for floats that it holds no NaN/inf. No casting: a silent float64 -> int8 conversion would
+    hide a caller's bug."""
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(value).__name__}")
+    if value.dtype != np.dtype(dtype):
+        raise TypeError(f"{name} must have dtype {np.dtype(dtype)}, got {value.dtype}")
+    if ndim is not None and value.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {value.shape}")
+    if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
+        raise ValueError(f"{name} must be finite (no NaN/inf)")
+    return np.asarray(value, order="C")  # (ascontiguousarray would make 0-d arrays 1-d)
 
 
 def check_bias(bias: Any, channels: int) -> np.ndarray:
@@ -100,8 +127,10 @@ def check_out_dtype(out_dtype: Any) -> np.dtype:
     return dt
 
 
-def check_profile(profile: Any) -> Profile:
-    """A ``Profile`` or the name of one."""
+def check_profile(profile: Any):
+    """A ``Profile`` or the name of one (returns the ``Profile``)."""
+    from npquant.profiles import Profile, get_profile  # profiles imports fixedpoint, which us
+
     if not isinstance(profile, (str, Profile)):
         raise TypeError(f"profile must be a Profile or a name, got {type(profile).__name__}")
     return get_profile(profile)
