@@ -114,11 +114,14 @@ def _y_scale(draw, acc_scale: float, typical: float, dyadic: bool) -> float:
 
 @st.composite
 def conv_cases(draw, kind: str, *, x_dtype=np.int8, layout: str = "tflite",
-               per_channel: bool | None = None) -> Case:
+               per_channel: bool | None = None, fast_3x3: bool = False) -> Case:
     """Conv ("conv"), depthwise ("depthwise") or fully-connected ("fc") cases.
 
     ``layout`` fixes what the framework accepts: "tflite" (SAME/VALID padding, no groups),
-    "onnx" (explicit pads, groups), "torch" (symmetric pads, groups, no bias).
+    "onnx" (explicit pads, groups), "torch" (symmetric pads, groups, no bias). ``fast_3x3``
+    (depthwise, tflite): the shapes of TFLite's 3x3 depthwise kernel (8, 16 or 24 channels, a
+    3x3 filter, equal strides 1 or 2, no dilation, depth multiplier 1), which random shapes
+    rarely hit (``profiles.tflite_fast_3x3`` decides; some SAME shapes still miss it).
     """
     dyadic = draw(st.booleans())
     per_channel = draw(st.booleans()) if per_channel is None else per_channel
@@ -128,6 +131,15 @@ def conv_cases(draw, kind: str, *, x_dtype=np.int8, layout: str = "tflite",
     if kind == "fc":
         n, k, o = draw(st.integers(1, 8)), draw(st.integers(1, 80)), draw(st.integers(1, 24))
         x_shape, w_shape, taps = (n, k), (o, k), k
+    elif fast_3x3:
+        c = draw(st.sampled_from([8, 16, 24]))
+        o, cin_w, groups, kh, kw = c, 1, c, 3, 3
+        s = draw(st.integers(1, 2))
+        stride, dilation = (s, s), (1, 1)
+        padding, pads = draw(st.sampled_from(["SAME", "VALID"])), (0, 0, 0, 0)
+        h, wd, n = draw(st.integers(3, 10)), draw(st.integers(3, 10)), 1
+        x_shape, w_shape, taps = (n, c, h, wd), (o, cin_w, kh, kw), kh * kw
+        geom = dict(stride=stride, dilation=dilation, padding=padding, groups=groups)
     else:
         groups = 1
         c = draw(st.integers(1, 10))
@@ -495,6 +507,11 @@ def _tflite_rows() -> list[Comparison]:
                 lambda kind=kind: conv_cases(kind),
                 lambda c, path=path: tflite_conv(c, path),
                 lambda c, name=name: npq_conv(c, name), why[path, kind]))
+    rows.append(Comparison(  # the shapes of the 3x3 kernel, which rounds otherwise on aarch64
+        "DEPTHWISE_CONV_2D (3x3 kernel shapes)", "tflite", "optimized", "tflite-optimized",
+        lambda: conv_cases("depthwise", fast_3x3=True),
+        lambda c: tflite_conv(c, "optimized"), lambda c: npq_conv(c, "tflite-optimized"),
+        "as DEPTHWISE_CONV_2D (x86: the 3x3 kernel rounds as the others)"))
     add_why = {"reference": "(q-Z) 2^20, all three rescalings gemmlowp double rounding",
                "optimized": "input rescalings single rounding (ties up), output double rounding",
                "xnnpack": "21-bit multipliers from f32(S/S_y), one shift ties up"}
