@@ -1,4 +1,4 @@
-"""Run the oracle table's TFLite and ONNX Runtime rows with the frameworks on an emulated CPU.
+"""Run the oracle table's rows with the frameworks on an emulated CPU (aarch64, or AVX2 x86).
 
 The frameworks pick their kernels by CPU: LiteRT's optimized kernels and XNNPACK, and ONNX
 Runtime's MLAS, have separate x86 and ARM code. This module runs the *same* comparisons as
@@ -15,14 +15,17 @@ CPU:
 The host builds each single-op model (``npquant.interop``: flatbuffer / ONNX bytes) and sends it
 with its runtime inputs; the child only loads numpy and the framework, invokes the model as
 ``npquant.interop.run_tflite_op`` / ``run_onnx_op`` do (one thread, the same op resolvers, no
-graph optimization) and sends the output back. So the child needs neither numba nor npquant.
-PyTorch is not run here: the aarch64 torch wheel on the package index is the CUDA build.
+graph optimization) and sends the output back. So the aarch64 child needs neither numba nor
+npquant. PyTorch runs only in the x86 child (``run_torch_op`` there, its parameters sent as
+arrays and JSON): the aarch64 torch wheel on the package index is the CUDA build.
+
+Each row is measured under the profile claimed on that CPU (npq_compare.profile_on).
 
     python3 tools/emulated_cpu.py --cpu aarch64 --cases 50            # every TFLite/ORT row
-    python3 tools/emulated_cpu.py --cpu aarch64 --cases 200 --only ADD --variants
+    python3 tools/emulated_cpu.py --cpu avx2 --cases 100 --only pytorch --variants
 
-It prints one row per comparison: cases, agreement with the row's profile and, with
-``--variants``, with each other profile of the same framework.
+It prints one row per comparison: the profile, cases, agreement and, with ``--variants``, on a
+row that disagrees, the agreement of each other profile of the same framework.
 """
 
 from __future__ import annotations
