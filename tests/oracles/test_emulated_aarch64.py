@@ -111,8 +111,24 @@ def _dw_params(w, stride):
                 stride=stride, padding="VALID")
 
 
+def _conv(width: int):
+    """CONV_2D, 8 input and 4 output channels, 1x1 filter, accumulators all 1, M = 1/4, on a
+    1 x ``width`` image: one output pixel is a GEMV shape (rounded twice: 1), two are not (0)."""
+    x = np.zeros((1, 8, 1, width), np.int8)
+    x[:, 0] = 1
+    w = np.zeros((4, 8, 1, 1), np.int8)
+    w[:, 0] = 1
+    return x, w
+
+
+CONV_PARAMS = dict(x_scale=1.0, x_zero_point=0, w_scale=1.0, y_scale=4.0, y_zero_point=0,
+                   padding="VALID")
+
+
 def _run_discriminating(run_tflite_op):
     fc = [run_tflite_op("fully_connected", *_fc(*s), kernels="optimized") for s in FC_SHAPES]
+    fc += [run_tflite_op("conv2d", [x], dict(CONV_PARAMS, w=w), kernels="optimized")
+           for x, w in (_conv(1), _conv(2))]
     fc += [run_tflite_op("depthwise_conv2d", [x], _dw_params(w, st), kernels="optimized")
            for x, w, st in (_dw(3), _dw(4))]
     q, s, z = DEQ
@@ -122,9 +138,12 @@ def _run_discriminating(run_tflite_op):
 
 
 def _npquant_discriminating(profile):
-    from npquant.integer import depthwise_conv2d
+    from npquant.integer import conv2d, depthwise_conv2d
 
     fc = [_fc_npquant(*_fc(*s), profile) for s in FC_SHAPES]
+    fc += [conv2d(x, w, None, padding="VALID", x_zero_point=0, out_zero_point=0, x_scale=1.0,
+                  w_scale=1.0, out_scale=4.0, profile=profile, out_dtype=np.int8)
+           for x, w in (_conv(1), _conv(2))]
     fc += [depthwise_conv2d(x, w, None, stride=st, padding="VALID", x_zero_point=0,
                             out_zero_point=0, x_scale=1.0, w_scale=1.5, out_scale=1.0,
                             profile=profile, out_dtype=np.int8)
@@ -142,9 +161,9 @@ def _same(a, b) -> bool:
 
 
 def test_cases_on_which_the_aarch64_build_differs_from_x86(child):
-    """The same TFLite optimized FULLY_CONNECTED, DEPTHWISE_CONV_2D and DEQUANTIZE calls: on
-    aarch64 they equal
-    ``tflite-optimized-aarch64`` and not ``tflite-optimized``; natively on x86-64 the reverse."""
+    """The same TFLite optimized FULLY_CONNECTED, CONV_2D, DEPTHWISE_CONV_2D and DEQUANTIZE
+    calls: on aarch64 they equal ``tflite-optimized-aarch64`` and not ``tflite-optimized``;
+    natively on x86-64 the reverse."""
     arm_profile = _npquant_discriminating("tflite-optimized-aarch64")
     x86_profile = _npquant_discriminating("tflite-optimized")
     assert not _same(arm_profile, x86_profile)
@@ -153,8 +172,9 @@ def test_cases_on_which_the_aarch64_build_differs_from_x86(child):
     with frameworks_on(child):
         on_arm = _run_discriminating(itfl.run_tflite_op)
     assert _same(on_arm, arm_profile)
-    # FC: the GEMV shape rounds twice, ruy's once; depthwise: the 3x3 kernel shifts left last
-    assert [int(y.max()) for y in on_arm[0]] == [1, 0, 0, 0, 4, 5]
+    # FC and conv: the GEMV shapes round twice, ruy once; depthwise: the 3x3 kernel shifts
+    # left last
+    assert [int(y.max()) for y in on_arm[0]] == [1, 0, 0, 0, 1, 0, 4, 5]
     if os.uname().machine == "x86_64":
         native = _run_discriminating(itfl.run_tflite_op)
         assert _same(native, x86_profile)
