@@ -577,7 +577,7 @@ def _without_vnni(base: Profile) -> Profile:
     return replace(base, name=f"{base.name}-avx2", version="1",
                    description=f"{base.name} on x86 without VNNI (AVX2): u8 x s8 products summed "
                                "in int16-saturated pairs (vpmaddubsw), conv pairs along (kh, kw, "
-                               "ci); fbgemm depthwise too, not ORT's",
+                               "ci); depthwise not measured",
                    accumulator=AccumulatorRule(32, Overflow.RAISE, pair_saturation=True,
                                                conv_order="hwc"))
 
