@@ -39,6 +39,14 @@ def _cmd_pipeline(argv: list[str]) -> int:
 
 
 def _cmd_golden(argv: list[str]) -> int:
+    if argv and argv[0].endswith(".tflite"):  # bring your own model (npquant.interop.tflite_cli)
+        from npquant.interop import tflite_cli
+
+        return tflite_cli.golden_main(argv)
+    if argv and argv[0].endswith(".onnx"):  # an imported ONNX model (npquant.interop.onnx_cli)
+        from npquant.interop import onnx_cli
+
+        return onnx_cli.golden_main(argv)
     from npquant.golden import commands
 
     return commands.golden_main(argv)
@@ -51,6 +59,14 @@ def _cmd_verify(argv: list[str]) -> int:
 
 
 def _cmd_compare(argv: list[str]) -> int:
+    if argv and argv[0].endswith(".tflite"):  # the model in the interpreter vs npquant
+        from npquant.interop import tflite_cli
+
+        return tflite_cli.compare_main(argv)
+    if argv and argv[0].endswith(".onnx"):  # ORT against npquant (npquant.interop.onnx_cli)
+        from npquant.interop import onnx_cli
+
+        return onnx_cli.compare_main(argv)
     from npquant.golden import commands
 
     return commands.compare_main(argv)
@@ -93,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
                         "(npquant pipeline --help)")
     sub.add_parser("golden", add_help=False, help="golden data of a model (npquant golden --help)")
     sub.add_parser("verify", add_help=False, help="check a golden directory, name every bad file")
-    sub.add_parser("compare", add_help=False, help="first divergence between two golden sets")
+    sub.add_parser("compare", add_help=False, help="first divergence between two golden sets, "
+                   "or per layer between a .tflite in the interpreter and npquant")
     sub.add_parser("ptq", add_help=False, help="quantize a checkpoint and evaluate it "
                    "(npquant ptq --help)")
     sub.add_parser("eval", add_help=False, help="accuracy as float, fake-quant or integer-only "

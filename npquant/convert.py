@@ -67,6 +67,11 @@ class IntOp:
     def run(self, x: np.ndarray, profile: Profile) -> tuple[np.ndarray, np.ndarray | None]:
         raise NotImplementedError
 
+    def infer(self, x: np.ndarray, profile: Profile, *others: np.ndarray) -> np.ndarray:
+        """The output alone, as ``run`` computes it; CONV_2D and FULLY_CONNECTED override it to
+        let the kernel skip storing the accumulators."""
+        return self.run(x, profile, *others)[0]
+
     def describe(self) -> dict[str, Any]:
         """JSON-able attributes (no arrays)."""
         return {}
@@ -91,7 +96,7 @@ class DequantizeOp(IntOp):
     op = "DEQUANTIZE"
 
     def run(self, x, profile):
-        return dequantize(x, self.qparams), None
+        return dequantize(x, self.qparams, rule=profile.dequantize), None
 
 
 @dataclass
@@ -115,14 +120,21 @@ class Conv2dOp(IntOp):
     op = "CONV_2D"
 
     def run(self, x, profile):
-        r = integer.conv2d(x, self.weight, self.bias, x_zero_point=_zp(self.input_qparams),
-                           out_zero_point=_zp(self.output_qparams), w_zero_point=0,
-                           stride=self.stride, padding=self.padding, dilation=self.dilation,
-                           groups=self.groups, requant=self.requant, profile=profile,
-                           out_dtype=self.output_qparams.dtype,
-                           out_bits=self.output_qparams.bits, activation=self.activation,
-                           layer=self.name, return_accumulators=True)
+        r = self._conv(x, profile, True)
         return r.out, r.acc
+
+    def infer(self, x, profile, *others):
+        return self._conv(x, profile, False)
+
+    def _conv(self, x, profile, want_acc):
+        return integer.conv2d(x, self.weight, self.bias, x_zero_point=_zp(self.input_qparams),
+                              out_zero_point=_zp(self.output_qparams), w_zero_point=0,
+                              stride=self.stride, padding=self.padding, dilation=self.dilation,
+                              groups=self.groups, requant=self.requant, profile=profile,
+                              out_scale=float(self.output_qparams.scale),  # RELU6's bound
+                              out_dtype=self.output_qparams.dtype,
+                              out_bits=self.output_qparams.bits, activation=self.activation,
+                              layer=self.name, return_accumulators=want_acc)
 
     def describe(self):
         return {"stride": list(self.stride), "padding": list(self.padding),
@@ -144,15 +156,22 @@ class FullyConnectedOp(IntOp):
     op = "FULLY_CONNECTED"
 
     def run(self, x, profile):
-        r = integer.fully_connected(x, self.weight, self.bias,
-                                    x_zero_point=_zp(self.input_qparams),
-                                    out_zero_point=_zp(self.output_qparams), w_zero_point=0,
-                                    requant=self.requant, profile=profile,
-                                    out_dtype=self.output_qparams.dtype,
-                                    out_bits=self.output_qparams.bits,
-                                    activation=self.activation, layer=self.name,
-                                    return_accumulators=True)
+        r = self._fc(x, profile, True)
         return r.out, r.acc
+
+    def infer(self, x, profile, *others):
+        return self._fc(x, profile, False)
+
+    def _fc(self, x, profile, want_acc):
+        return integer.fully_connected(x, self.weight, self.bias,
+                                       x_zero_point=_zp(self.input_qparams),
+                                       out_zero_point=_zp(self.output_qparams), w_zero_point=0,
+                                       requant=self.requant, profile=profile,
+                                       out_scale=float(self.output_qparams.scale),  # RELU6
+                                       out_dtype=self.output_qparams.dtype,
+                                       out_bits=self.output_qparams.bits,
+                                       activation=self.activation, layer=self.name,
+                                       return_accumulators=want_acc)
 
     def describe(self):
         return {"activation": self.activation}
@@ -204,7 +223,8 @@ class AvgPoolOp(IntOp):
 
     def run(self, x, profile):
         if self.kernel_size is None:
-            r = integer.global_avg_pool2d(x, zero_point=_zp(self.qparams), profile=profile,
+            r = integer.global_avg_pool2d(x, zero_point=_zp(self.qparams),
+                                          scale=float(self.qparams.scale), profile=profile,
                                           return_accumulators=True)
         else:
             r = integer.avg_pool2d(x, self.kernel_size, self.stride, self.padding,
@@ -293,7 +313,10 @@ class IntegerModel:
             srcs = (i - 1,) if self.wiring is None else self.wiring[i]
             h = values[srcs[0]]
             others = [values[j] for j in srcs[1:]]
-            out, acc = op.run(h, self.profile, *others)
+            if return_trace:
+                out, acc = op.run(h, self.profile, *others)
+            else:
+                out = op.infer(h, self.profile, *others)
             if return_trace:
                 trace.append(TraceEntry(i, op.name, op.op, h, out, acc,
                                         others[0] if others else None))

@@ -250,5 +250,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # through the CLI: bad input is one line and exit code 2
+    import sys
+
+    from npquant import cli
+
+    raise SystemExit(cli.main(["pipeline", *sys.argv[1:]]))

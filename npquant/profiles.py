@@ -79,6 +79,9 @@ class AddScheme(str, Enum):
     XNNPACK = "xnnpack"
     # QNNPACK q8vadd (PyTorch qnnpack engine): as XNNPACK with 2^(21 - e), ``add.ties`` (away).
     QNNPACK = "qnnpack"
+    # ONNX Runtime's QLinearAdd on x86-64 with AVX2 (MLAS): float32 r = f32(S / S_out), zero
+    # points folded into one float32 constant, two fused multiply-adds, rne (npquant.integer.mlas).
+    MLAS = "mlas"
 
     @property
     def multiplier_bits(self) -> int:
@@ -344,6 +347,10 @@ class Profile:
     # How a fused RELU6's upper clamp, real 6.0, becomes an output integer; None: ``quantize``.
     # TFLite: Z + round_away(f32(6 / S)); XNNPACK: round_even(f32(f32(6 / S) + Z)).
     relu6_bound: QuantizeRule | None = None
+    # The global average pool: None divides ``sum q`` by the plane size with ``average_pool``'s
+    # tie rule; a rule requantizes ``sum q - Z N`` by ``M = f32(S_in / f32(S_out N))`` (ONNX
+    # Runtime's QLinearGlobalAveragePool: ``M`` is the FLOAT32_RATIO of S_in, 1 and f32(S_out N)).
+    global_average_pool: RequantRule | None = None
 
     def relu6_bound_rule(self) -> QuantizeRule:
         """The rule that quantizes RELU6's bound 6.0 (``relu6_bound``, else ``quantize``)."""
@@ -372,6 +379,11 @@ class Profile:
             value = getattr(self, name)
             if name == "relu6_bound" and value is None:
                 out.append((name, "as quantize"))
+                continue
+            if name == "global_average_pool" and value is None:
+                continue  # listed only when set: the global pool is then the average_pool rule
+            if name == "add" and self.add_scheme is AddScheme.MLAS:
+                out.append((name, "not read: the mlas scheme is a float32 sequence"))
                 continue
             text = value.describe() if hasattr(value, "describe") else _plain(value)
             out.append((name, text))
@@ -487,16 +499,20 @@ PROFILES: dict[str, Profile] = {
         ),
         Profile(
             name="onnxruntime",
-            version="1",
-            description="ONNX Runtime CPU (MLAS) QLinearConv/QLinearMatMul: "
-                        "nearbyint(f32(acc) * f32(f32(s_x s_w) / s_y)) + Z",
+            version="2",
+            description="ONNX Runtime CPU (MLAS) on x86-64 with AVX2: QLinearConv/QLinearMatMul/"
+                        "QGemm nearbyint(f32(acc) * f32(f32(s_x s_w) / s_y)) + Z; QLinearAdd's "
+                        "float32 fma sequence; QLinearGlobalAveragePool",
             conv=_F32_RATIO_EVEN,
             depthwise_conv=_F32_RATIO_EVEN,
             fully_connected=_F32_RATIO_EVEN,
-            # NOTE: ORT's com.microsoft QLinearAdd / QLinearAveragePool follow float sequences not
-            # modelled yet (88% / 65% agreement, docs/fidelity.md); these two rules are npquant's.
+            # ``add`` is not read by the MLAS scheme (npquant.integer.mlas); QLinearAveragePool
+            # (a window) follows a float sequence not modelled yet (65% agreement,
+            # docs/fidelity.md): its tie rule here is npquant's.
             add=_F32_RATIO_EVEN,
+            add_scheme=AddScheme.MLAS,
             average_pool=Ties.EVEN,
+            global_average_pool=_F32_RATIO_EVEN,
             quantize=_ORT_QUANTIZE,
             quantize_per_channel=_ORT_QUANTIZE,
             qparams_method=QParamsMethod.PYTORCH,
@@ -574,7 +590,7 @@ def _without_vnni(base: Profile) -> Profile:
     Haswell`` (tools/emulated_paths.py: ORT QLinearMatMul / MatMulInteger / QLinearConv and
     PyTorch fbgemm linear / conv2d equal on every case, the exact sums on 5-25%;
     tools/emulated_cpu.py: fbgemm's depthwise conv too, ORT's uint8 depthwise QLinearConv not)."""
-    return replace(base, name=f"{base.name}-avx2", version="1",
+    return replace(base, name=f"{base.name}-avx2", version=base.version,
                    description=f"{base.name} on x86 without VNNI (AVX2): u8 x s8 products summed "
                                "in int16-saturated pairs (vpmaddubsw), conv pairs along (kh, kw, "
                                "ci); depthwise not measured",

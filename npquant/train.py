@@ -368,5 +368,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run(build_parser().parse_args(argv))
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # through the CLI: bad input is one line and exit code 2
+    import sys
+
+    from npquant import cli
+
+    raise SystemExit(cli.main(["train", *sys.argv[1:]]))

@@ -36,11 +36,13 @@ def check_int_array(name: str, value: Any, allowed: tuple[np.dtype, ...],
 
 
 def check_bits(name: str, bits: Any, lo: int = 2, hi: int = 16) -> int:
-    """A bit width: an int in ``lo..hi`` (2..16 for tensors; wider for integer ranges)."""
-    if isinstance(bits, (bool, np.bool_)) or not isinstance(bits, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {bits!r}")
-    if not lo <= int(bits) <= hi:
-        raise ValueError(f"{name} must be in {lo}..{hi}, got {bits}")
+    """A bit width: an int in ``lo..hi`` (2..16 for tensors; wider for integer ranges).
+
+    Anything else (1, 17, 4.0, True, "8") is a ValueError with one message: a bit width is a
+    value with a range, whatever the type of the wrong value."""
+    if isinstance(bits, (bool, np.bool_)) or not isinstance(bits, (int, np.integer)) or \
+            not lo <= int(bits) <= hi:
+        raise ValueError(f"{name} must be an int in {lo}..{hi}, got {bits!r}")
     return int(bits)
 
 
@@ -105,15 +107,20 @@ def check_scale(name: str, value: Any) -> float:
 
 
 def check_scales(name: str, value: Any, channels: int) -> np.ndarray:
-    """A scale per tensor (number) or per channel (1-D array of ``channels``), float64 array."""
-    if isinstance(value, np.ndarray) and value.ndim > 0:
-        arr = value.astype(np.float64)
-        if arr.shape not in ((channels,), (1,)):
-            raise ValueError(f"{name} must have shape ({channels},) or (1,), got {arr.shape}")
-        if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
-            raise ValueError(f"{name} must be finite and > 0, got {value!r}")
-        return arr
-    return np.array([check_scale(name, value)])
+    """A scale per tensor (a number) or per channel (a 1-D array or sequence of ``channels``, or
+    of one), as a float64 array; each finite and > 0."""
+    if np.ndim(value) == 0:
+        return np.array([check_scale(name, value)])
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number or a sequence of numbers, got {value!r}") \
+            from None
+    if arr.shape not in ((channels,), (1,)):
+        raise ValueError(f"{name} must be a number or have shape ({channels},), got {arr.shape}")
+    if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+        raise ValueError(f"{name} must be finite and > 0, got {value!r}")
+    return arr
 
 
 def check_out_dtype(out_dtype: Any) -> np.dtype:

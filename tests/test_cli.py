@@ -63,3 +63,21 @@ def test_truncated_npz_and_corrupt_json_name_the_file(tmp_path):
     (tmp_path / "checkpoint.json").write_text(json.dumps([1, 2]))
     with pytest.raises(ValueError, match="expected a JSON object"):
         load_checkpoint(tmp_path)
+
+
+@pytest.mark.parametrize("module", ["npquant.train", "npquant.pipeline", "npquant.quant.qat"])
+def test_module_entry_points_go_through_the_cli(module, tmp_path):
+    """``python -m npquant.pipeline ...`` (the form the docs show) reports bad input as the CLI
+    does: one line, exit code 2, no traceback."""
+    import subprocess
+    import sys
+
+    args = {"npquant.train": ["--model", "cnn", "--epochs", "0", "--out", str(tmp_path)],
+            "npquant.pipeline": ["--epochs", "0", "--out", str(tmp_path)],
+            "npquant.quant.qat": ["--float", str(tmp_path / "missing"), "--out",
+                                  str(tmp_path / "q")]}
+    r = subprocess.run([sys.executable, "-m", module, *args[module]], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith(f"npquant {module.split('.')[-1]}: error")

@@ -77,6 +77,7 @@ def test_resnet_converts_with_add_and_global_average_pool(folded_and_calibration
     assert im.wiring[names.index("layer2.0.add")] == (names.index("layer2.0.conv2"), sc)
     q, trace = im.run(x[:8], return_trace=True)
     assert q.dtype == np.int8 and q.shape == (8, 10)
+    assert np.array_equal(im.run(x[:8]), q)  # the output-only path gives the same logits
     for e in trace:
         op = im.ops[e.index]
         if isinstance(op, AddOp):  # the ADD op is the kernel on the wired inputs

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
-DOCTEST_PAGES = ["fixedpoint.md"]
+DOCTEST_PAGES = ["fixedpoint.md", "import_export.md"]
 
 
 @pytest.mark.parametrize("page", DOCTEST_PAGES)

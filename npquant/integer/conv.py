@@ -39,7 +39,7 @@ from npquant.integer.epilogue import (
 )
 from npquant.integer.fast import conv_loops, vnni_gemm
 from npquant.integer.fast.vnni_conv import conv_exact_vnni
-from npquant.integer.gemm import accumulate
+from npquant.integer.gemm import FcCall, accumulate
 from npquant.integer.result import KernelResult
 from npquant.profiles import AccumulatorRule, Profile, tflite_fast_3x3
 from npquant.requant import RequantParams
@@ -93,29 +93,17 @@ def conv_padding(padding: Padding, in_hw: tuple[int, int], kernel_hw: tuple[int,
 
 
 @dataclass(frozen=True)
-class ConvCall:
-    """A checked ``conv2d`` call: the resolved operands every conv kernel (reference or fast)
-    computes from. ``xp`` is the input padded with ``Zx`` (real 0); ``bias`` and ``w_zero_point``
-    are int64 ``(O,)``; ``act_range`` is the integer clamp of the fused activation."""
+class ConvCall(FcCall):
+    """A checked ``conv2d`` call: the operands of ``FcCall`` (``x`` the input, ``w`` OIHW) and
+    the convolution's geometry. ``xp`` is the input padded with ``Zx`` (real 0)."""
 
-    x: np.ndarray
-    xp: np.ndarray
-    w: np.ndarray
-    bias: np.ndarray
-    x_zero_point: int
-    w_zero_point: np.ndarray
-    out_zero_point: int
-    stride: tuple[int, int]
-    dilation: tuple[int, int]
-    pads: tuple[int, int, int, int]
-    groups: int
-    out_hw: tuple[int, int]
-    depthwise: bool
-    requant: RequantParams
-    accumulator: AccumulatorRule
-    act_range: tuple[int, int]
-    out_dtype: np.dtype
-    layer: str
+    xp: np.ndarray = None
+    stride: tuple[int, int] = (1, 1)
+    dilation: tuple[int, int] = (1, 1)
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)
+    groups: int = 1
+    out_hw: tuple[int, int] = (1, 1)
+    depthwise: bool = False
 
 
 def check_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, *,
@@ -170,8 +158,9 @@ def check_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, *,
     act = activation_range(activation, out_scale, zo, odt, prof, out_bits)
     xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=zx) \
         if pt or pb or pl or pr else x
-    return ConvCall(x, xp, w, b, zx, zw, zo, (sh, sw), (dh, dw), (pt, pb, pl, pr), groups,
-                    (oh_len, ow_len), depthwise, params, rule, act, odt, layer)
+    return ConvCall(x, w, b, zx, zw, zo, params, rule, act, odt, layer, xp=xp, stride=(sh, sw),
+                    dilation=(dh, dw), pads=(pt, pb, pl, pr), groups=groups,
+                    out_hw=(oh_len, ow_len), depthwise=depthwise)
 
 
 def conv2d(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, *,

@@ -24,6 +24,8 @@ Profiles with ``add_scheme`` XNNPACK or QNNPACK use the one-shift sequence of th
 
 one rounding, with the ``add`` rule's tie rule (XNNPACK ties up, QNNPACK ties away). The
 multipliers have ``b + 1`` bits, so ``|(a - Za) m_a + (b - Zb) m_b| < 2 * 2^8 * 2^(b+1) <= 2^31``.
+
+Add scheme MLAS is ONNX Runtime's QLinearAdd, a float32 sequence (``npquant.integer.mlas``).
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ import numpy as np
 
 from npquant import fixedpoint as fp
 from npquant.fixedpoint import Ties
-from npquant.integer.epilogue import activation_range
+from npquant.integer.epilogue import activation_range, needs_domain_check
+from npquant.integer.fast import add as fast_add
+from npquant.integer.mlas import mlas_add
 from npquant.integer.result import KernelResult
 from npquant.profiles import AddScheme, MultiplierDerivation, Profile, RequantRule
 from npquant.requant import (
@@ -84,8 +88,10 @@ def _add_inputs(a, b, za, zb, left_shift, kind, ties, qa, sha, ma, qb, shb, mb, 
 class AddCall:
     """A checked ``add`` call: the operands every ADD kernel (reference or fast) computes from.
 
-    ``a``, ``b``: the inputs broadcast to ``shape``. TFLite scheme: ``left_shift`` and the
-    requantization of each input (``input_a``, ``input_b``) and of the sum (``output``).
+    ``a``, ``b``: the checked inputs, which broadcast to ``shape``; ``scales``: ``(S_a, S_b,
+    S_out)``. MLAS scheme: nothing more (``npquant.integer.mlas``). TFLite scheme:
+    ``left_shift`` and the requantization of each input (``input_a``, ``input_b``) and of the
+    sum (``output``).
     One-shift schemes (XNNPACK, QNNPACK): ``multipliers = (m_a, m_b)`` and the shift ``n``, rounded
     with ``ties``.
     """
@@ -96,6 +102,7 @@ class AddCall:
     a_zero_point: int
     b_zero_point: int
     out_zero_point: int
+    scales: tuple[float, float, float]
     scheme: AddScheme
     act_range: tuple[int, int]
     out_dtype: np.dtype
@@ -129,9 +136,11 @@ def check_add(a: np.ndarray, b: np.ndarray, *, a_scale: float, a_zero_point: int
     sa = check_scale("a_scale", a_scale)
     sb = check_scale("b_scale", b_scale)
     so = check_scale("out_scale", out_scale)
-    common = dict(a=np.broadcast_to(a, shape), b=np.broadcast_to(b, shape), shape=shape,
-                  a_zero_point=za, b_zero_point=zb, out_zero_point=zo, scheme=prof.add_scheme,
+    common = dict(a=a, b=b, shape=shape, a_zero_point=za, b_zero_point=zb, out_zero_point=zo,
+                  scales=(sa, sb, so), scheme=prof.add_scheme,
                   act_range=activation_range(activation, so, zo, odt, prof), out_dtype=odt)
+    if prof.add_scheme is AddScheme.MLAS:  # ONNX Runtime's float sequence (integer/mlas.py)
+        return AddCall(**common)
     if prof.add_scheme is not AddScheme.TFLITE:
         if a.dtype == np.int16:
             # the libraries have 8-bit ADD kernels only (qs8/qu8); the int32 bound
@@ -164,9 +173,11 @@ def add(a: np.ndarray, b: np.ndarray, *, a_scale: float, a_zero_point: int, b_sc
     c = check_add(a, b, a_scale=a_scale, a_zero_point=a_zero_point, b_scale=b_scale,
                   b_zero_point=b_zero_point, out_scale=out_scale, out_zero_point=out_zero_point,
                   profile=profile, out_dtype=out_dtype, activation=activation)
-    af = np.ascontiguousarray(c.a).ravel()
-    bf = np.ascontiguousarray(c.b).ravel()
     lo, hi = c.act_range
+    if c.scheme is AddScheme.MLAS:
+        return _mlas(c, return_accumulators)
+    af = np.ascontiguousarray(np.broadcast_to(c.a, c.shape)).ravel()
+    bf = np.ascontiguousarray(np.broadcast_to(c.b, c.shape)).ravel()
     if c.scheme is not AddScheme.TFLITE:
         m_a, m_b = c.multipliers
         acc64 = (af.astype(np.int64) - c.a_zero_point) * m_a + \
@@ -177,6 +188,12 @@ def add(a: np.ndarray, b: np.ndarray, *, a_scale: float, a_zero_point: int, b_sc
         out = np.clip(y, lo, hi).astype(c.out_dtype).reshape(c.shape)
         return KernelResult(out, acc) if return_accumulators else out
     pa, pb = c.input_a, c.input_b
+    if not needs_domain_check(c.output):  # one fused loop (npquant.integer.fast.add)
+        out, acc = fast_add.add_tflite(af, bf, c.a_zero_point, c.b_zero_point, c.left_shift, pa,
+                                       pb, c.output, c.out_zero_point, (lo, hi), c.out_dtype,
+                                       return_accumulators)
+        out = out.reshape(c.shape)
+        return KernelResult(out, acc.reshape(c.shape)) if return_accumulators else out
     raw = np.empty(af.shape[0], dtype=np.int64)
     _add_inputs(af, bf, np.int64(c.a_zero_point), np.int64(c.b_zero_point),
                 np.int64(c.left_shift), pa.kind_code, pa.ties_code,
@@ -186,6 +203,17 @@ def add(a: np.ndarray, b: np.ndarray, *, a_scale: float, a_zero_point: int, b_sc
     out = requantize(acc, c.output, channel_axis=None, zero_point=c.out_zero_point, qmin=lo,
                      qmax=hi).astype(c.out_dtype)
     return KernelResult(out, acc) if return_accumulators else out
+
+
+def _mlas(c: AddCall, return_accumulators: bool) -> np.ndarray | KernelResult:
+    """ONNX Runtime's QLinearAdd float sequence (``npquant.integer.mlas``) on a checked call."""
+    (sa, sb, so), (lo, hi) = c.scales, c.act_range
+    # MLAS takes two tensors of one shape or one single element; other broadcasts are refused
+    y, acc = mlas_add(c.a, c.b, a_scale=sa, a_zero_point=c.a_zero_point, b_scale=sb,
+                      b_zero_point=c.b_zero_point, out_scale=so, out_zero_point=c.out_zero_point,
+                      qmin=lo, qmax=hi)
+    out = y.astype(c.out_dtype).reshape(c.shape)
+    return KernelResult(out, acc.reshape(c.shape)) if return_accumulators else out
 
 
 def one_shift_multipliers(sa: float, sb: float, so: float, scheme: AddScheme
@@ -252,8 +280,9 @@ def concat(tensors: Sequence[np.ndarray], *, axis: int, scales: Sequence[float],
     """Concatenate quantized tensors along ``axis`` after requantizing each to the output's
     ``(out_scale, out_zero_point)`` (``requantize_tensor``; a tensor already on them is copied).
 
-    NOTE: TFLite's reference CONCATENATION rescales in float32 (``round(q s + bias)``), which can
-    differ by one from this fixed-point requantization; use equal qparams for bit-exactness.
+    NOTE: TFLite's int8 CONCATENATION requires every input to share the output's qparams (then
+    this is a plain concatenation); its uint8 kernel rescales in float32 (``round(q s + bias)``),
+    which can differ by one from this fixed-point requantization.
     """
     if not (len(tensors) == len(scales) == len(zero_points)) or not tensors:
         raise ValueError(f"tensors, scales, zero_points must be non-empty and of one length, got "

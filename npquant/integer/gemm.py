@@ -86,8 +86,9 @@ def accumulate(a: np.ndarray, w: np.ndarray, za: int, zw: np.ndarray, bias: np.n
 
 @dataclass(frozen=True)
 class FcCall:
-    """A checked ``fully_connected`` call: the resolved operands every FC kernel (reference or
-    fast) computes from; ``bias`` and ``w_zero_point`` are int64 ``(O,)``."""
+    """A checked ``fully_connected`` call: the resolved operands every GEMM-like kernel
+    (reference or fast; ``ConvCall`` extends it) computes from; ``bias`` and ``w_zero_point``
+    are int64 ``(O,)``, ``act_range`` the integer clamp of the fused activation."""
 
     x: np.ndarray
     w: np.ndarray

@@ -24,8 +24,10 @@ from npquant import fixedpoint as fp
 from npquant.fixedpoint import Ties
 from npquant.integer.conv import Padding, conv_padding
 from npquant.integer.epilogue import activation_range
+from npquant.integer.fast import max_pool
 from npquant.integer.result import KernelResult
 from npquant.profiles import Profile
+from npquant.requant import RequantParams, prepare_requant, requantize
 from npquant.validate import (
     ACTIVATION_DTYPES,
     check_int_array,
@@ -121,6 +123,9 @@ def _pool_common(kind: str, x, kernel_size, stride, padding, zero_point, scale, 
                  activation, count_include_pad, return_accumulators):
     c = check_pool(kind, x, kernel_size, stride, padding, zero_point=zero_point, scale=scale,
                    profile=profile, activation=activation, count_include_pad=count_include_pad)
+    if c.is_max and max_pool.applies(c.kernel_size, c.stride, c.pads):
+        out, acc = max_pool.max_pool_2x2(c.x, c.act_range, return_accumulators)
+        return KernelResult(out, acc) if return_accumulators else out
     shape = (c.x.shape[0], c.x.shape[1]) + c.out_hw
     acc = np.empty(shape, dtype=np.int32)
     out = np.empty(shape, dtype=c.x.dtype)
@@ -159,11 +164,50 @@ def avg_pool2d(x: np.ndarray, kernel_size: int | tuple[int, int], stride: Any = 
                         activation, count_include_pad, return_accumulators)
 
 
+def global_pool_requant(x: np.ndarray, prof: Profile, zero_point: int, scale: float | None,
+                        out_scale: float | None, out_zero_point: int
+                        ) -> tuple[int, int, float, RequantParams]:
+    """The checked ``(Z_in, Z_out, S_out, RequantParams)`` of a requantizing global average pool
+    (ONNX Runtime's QLinearGlobalAveragePool): ``acc = sum q - Z_in N`` over the ``N = H W``
+    plane, ``M = f32(S_in / f32(S_out N))`` by the profile's ``global_average_pool`` rule."""
+    if scale is None or out_scale is None:
+        raise ValueError(f"profile {prof.name!r} requantizes the global average pool: give scale")
+    zp = check_zero_point("zero_point", zero_point, x.dtype)
+    zo = check_zero_point("out_zero_point", out_zero_point, x.dtype)
+    n = x.shape[2] * x.shape[3]
+    if n > 2**23:  # |acc| <= 2^8 n must be exact in float32 (and in int32)
+        raise ValueError(f"the plane {x.shape[2]}x{x.shape[3]} has more than 2^23 elements")
+    s_in, s_out = float(np.float32(scale)), float(np.float32(out_scale))
+    params = prepare_requant(prof.global_average_pool, s_in, 1.0,
+                             float(np.float32(s_out) * np.float32(n)))
+    return zp, zo, s_out, params
+
+
 def global_avg_pool2d(x: np.ndarray, *, zero_point: int = 0, scale: float | None = None,
                       profile: Profile | str, activation: str | None = None,
-                      return_accumulators: bool = False) -> np.ndarray | KernelResult:
-    """Average over all of ``H x W``: ``(N, C, 1, 1)``; ``avg_pool2d`` with the kernel ``(H, W)``.
+                      return_accumulators: bool = False, out_scale: float | None = None,
+                      out_zero_point: int | None = None) -> np.ndarray | KernelResult:
+    """Average over all of ``H x W``: ``(N, C, 1, 1)``; ``avg_pool2d`` with the kernel ``(H, W)``,
+    or, when the profile has a ``global_average_pool`` rule, ``sum q - Z N`` requantized by
+    ``M = f32(S / f32(S N))`` (ONNX Runtime; ``scale`` is then required). Input and output share
+    ``scale`` and ``zero_point`` unless ``out_scale``/``out_zero_point`` are given, which only a
+    requantizing rule can honour: ``M = f32(S_in / f32(S_out N))``, ``+ Z_out``.
     """
     x = check_int_array("x", x, ACTIVATION_DTYPES, 4)
-    return _pool_common("avg", x, (x.shape[2], x.shape[3]), 1, 0, zero_point, scale, profile,
-                        activation, False, return_accumulators)
+    prof = check_profile(profile)
+    so = scale if out_scale is None else out_scale
+    zo = zero_point if out_zero_point is None else out_zero_point
+    if prof.global_average_pool is None:
+        if (so, zo) != (scale, zero_point):
+            raise ValueError(f"profile {prof.name!r} averages the stored integers, so output "
+                             f"qparams must be the input's; got scale {scale} -> {so}, zero "
+                             f"point {zero_point} -> {zo}")
+        return _pool_common("avg", x, (x.shape[2], x.shape[3]), 1, 0, zero_point, scale, prof,
+                            activation, False, return_accumulators)
+    zp, zo, s_out, params = global_pool_requant(x, prof, zero_point, scale, so, zo)
+    n = x.shape[2] * x.shape[3]
+    acc = (x.astype(np.int64).sum(axis=(2, 3), keepdims=True) - zp * n).astype(np.int32)
+    lo, hi = activation_range(activation, s_out, zo, x.dtype, prof)
+    out = requantize(acc, params, channel_axis=None, zero_point=zo, qmin=lo, qmax=hi
+                     ).astype(x.dtype)
+    return KernelResult(out, acc) if return_accumulators else out

@@ -32,12 +32,14 @@ import numpy as np
 from npquant import fixedpoint as fp
 from npquant.integer.accumulator import AccumulatorOverflowError, accumulator_dtype
 from npquant.integer.conv import check_conv
-from npquant.integer.elementwise import check_add
+from npquant.integer.elementwise import _mlas, check_add
+from npquant.integer.epilogue import activation_range
 from npquant.integer.gemm import check_fc
-from npquant.integer.pool import PoolCall, check_pool
+from npquant.integer.pool import PoolCall, check_pool, global_pool_requant
 from npquant.integer.result import KernelResult
 from npquant.profiles import AccumulatorRule, AddScheme, Overflow, RequantKind
 from npquant.requant import RequantParams, requantize_scalar
+from npquant.validate import ACTIVATION_DTYPES, check_int_array, check_profile
 
 INT16_MIN, INT16_MAX = -(2**15), 2**15 - 1
 
@@ -231,19 +233,58 @@ def avg_pool2d(x: np.ndarray, kernel_size: int | tuple[int, int], stride: Any = 
                             count_include_pad=count_include_pad, **kwargs))
 
 
+def global_avg_pool2d(x: np.ndarray, *, zero_point: int = 0, scale: float | None = None,
+                      profile: Any, activation: str | None = None,
+                      out_scale: float | None = None, out_zero_point: int | None = None
+                      ) -> KernelResult:
+    """Global average pool by the definition; the arguments of
+    ``npquant.integer.global_avg_pool2d``.
+
+    Without a ``global_average_pool`` rule in the profile: ``avg_pool2d`` over the whole plane
+    (in and out qparams equal). With one (ONNX Runtime): ``acc = sum q - Z_in N`` per channel,
+    ``y = clamp(Z_out + M acc)`` with ``M = f32(S_in / f32(S_out N))``.
+    """
+    prof = check_profile(profile)
+    x = check_int_array("x", x, ACTIVATION_DTYPES, 4)
+    so = scale if out_scale is None else out_scale
+    zo = zero_point if out_zero_point is None else out_zero_point
+    if prof.global_average_pool is None:
+        if (so, zo) != (scale, zero_point):
+            raise ValueError(f"profile {prof.name!r} averages the stored integers, so output "
+                             "qparams must be the input's")
+        return avg_pool2d(x, (x.shape[2], x.shape[3]), 1, 0, zero_point=zero_point, scale=scale,
+                          profile=prof, activation=activation)
+    zp, zo, s_out, params = global_pool_requant(x, prof, zero_point, scale, so, zo)
+    act_range = activation_range(activation, s_out, zo, x.dtype, prof)
+    shape = x.shape[:2] + (1, 1)
+    acc = np.zeros(shape, dtype=np.int32)
+    out = np.zeros(shape, dtype=x.dtype)
+    for n, ch in np.ndindex(x.shape[:2]):
+        total = sum(int(v) - zp for v in x[n, ch].ravel())
+        acc[n, ch, 0, 0] = total
+        out[n, ch, 0, 0] = _output(total, params, 0, 1, zo, act_range)
+    return KernelResult(out, acc)
+
+
 def add(a: np.ndarray, b: np.ndarray, **kwargs: Any) -> KernelResult:
     """ADD by the definition; the arguments of ``npquant.integer.add``.
 
-    TFLite scheme: ``s_a = M_a ((a - Za) 2^ls)``, ``s_b`` likewise, ``acc = s_a + s_b``,
+    MLAS (ONNX Runtime): ``npquant.integer.mlas``. TFLite scheme: ``s_a = M_a ((a - Za) 2^ls)``,
+    ``s_b`` likewise, ``acc = s_a + s_b``,
     ``y = clamp(Z_out + M_out acc)``. One-shift schemes (XNNPACK, QNNPACK):
     ``acc = (a - Za) m_a + (b - Zb) m_b``, ``y = clamp(Z_out + round(acc / 2^n))``.
     """
     c = check_add(a, b, **kwargs)
+    if c.scheme is AddScheme.MLAS:
+        # ONNX Runtime's float32 sequence is already written element for element, with every
+        # float32 rounding made exact (npquant.integer.mlas): it is its own reference
+        return _mlas(c, return_accumulators=True)
+    a_full, b_full = np.broadcast_to(c.a, c.shape), np.broadcast_to(c.b, c.shape)
     acc = np.zeros(c.shape, dtype=np.int32)
     out = np.zeros(c.shape, dtype=c.out_dtype)
     for idx in np.ndindex(c.shape):
-        da = int(c.a[idx]) - c.a_zero_point
-        db = int(c.b[idx]) - c.b_zero_point
+        da = int(a_full[idx]) - c.a_zero_point
+        db = int(b_full[idx]) - c.b_zero_point
         if c.scheme is AddScheme.TFLITE:
             total = requantize_one(da << c.left_shift, c.input_a, 0, 1) + \
                 requantize_one(db << c.left_shift, c.input_b, 0, 1)

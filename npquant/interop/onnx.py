@@ -27,7 +27,7 @@ from npquant.interop._common import (
 )
 
 OPS = ("quantize_linear", "dequantize_linear", "qlinear_matmul", "qlinear_conv", "conv_integer",
-       "matmul_integer", "qlinear_add", "qlinear_average_pool")
+       "matmul_integer", "qlinear_add", "qlinear_average_pool", "qlinear_global_average_pool")
 OPSET = 21
 _QTYPES = (np.int8, np.uint8)
 
@@ -220,6 +220,17 @@ def _build(op: str, inputs: Sequence[np.ndarray], p: Mapping[str, Any]):
                      pads=_pads(p.get("pads", (0, 0, 0, 0))),
                      count_include_pad=int(bool(p.get("count_include_pad", False))))
         out_type, node, domain = x.dtype, "QLinearAveragePool", "com.microsoft"
+    elif op == "qlinear_global_average_pool":
+        check_keys(op, p, {"x_scale", "x_zero_point", "y_scale", "y_zero_point"}, set())
+        n_inputs(1)
+        x = _int_input("inputs[0]", inputs[0], 4)
+        feed("x", x)
+        init("x_scale", _scale_init("x_scale", p["x_scale"]))
+        init("x_zero_point", _zp_init("x_zero_point", p["x_zero_point"], x.dtype))
+        init("y_scale", _scale_init("y_scale", p["y_scale"]))
+        init("y_zero_point", _zp_init("y_zero_point", p["y_zero_point"], x.dtype))
+        attrs["channels_last"] = 0
+        out_type, node, domain = x.dtype, "QLinearGlobalAveragePool", "com.microsoft"
     else:
         raise ValueError(f"op must be one of {OPS}, got {op!r}")
 
@@ -263,7 +274,9 @@ def run_onnx_op(op: str, inputs: Sequence[np.ndarray], params: Mapping[str, Any]
             - matmul_integer: ``a_zero_point``, ``b_zero_point`` -> int32 accumulators;
             - qlinear_average_pool (com.microsoft): ``kernel_size``, ``x_scale``,
               ``x_zero_point``, ``y_scale``, ``y_zero_point``; optional ``stride``, ``pads``,
-              ``count_include_pad``.
+              ``count_include_pad``;
+            - qlinear_global_average_pool (com.microsoft, NCHW): ``x_scale``, ``x_zero_point``,
+              ``y_scale``, ``y_zero_point``.
 
     Returns:
         ORT's output array (int8/uint8, int32 or float32).

@@ -9,7 +9,13 @@ from __future__ import annotations
 import numpy as np
 
 from npquant.nn.conv import _pair, conv2d, conv_output_size
-from npquant.nn.pool_kernels import max_pool_backward, max_pool_forward
+from npquant.nn.norm_kernels import bn_train_backward, bn_train_forward, channel_affine
+from npquant.nn.pool_kernels import (
+    max_pool_2x2_forward,
+    max_pool_backward,
+    max_pool_forward,
+    relu_backward,
+)
 from npquant.nn.tensor import Add, Function, Reshape, Tensor
 
 __all__ = ["add", "adaptive_avg_pool2d", "avg_pool2d", "batch_norm2d", "conv2d", "dropout",
@@ -54,47 +60,57 @@ class BatchNorm2dTrainFn(Function):
     With M = N*H*W, mu = mean(x), var = mean((x - mu)^2) (biased), xhat = (x - mu)/sqrt(var+eps):
     y = gamma * xhat + beta. Backward, with g = dy * gamma:
     dx = (1/sqrt(var+eps)) * (g - mean(g) - xhat * mean(g * xhat)).
+    Both directions are two passes of ``npquant.nn.norm_kernels``.
     """
 
     @staticmethod
     def forward(ctx, x, gamma, beta, eps):
-        mu = x.mean(axis=(0, 2, 3), keepdims=True)
-        xc = x - mu
-        var = (xc * xc).mean(axis=(0, 2, 3), keepdims=True)
-        invstd = 1.0 / np.sqrt(var + eps)
-        xhat = xc * invstd
+        n, c = x.shape[:2]
+        x3 = np.ascontiguousarray(x).reshape(n, c, -1)
+        y, xhat = np.empty_like(x3), np.empty_like(x3)
+        mean, var, invstd = (np.empty(c, dtype=x.dtype) for _ in range(3))
+        bn_train_forward(x3, gamma, beta, eps, y, xhat, mean, var, invstd)
         ctx.xhat, ctx.invstd, ctx.gamma = xhat, invstd, gamma
-        ctx.batch_mean, ctx.batch_var = mu.reshape(-1), var.reshape(-1)
-        return xhat * gamma.reshape(1, -1, 1, 1) + beta.reshape(1, -1, 1, 1)
+        ctx.batch_mean, ctx.batch_var = mean, var
+        return y.reshape(x.shape)
 
     @staticmethod
     def backward(ctx, grad):
         xhat = ctx.xhat
-        dgamma = (grad * xhat).sum(axis=(0, 2, 3))
-        dbeta = grad.sum(axis=(0, 2, 3))
-        dx = None
-        if ctx.needs_input_grad[0]:
-            g = grad * ctx.gamma.reshape(1, -1, 1, 1)
-            m = grad.shape[0] * grad.shape[2] * grad.shape[3]
-            dx = ctx.invstd * (g - g.sum(axis=(0, 2, 3), keepdims=True) / m
-                               - xhat * ((g * xhat).sum(axis=(0, 2, 3), keepdims=True) / m))
-        return dx, dgamma, dbeta
+        g3 = np.ascontiguousarray(grad, dtype=xhat.dtype).reshape(xhat.shape)
+        c = xhat.shape[1]
+        dgamma, dbeta = np.empty(c, dtype=xhat.dtype), np.empty(c, dtype=xhat.dtype)
+        want_dx = ctx.needs_input_grad[0]
+        dx = np.empty_like(xhat) if want_dx else xhat[:0]
+        bn_train_backward(g3, xhat, ctx.gamma, ctx.invstd, want_dx, dx, dgamma, dbeta)
+        return (dx.reshape(grad.shape) if want_dx else None), dgamma, dbeta
 
 
 class BatchNorm2dEvalFn(Function):
-    """Eval-mode batch norm: y = gamma (x - mean_run)/sqrt(var_run + eps) + beta, an affine map."""
+    """Eval-mode batch norm: y = gamma (x - mean_run)/sqrt(var_run + eps) + beta, an affine map
+    per channel, computed in one pass as y = x a + b with a = gamma / sqrt(var_run + eps),
+    b = beta - mean_run a; dx = dy a, dgamma = sum dy xhat, dbeta = sum dy (xhat recomputed from
+    the kept x in the backward)."""
 
     @staticmethod
     def forward(ctx, x, gamma, beta, running_mean, running_var, eps):
         invstd = (1.0 / np.sqrt(running_var + eps)).astype(x.dtype)
-        xhat = (x - running_mean.reshape(1, -1, 1, 1)) * invstd.reshape(1, -1, 1, 1)
-        ctx.xhat, ctx.scale = xhat, (gamma * invstd).reshape(1, -1, 1, 1)
-        return xhat * gamma.reshape(1, -1, 1, 1) + beta.reshape(1, -1, 1, 1)
+        a = (gamma * invstd).astype(x.dtype)
+        b = (beta - running_mean * a).astype(x.dtype)
+        n, c = x.shape[:2]
+        x3 = np.ascontiguousarray(x).reshape(n, c, -1)
+        y = np.empty_like(x3)
+        channel_affine(x3, a, b, y)
+        if any(ctx.needs_input_grad):
+            ctx.x, ctx.mean, ctx.invstd = x, running_mean.astype(x.dtype), invstd
+            ctx.scale = a.reshape(1, -1, 1, 1)
+        return y.reshape(x.shape)
 
     @staticmethod
     def backward(ctx, grad):
         dx = grad * ctx.scale if ctx.needs_input_grad[0] else None
-        return dx, (grad * ctx.xhat).sum(axis=(0, 2, 3)), grad.sum(axis=(0, 2, 3))
+        xhat = (ctx.x - ctx.mean.reshape(1, -1, 1, 1)) * ctx.invstd.reshape(1, -1, 1, 1)
+        return dx, (grad * xhat).sum(axis=(0, 2, 3)), grad.sum(axis=(0, 2, 3))
 
 
 def batch_norm2d(x: Tensor, gamma: Tensor, beta: Tensor, running_mean: np.ndarray,
@@ -132,16 +148,20 @@ def batch_norm2d(x: Tensor, gamma: Tensor, beta: Tensor, running_mean: np.ndarra
 
 # -- activations ----------------------------------------------------------------------------
 class ReLUFn(Function):
-    """y = max(x, 0); dy/dx = 1 where x > 0, else 0 (0 at x = 0, as PyTorch)."""
+    """y = max(x, 0); dy/dx = 1 where x > 0, else 0 (0 at x = 0, as PyTorch).
+
+    The backward reads the mask from the output (y > 0 exactly where x > 0), so no mask is
+    stored, and applies it in one pass (``relu_backward``)."""
 
     @staticmethod
     def forward(ctx, x):
-        ctx.mask = x > 0
-        return np.maximum(x, 0)
+        y = np.maximum(x, 0)
+        ctx.y = y
+        return y
 
     @staticmethod
     def backward(ctx, grad):
-        return (np.where(ctx.mask, grad, 0),)
+        return (relu_backward(grad, ctx.y),)
 
 
 class ReLU6Fn(Function):
@@ -206,20 +226,25 @@ class MaxPool2dFn(Function):
 
     @staticmethod
     def forward(ctx, x, k, s, p, oh, ow):
-        xp = np.ascontiguousarray(x)
+        xp = x
         if p[0] or p[1]:
             xp = np.pad(x, ((0, 0), (0, 0), (p[0], p[0]), (p[1], p[1])),
                         constant_values=-np.inf)
         out = np.empty(x.shape[:2] + (oh, ow), dtype=x.dtype)
-        arg = np.empty(out.shape, dtype=np.int32)
-        max_pool_forward(xp, k[0], k[1], s[0], s[1], out, arg)
+        want_arg = any(ctx.needs_input_grad)
+        arg = np.empty(out.shape if want_arg else (0, 0, 0, 0), dtype=np.int32)
+        if k == (2, 2) and s == (2, 2):
+            max_pool_2x2_forward(xp, out, arg, want_arg)
+        else:
+            max_pool_forward(xp, k[0], k[1], s[0], s[1], out, np.empty(out.shape, np.int32)
+                             if not want_arg else arg)
         ctx.arg, ctx.p, ctx.xp_shape, ctx.x_shape = arg, p, xp.shape, x.shape
         return out
 
     @staticmethod
     def backward(ctx, grad):
         dxp = np.zeros(ctx.xp_shape, dtype=grad.dtype)
-        max_pool_backward(np.ascontiguousarray(grad), ctx.arg, dxp)
+        max_pool_backward(grad, ctx.arg, dxp)
         p, (h, w) = ctx.p, ctx.x_shape[2:]
         return (np.ascontiguousarray(dxp[:, :, p[0]: p[0] + h, p[1]: p[1] + w]),)
 

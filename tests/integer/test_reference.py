@@ -198,6 +198,22 @@ def test_pools_equal_reference(kind, data):
           f"{kind} x{x.shape} {x.dtype} k={k} s={stride} p={padding} {kw}")
 
 
+@settings(max_examples=40)
+@given(data=st.data())
+def test_global_average_pool_equals_reference(data):
+    dt = data.draw(st.sampled_from([np.int8, np.uint8]))
+    x = data.draw(int_arrays(dt, (data.draw(st.integers(1, 2)), data.draw(st.integers(1, 3)),
+                                  data.draw(st.integers(1, 6)), data.draw(st.integers(1, 6)))))
+    prof = PROFILES[data.draw(st.sampled_from(PROFILE_NAMES))]
+    kw = dict(zero_point=data.draw(zero_points(dt)), scale=data.draw(st.sampled_from(SCALES)),
+              profile=prof, activation=data.draw(st.sampled_from([None, "relu", "relu6"])))
+    if prof.global_average_pool is not None and data.draw(st.booleans()):
+        kw.update(out_scale=data.draw(st.sampled_from(SCALES)),
+                  out_zero_point=data.draw(zero_points(dt)))
+    _same(_outcome(integer.global_avg_pool2d, x, **kw),
+          _outcome(reference.global_avg_pool2d, x, **kw), f"global pool x{x.shape} {dt} {kw}")
+
+
 @settings(max_examples=60)
 @given(data=st.data())
 def test_add_equals_reference(data):

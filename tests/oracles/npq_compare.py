@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from hypothesis import strategies as st
@@ -29,6 +29,7 @@ from npquant.integer import (
     conv2d,
     depthwise_conv2d,
     fully_connected,
+    global_avg_pool2d,
     max_pool2d,
 )
 from npquant.profiles import get_profile
@@ -231,12 +232,24 @@ def pool_cases(draw, dtype=np.int8) -> Case:
     stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
     shape = (draw(st.integers(1, 2)), draw(st.integers(1, 12)), draw(st.integers(k[0], 9)),
              draw(st.integers(k[1], 9)))
-    zp = draw(zero_points(bits=8, signed=True))
+    zp = draw(zero_points(bits=8, signed=np.dtype(dtype) == np.int8))
     x = _values(draw, dtype, shape, zp, False)
     return Case(kind="pool", x=x, x_scale=float(draw(scales(min_exponent=-12, max_exponent=0))),
                 x_zp=zp, kernel=k, stride=stride,
                 padding=draw(st.sampled_from(["SAME", "VALID"])),
                 activation=draw(st.sampled_from(list(ACT))))
+
+
+@st.composite
+def global_pool_cases(draw, dtype=np.int8) -> Case:
+    """A pool case's input, averaged over its whole plane; half keep the input's qparams, half
+    requantize to an output scale 1/4..4 times the input's and another zero point."""
+    c = draw(pool_cases(dtype))
+    if draw(st.booleans()):
+        return replace(c, activation="NONE", y_scale=c.x_scale, y_zp=c.x_zp)
+    y_scale = float(f32(c.x_scale * 2.0 ** draw(st.floats(-2, 2))))
+    y_zp = draw(zero_points(bits=8, signed=np.dtype(dtype) == np.int8))
+    return replace(c, activation="NONE", y_scale=y_scale, y_zp=y_zp)
 
 
 @st.composite
@@ -578,13 +591,22 @@ def _onnx_rows() -> list[Comparison]:
             f"DequantizeLinear {tag}", "onnxruntime", "cpu", ort,
             lambda dt=dt: dequantize_cases(dt), onnx_dequantize,
             lambda c: npq_dequantize(c, ort), "f32(S (q-Z)), one rounding"))
+        rows.append(Comparison(
+            f"QLinearAdd {tag}", "onnxruntime", "cpu", ort,
+            lambda dt=dt: add_cases(dt, activations=False), onnx_add,
+            lambda c: npq_add(c, ort),
+            "MLAS AVX2: r = f32(S/S_y), F = f32(Z_y - fma(r_a, Z_a, f32(r_b Z_b))), "
+            "rne(fma(q_a, r_a, fma(q_b, r_b, F)))"))
+        rows.append(Comparison(
+            f"QLinearGlobalAveragePool {tag}", "onnxruntime", "cpu", ort,
+            lambda dt=dt: global_pool_cases(dt), onnx_global_avg_pool,
+            lambda c: npq_global_pool(c, ort),
+            "rne(f32(sum q - Z_x N) f32(S_x / f32(S_y N))) + Z_y"))
     return rows
 
 
 def _onnx_accumulators(c: Case, profile: str = "onnxruntime") -> np.ndarray:
     """npquant's accumulators (``return_accumulators=True``) of the case without its bias."""
-    from dataclasses import replace
-
     return npq_conv(replace(c, bias=None, activation="NONE"), profile, accumulators=True)
 
 
@@ -639,6 +661,22 @@ def onnx_avg_pool(c: Case) -> np.ndarray:
         x_zero_point=c.x_zp, y_scale=c.x_scale, y_zero_point=c.x_zp))
 
 
+def onnx_global_avg_pool(c: Case) -> np.ndarray:
+    """com.microsoft QLinearGlobalAveragePool (NCHW) with the input's qparams on the output."""
+    from npquant.interop.onnx import run_onnx_op
+
+    return run_onnx_op("qlinear_global_average_pool", [c.x], dict(
+        x_scale=c.x_scale, x_zero_point=c.x_zp, y_scale=c.y_scale, y_zero_point=c.y_zp))
+
+
+def npq_global_pool(c: Case, profile: str) -> np.ndarray:
+    same = (c.y_scale, c.y_zp) == (c.x_scale, c.x_zp)
+    if not same and get_profile(profile).global_average_pool is None:
+        raise Declined(f"{profile} keeps the qparams in its global average pool")
+    return global_avg_pool2d(c.x, zero_point=c.x_zp, scale=c.x_scale, out_scale=c.y_scale,
+                             out_zero_point=c.y_zp, profile=profile)
+
+
 def _torch_quantize(c: Case, dtype: str) -> np.ndarray:
     from npquant.interop.torch import run_torch_op
 
@@ -653,8 +691,6 @@ def _torch_quantize(c: Case, dtype: str) -> np.ndarray:
 
 def _measured_rows() -> list[Comparison]:
     """Paths no profile reproduces yet: measured, pinned by tests, explained where known."""
-    from dataclasses import replace
-
     return [
         Comparison(
             "conv2d", "pytorch", "x86", "pytorch-fbgemm",
@@ -676,12 +712,6 @@ def _measured_rows() -> list[Comparison]:
             lambda c: npq_add(c, "pytorch-fbgemm"),
             "float dequantize-add-quantize (vectorized over 64-element blocks, scalar tail); "
             "not modelled, off by 1", exact=False),
-        Comparison(
-            "QLinearAdd int8", "onnxruntime", "cpu", "onnxruntime",
-            lambda: add_cases(np.int8, activations=False), onnx_add,
-            lambda c: npq_add(c, "onnxruntime"),
-            "MLAS float sequence, not modelled (npquant runs TFLite's sequence); off by 1",
-            exact=False),
         Comparison(
             "QLinearAveragePool int8", "onnxruntime", "cpu", "onnxruntime",
             lambda: pool_cases().map(lambda c: replace(c, activation="NONE")), onnx_avg_pool,

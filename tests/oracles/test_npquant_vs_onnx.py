@@ -1,15 +1,17 @@
 """npquant under the ``onnxruntime`` profile against ONNX Runtime's CPU kernels, bit for bit:
 QLinearConv (per-channel, groups, depthwise), QLinearMatMul, ConvInteger / MatMulInteger
-(npquant's accumulators), QuantizeLinear (per tensor and per axis), DequantizeLinear, for int8
-and uint8 activations. QLinearAdd and QLinearAveragePool are pinned as measured disagreements
-in test_npquant_measured_disagreements.py."""
+(npquant's accumulators), QuantizeLinear (per tensor and per axis), DequantizeLinear, QLinearAdd
+(MLAS's float32 fma sequence, npquant.integer.mlas), QLinearGlobalAveragePool, for int8 and
+uint8 activations. QLinearAveragePool (a window) is pinned as a measured disagreement in
+test_npquant_measured_disagreements.py."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import pytest
-from npq_compare import COMPARISONS, npq_conv, npq_quantize
+from npq_compare import COMPARISONS, npq_add, npq_conv, npq_quantize
 from npq_testing import CAMPAIGN, check_bit_exact, check_rival_differs, default_cases
 
 pytestmark = pytest.mark.oracle
@@ -33,7 +35,20 @@ RIVALS = [
     ("onnxruntime-cpu-QLinearConv int8", lambda c: npq_conv(c, "tflite-single-rounding")),
     ("onnxruntime-cpu-QLinearConv uint8", lambda c: npq_conv(c, "tflite")),
     ("onnxruntime-cpu-QuantizeLinear int8", lambda c: npq_quantize(c, "tflite")),
+    # the onnxruntime profile's ADD and global pool before version 2 (TFLite's integer ADD with a
+    # float32 multiplier; the exact mean rounded to even), which pytorch-fbgemm still has
+    ("onnxruntime-cpu-QLinearAdd int8", lambda c: npq_add(c, "pytorch-fbgemm")),
+    ("onnxruntime-cpu-QLinearGlobalAveragePool int8", lambda c: _exact_mean_pool(c)),
 ]
+
+
+def _exact_mean_pool(c):
+    """The global average pool with the exact multiplier S_x / (S_y N) (float64), rne: what the
+    profile did before version 2 when input and output qparams agree."""
+    n = c.x.shape[2] * c.x.shape[3]
+    acc = c.x.astype(np.int64).sum(axis=(2, 3), keepdims=True) - c.x_zp * n
+    y = np.rint(acc * (np.float64(np.float32(c.x_scale)) / (np.float32(c.y_scale) * n))) + c.y_zp
+    return np.clip(y, np.iinfo(c.x.dtype).min, np.iinfo(c.x.dtype).max).astype(c.x.dtype)
 
 
 @pytest.mark.parametrize("row_id,rival", RIVALS, ids=[r for r, _ in RIVALS])

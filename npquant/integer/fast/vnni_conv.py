@@ -12,11 +12,14 @@ transpose. The arithmetic is eq. 2 modulo 2^32, exact under the callers' operand
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numba
 import numpy as np
 from numba import prange
 
 from npquant.integer.epilogue import requantize_row
+from npquant.integer.fast.threads import GEMM_GRAIN, threads_for
 from npquant.integer.fast.vnni_gemm import MR, NR, padded, to_s8, to_u8, vnni_tile_b_unsigned
 from npquant.requant import RequantParams
 
@@ -115,30 +118,55 @@ def _conv_u8s8(xflat, img, wp, wsum, koff, poff, wide, dw, ow_len, pstride, za, 
                                mult[i], zo, lo, hi, q[n, oo])
 
 
-def conv_exact_vnni(xp: np.ndarray, w: np.ndarray, zx: int, zw: np.ndarray, bias: np.ndarray,
-                    stride: tuple[int, int], dilation: tuple[int, int], groups: int,
-                    out_hw: tuple[int, int], *, requant: RequantParams | None = None,
-                    out_zero_point: int = 0, act_range: tuple[int, int] = (0, 0),
-                    out_dtype: np.dtype | None = None, want_acc: bool = True
-                    ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """``(acc, out)``: accumulators ``(N, O, OH, OW)`` int32 of the padded int8/uint8 input
-    ``xp`` (None unless ``want_acc``) and, with ``requant``, the requantized output of
-    ``out_dtype`` (``requantize_accumulators`` fused per channel row; None without ``requant``).
+class _ConvPlan(NamedTuple):
+    """Everything ``_conv_u8s8`` needs that depends on the weights and the input's shape only."""
 
-    Contract: vnni_gemm.HAVE_VNNI; the operand bound proves eq. 1 fits int32; ``requant`` needs
-    no domain check (``epilogue.needs_domain_check`` is False) and has 1 or O multipliers.
-    """
-    xu, za = to_u8(xp, zx)
+    wp: np.ndarray  # packed s8 weights (groups, Opad, Kpad) with the ones row
+    wsum: np.ndarray  # int64 (O,): sum_k w[o, k] of the s8 weights
+    zw: np.ndarray  # int64 (O,): the s8 weights' zero points
+    koff: np.ndarray  # uint64 (groups, Kpad / 4): byte offsets of each 4-byte tap group
+    poff: np.ndarray  # uint64 (Ppad,): byte offset of each GEMM column
+    extra: int  # zero columns appended on the right of the input (KW padded to KW4)
+    img: int  # bytes of one (widened) padded image
+    wide: bool
+    pstride: int
+    tstep: int
+    slack: int  # trailing bytes after the last image that reads may touch
+
+
+_PLANS: dict[tuple, _ConvPlan] = {}
+_MAX_PLANS = 64
+
+
+def _conv_plan(w: np.ndarray, zw: np.ndarray, x_chw: tuple[int, int, int],
+               stride: tuple[int, int], dilation: tuple[int, int], groups: int,
+               out_hw: tuple[int, int]) -> _ConvPlan:
+    """The packed weights and offsets of a conv, built once per (weights, input shape) and
+    reused: a model's layer packs its weights on its first call only. The key holds the weight
+    bytes themselves, so changed weights never meet a stale pack."""
+    key = (w.tobytes(), w.shape, w.dtype.str, zw.tobytes(), x_chw, stride, dilation, groups,
+           out_hw)
+    plan = _PLANS.get(key)
+    if plan is None:
+        plan = _build_conv_plan(w, zw, x_chw, stride, dilation, groups, out_hw)
+        if len(_PLANS) >= _MAX_PLANS:
+            _PLANS.pop(next(iter(_PLANS)))  # the oldest
+        _PLANS[key] = plan
+    return plan
+
+
+def _build_conv_plan(w, zw, x_chw, stride, dilation, groups, out_hw) -> _ConvPlan:
     ws, zw_s = to_s8(w, zw)
     o_len, cg, kh_len, kw_len = w.shape
     k_len = cg * kh_len * kw_len
     og = o_len // groups
-    hp = xu.shape[2]
+    _, hp, wpl = x_chw
+    extra = 0
     wsum = ws.reshape(o_len, k_len).sum(axis=1, dtype=np.int64)
     wg = ws.reshape(groups, og, cg, kh_len, kw_len)
     if cg % 4 == 0:
         # a word holds 4 channels at one tap: reduction order (kh, kw, ci), K = Kpad
-        kpad, wpl, tstep = k_len, xu.shape[3], hp * xu.shape[3]
+        kpad, tstep = k_len, hp * wpl
         wp = np.zeros((groups, padded(og + 1, MR), kh_len, kw_len, cg), dtype=np.int8)
         wp[:, :og] = wg.transpose(0, 1, 3, 4, 2)
         wp[:, og] = 1
@@ -151,9 +179,7 @@ def conv_exact_vnni(xp: np.ndarray, w: np.ndarray, zx: int, zw: np.ndarray, bias
         kw4 = padded(kw_len, 4)
         kpad, tstep = cg * kh_len * kw4, dilation[1]
         extra = (kw4 - kw_len) * dilation[1]
-        if extra:
-            xu = np.pad(xu, ((0, 0), (0, 0), (0, 0), (0, extra)))
-        wpl = xu.shape[3]
+        wpl += extra
         wp = np.zeros((groups, padded(og + 1, MR), cg, kh_len, kw4), dtype=np.int8)
         wp[:, :og, :, :, :kw_len] = wg
         wp[:, og, :, :, :kw_len] = 1
@@ -161,7 +187,6 @@ def conv_exact_vnni(xp: np.ndarray, w: np.ndarray, zx: int, zw: np.ndarray, bias
                                 indexing="ij")
         koff = (ci * hp + a * dilation[0]) * wpl + 4 * bq * dilation[1]
     wp = wp.reshape(groups, -1, kpad)
-    n_len = xu.shape[0]
     img = cg * groups * hp * wpl
     oh_len, ow_len = out_hw
     koff = (koff.reshape(1, -1) + (np.arange(groups) * cg * hp * wpl)[:, None]).astype(np.uint64)
@@ -179,8 +204,42 @@ def conv_exact_vnni(xp: np.ndarray, w: np.ndarray, zx: int, zw: np.ndarray, bias
         poff[:oh_len * ow_len] = (i * stride[0] * wpl + j * stride[1]).ravel()
     # every read is below n_len img + max(koff) + max(poff) + 3 dw + NR: trailing slack
     slack = int(koff.max()) + int(poff.max()) + 3 * tstep + NR + 1
-    xflat = np.zeros(n_len * img + slack, dtype=np.uint8)
-    xflat[:n_len * img] = xu.reshape(-1)
+    return _ConvPlan(wp, wsum, zw_s.astype(np.int64), koff, poff, extra, img, wide, pstride,
+                     tstep, slack)
+
+
+def conv_exact_vnni(xp: np.ndarray, w: np.ndarray, zx: int, zw: np.ndarray, bias: np.ndarray,
+                    stride: tuple[int, int], dilation: tuple[int, int], groups: int,
+                    out_hw: tuple[int, int], *, requant: RequantParams | None = None,
+                    out_zero_point: int = 0, act_range: tuple[int, int] = (0, 0),
+                    out_dtype: np.dtype | None = None, want_acc: bool = True
+                    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(acc, out)``: accumulators ``(N, O, OH, OW)`` int32 of the padded int8/uint8 input
+    ``xp`` (None unless ``want_acc``) and, with ``requant``, the requantized output of
+    ``out_dtype`` (``requantize_accumulators`` fused per channel row; None without ``requant``).
+
+    The weights are packed once per (weights, input shape) (``_conv_plan``); a call copies the
+    input into the flat u8 buffer the kernel reads and runs on one thread below
+    ``threads.GEMM_GRAIN`` multiply-accumulates per thread.
+
+    Contract: vnni_gemm.HAVE_VNNI; the operand bound proves eq. 1 fits int32; ``requant`` needs
+    no domain check (``epilogue.needs_domain_check`` is False) and has 1 or O multipliers.
+    """
+    xu, za = to_u8(xp, zx)
+    o_len, cg, kh_len, kw_len = w.shape
+    k_len = cg * kh_len * kw_len
+    plan = _conv_plan(w, np.asarray(zw), tuple(xu.shape[1:]), tuple(stride), tuple(dilation),
+                      groups, tuple(out_hw))
+    n_len = xu.shape[0]
+    img = plan.img
+    oh_len, ow_len = out_hw
+    xflat = np.empty(n_len * img + plan.slack, dtype=np.uint8)
+    if plan.extra:
+        xflat[:n_len * img].reshape(xu.shape[:3] + (-1,))[..., :xu.shape[3]] = xu
+        xflat[:n_len * img].reshape(xu.shape[:3] + (-1,))[..., xu.shape[3]:] = 0
+    else:
+        xflat[:n_len * img] = xu.reshape(-1)
+    xflat[n_len * img:] = 0
     shape = (n_len, o_len, oh_len * ow_len)
     acc = np.empty(shape if want_acc else (1, 1, 1), dtype=np.int32)
     want_q = requant is not None
@@ -190,10 +249,11 @@ def conv_exact_vnni(xp: np.ndarray, w: np.ndarray, zx: int, zw: np.ndarray, bias
     else:
         one = np.zeros(1, dtype=np.int64)
         params = (np.int64(0), one, one, one, np.zeros(1, dtype=np.float64))
-    _conv_u8s8(xflat, np.int64(img), wp, wsum, koff, poff, wide, np.uint64(tstep),
-               np.int64(ow_len), np.int64(pstride), np.int64(za), zw_s.astype(np.int64), bias,
-               np.int64(k_len), acc, want_acc, q, want_q, *params, np.int64(out_zero_point),
-               np.int64(act_range[0]), np.int64(act_range[1]))
+    with threads_for(n_len * o_len * oh_len * ow_len * k_len, GEMM_GRAIN):
+        _conv_u8s8(xflat, np.int64(img), plan.wp, plan.wsum, plan.koff, plan.poff, plan.wide,
+                   np.uint64(plan.tstep), np.int64(ow_len), np.int64(plan.pstride), np.int64(za),
+                   plan.zw, bias, np.int64(k_len), acc, want_acc, q, want_q, *params,
+                   np.int64(out_zero_point), np.int64(act_range[0]), np.int64(act_range[1]))
     out_shape = (n_len, o_len, oh_len, ow_len)
     return (acc.reshape(out_shape) if want_acc else None,
             q.reshape(out_shape) if want_q else None)

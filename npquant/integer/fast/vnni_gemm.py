@@ -40,6 +40,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from npquant.integer.epilogue import requantize_row_channels
+from npquant.integer.fast.threads import GEMM_GRAIN, threads_for
 from npquant.requant import RequantParams
 
 MR = 6  # rows of A per micro-tile
@@ -273,16 +274,45 @@ def gemm_exact_vnni(a: np.ndarray, w: np.ndarray, za: int, zw: np.ndarray, bias:
     ``requant`` needs no domain check (``epilogue.needs_domain_check``).
     """
     au, za_u = to_u8(np.ascontiguousarray(a), za)
-    ws, zw_s = to_s8(np.ascontiguousarray(w), zw)
     m_len, k_len = au.shape
-    n_len = ws.shape[0]
+    n_len = w.shape[0]
     kpad = padded(max(k_len, 1), 4)
-    ap = np.empty((padded(m_len, MR), kpad), dtype=np.uint8)
-    row_sum = pack_rows(au, ap)
-    bp = np.empty(padded(n_len, NR) * kpad, dtype=np.int8)
-    col_sum = pack_panels(ws, bp)
-    c = np.empty((ap.shape[0], padded(n_len, NR)), dtype=np.int32)
-    gemm_u8s8(ap, bp, kpad, c)
+    bp, col_sum, zw_s = _packed_weights(np.ascontiguousarray(w), np.asarray(zw), kpad)
+    with threads_for(m_len * n_len * k_len, GEMM_GRAIN):
+        ap = np.empty((padded(m_len, MR), kpad), dtype=np.uint8)
+        row_sum = pack_rows(au, ap)
+        c = np.empty((ap.shape[0], padded(n_len, NR)), dtype=np.int32)
+        gemm_u8s8(ap, bp, kpad, c)
+        return _finish(c, row_sum, col_sum, za_u, zw_s, bias, k_len, m_len, n_len, requant,
+                       out_zero_point, act_range, out_dtype, want_acc)
+
+
+_PACKED: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+_MAX_PACKED = 64
+
+
+def _packed_weights(w: np.ndarray, zw: np.ndarray, kpad: int
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(panels, column sums, s8 zero points)`` of the weights, packed on their first use and
+    reused (a model's layer packs once). The key holds the weight bytes themselves, so changed
+    weights never meet a stale pack."""
+    key = (w.tobytes(), w.shape, w.dtype.str, zw.tobytes(), kpad)
+    hit = _PACKED.get(key)
+    if hit is None:
+        ws, zw_s = to_s8(w, zw)
+        bp = np.empty(padded(w.shape[0], NR) * kpad, dtype=np.int8)
+        with threads_for(bp.size * 64, GEMM_GRAIN):
+            col_sum = pack_panels(ws, bp)
+        hit = (bp, col_sum, zw_s.astype(np.int64))
+        if len(_PACKED) >= _MAX_PACKED:
+            _PACKED.pop(next(iter(_PACKED)))  # the oldest
+        _PACKED[key] = hit
+    return hit
+
+
+def _finish(c, row_sum, col_sum, za_u, zw_s, bias, k_len, m_len, n_len, requant,
+            out_zero_point, act_range, out_dtype, want_acc):
+    """eq. 2's zero-point terms and the fused requantization (``finish_gemm``)."""
     want_q = requant is not None
     want_acc = want_acc or not want_q
     acc = np.empty((m_len, n_len) if want_acc else (1, 1), dtype=np.int32)
@@ -292,7 +322,7 @@ def gemm_exact_vnni(a: np.ndarray, w: np.ndarray, za: int, zw: np.ndarray, bias:
     else:
         one = np.zeros(1, dtype=np.int64)
         params = (np.int64(0), one, one, one, np.zeros(1, dtype=np.float64))
-    finish_gemm(c, row_sum, col_sum, np.int64(za_u), zw_s.astype(np.int64), bias, np.int64(k_len),
+    finish_gemm(c, row_sum, col_sum, np.int64(za_u), zw_s, bias, np.int64(k_len),
                 acc, want_acc, q, want_q, *params, np.int64(out_zero_point),
                 np.int64(act_range[0]), np.int64(act_range[1]))
     if not want_q:
