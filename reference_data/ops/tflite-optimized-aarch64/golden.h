@@ -1,7 +1,7 @@
 /*
  * Golden data written by npquant 0.1.0 (npquant.golden, format npquant-golden 2); manifest.json lists every file's sha256.
  * profile: tflite-optimized-aarch64 version 1; seed: None; batch: None
- * provenance: git b03000bb08cf029277773eaedef7998148347f71; python 3.11.7, numpy 2.4.6, numba 0.68.1
+ * provenance: git e6996c904ebb700dbd0504c24302dbdc1f45c39e (dirty); python 3.11.7, numpy 2.4.6, numba 0.68.1
  * command: None
  * Quantized values: r = S (q - Z); input_offset = -input_zero_point, output_offset = +output_zero_point (CMSIS-NN).
  * Layouts: activations NCHW, conv weights OIHW, FC weights (O, I); C order.
