@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "oracles"), str(ROOT / "tools")]
 
-from npq_compare import COMPARISONS, REQUIRES, measure, on_cpu  # noqa: E402
+from npq_compare import COMPARISONS, CPU_UNMODELLED, REQUIRES, measure, on_cpu  # noqa: E402
 
 # The emulated CPU columns: (heading, how the frameworks run there).
 EMULATED = {"avx2": ("AVX2 x86", "`qemu-x86_64 -cpu Haswell` (AVX2, no AVX-512, no VNNI)"),
@@ -91,6 +91,8 @@ def _cpu_cell(cmp, measured: dict) -> str:
         text += f" ({t.declined} declined)"
     if other.profile != cmp.profile:
         text += f" `{other.profile}`"
+    if cmp.exact and not other.exact:
+        text += " (not modelled)"
     return text
 
 
@@ -207,6 +209,11 @@ def main(argv: list[str] | None = None) -> int:
             f"| {cmp.op} | {cmp.framework} | {cmp.path} | `{cmp.profile}` | {claim} | "
             f"{t.cases}{declined} | {t.percent:.1f}% |{cells} "
             f"{t.elements_differ}/{t.elements} | {_fmt_diff(t)} | {cmp.explanation} |")
+    unmodelled = [f"{EMULATED[cpu][0]} {row}: {why}" for cpu in measured
+                  for row, why in CPU_UNMODELLED.get(cpu, {}).items()]
+    if unmodelled:
+        lines += ["", "Not modelled on an emulated CPU (rows exact natively): "
+                  + "; ".join(unmodelled) + "."]
     lines += [
         "",
         "Not in the table: TFLite AVERAGE_POOL_2D on XNNPACK (int8 is not delegated; the",
