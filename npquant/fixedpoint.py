@@ -197,6 +197,22 @@ def double_rounding_multiply_scalar(x: int, quantized_multiplier: int, shift: in
 
 
 @numba.njit(cache=True)
+def late_shift_double_rounding_multiply_scalar(x: int, quantized_multiplier: int, shift: int,
+                                               final_ties: int) -> int:
+    """``double_rounding_multiply_scalar`` with the left shift last: for ``shift > 0``,
+    ``round(x M0 / 2^31) 2^shift`` (the rounded product shifted, so the result is a multiple of
+    ``2^shift``); for ``shift <= 0`` the same as double rounding. TFLite's aarch64 dot-product
+    3x3 depthwise kernel applies ``M >= 1`` this way.
+    Contract: ``x`` in int32, ``quantized_multiplier`` in int32, ``shift`` in -31..31; the
+    result is int64 (it leaves int32 only for ``M >= 1``; the output clamp follows).
+    """
+    high = saturating_rounding_doubling_high_mul_scalar(x, quantized_multiplier)
+    if shift > 0:
+        return np.int64(high) << shift
+    return rounding_shift_right_scalar(high, -shift, final_ties)
+
+
+@numba.njit(cache=True)
 def single_rounding_multiply_scalar(x: int, quantized_multiplier: int, shift: int) -> int:
     """One-step fixed-point requantization: ``(x * M0 + 2^(30 - shift)) >> (31 - shift)``.
 

@@ -16,6 +16,12 @@ import numpy as np
 
 from npquant.fixedpoint import Ties
 
+# TFLite's custom GEMV (NEON; SSE-emulated on x86) takes a GEMM with one output column when it
+# has at least 4 rows (its kernel computes 4 at a time) and a depth of at least 8 (one int8x8
+# load; shorter rows would be read past their end).
+GEMV_MIN_ROWS = 4
+GEMV_MIN_DEPTH = 8
+
 
 class RequantKind(str, Enum):
     """How an int32 accumulator is scaled by ``M = S_in S_w / S_out`` (docs/fixedpoint.md)."""
@@ -25,6 +31,9 @@ class RequantKind(str, Enum):
     FLOAT32 = "float32"  # round(f32(f32(acc) * f32(M))), rule.ties
     FLOAT64 = "float64"  # round(f64(acc) * f64(M)), rule.ties
     POWER_OF_TWO = "power_of_two"  # M = 2^-n exactly: rounding shift right by n, rule.ties
+    # as DOUBLE_ROUNDING, but a left shift (M >= 1) comes after the rounded SRDHM:
+    # SRDHM(acc, M0) 2^shift (TFLite's aarch64 dot-product 3x3 depthwise kernel)
+    DOUBLE_ROUNDING_LATE_SHIFT = "double_rounding_late_shift"
 
 
 class MultiplierDerivation(str, Enum):
@@ -112,6 +121,12 @@ class RequantRule:
     scales (more than one); ``derivation`` then applies to per-tensor weights only (TFLite's
     optimized FULLY_CONNECTED: per-tensor ``M`` from the float32 product of the scales,
     per-channel from the double product).
+
+    ``gemv``, when given, is the rule of the GEMMs that TFLite hands to its custom NEON GEMV
+    kernel instead of ruy (lite/kernels/cpu_backend_gemm_custom_gemv.h): one output column
+    (``N`` rows of a fully-connected input, ``N OH OW`` output pixels of a conv equal to 1), at
+    least ``GEMV_MIN_ROWS`` output channels and a depth (``K``, ``C KH KW``) of at least
+    ``GEMV_MIN_DEPTH`` (see ``for_gemm``). On aarch64 ruy rounds once and that kernel twice.
     """
 
     kind: RequantKind
@@ -120,6 +135,9 @@ class RequantRule:
     channel_group: int = 0
     tail_ties: Ties | None = None
     per_channel_derivation: MultiplierDerivation | None = None
+    gemv: RequantRule | None = None
+    # the depthwise shapes of TFLite's 3x3 kernel (``tflite_fast_3x3``), when it rounds otherwise
+    fast_3x3: RequantRule | None = None
 
     def __post_init__(self) -> None:
         if (self.channel_group > 0) != (self.tail_ties is not None):
@@ -144,6 +162,20 @@ class RequantRule:
         codes[: self.channel_group * (channels // self.channel_group)] = self.ties.code
         return codes
 
+    def for_gemm(self, columns: int, rows: int, depth: int) -> RequantRule:
+        """The rule of a GEMM with ``columns`` output columns (batch rows, or output pixels),
+        ``rows`` output channels and reduction ``depth``: ``gemv`` on TFLite's GEMV shapes
+        (``columns == 1``, ``rows >= GEMV_MIN_ROWS``, ``depth >= GEMV_MIN_DEPTH``), else self."""
+        if (self.gemv is not None and columns == 1 and rows >= GEMV_MIN_ROWS
+                and depth >= GEMV_MIN_DEPTH):
+            return self.gemv
+        return self
+
+    def for_depthwise(self, fast_3x3: bool) -> RequantRule:
+        """The rule of a depthwise conv: ``fast_3x3`` when given and the shape is one that
+        TFLite's 3x3 kernel takes (``fast_3x3`` from ``tflite_fast_3x3``), else self."""
+        return self.fast_3x3 if fast_3x3 and self.fast_3x3 is not None else self
+
     def derivation_for(self, per_channel: bool) -> MultiplierDerivation:
         """The multiplier derivation for per-channel (True) or per-tensor (False) weights."""
         if per_channel and self.per_channel_derivation is not None:
@@ -159,7 +191,36 @@ class RequantRule:
         if self.channel_group:
             text += (f" on whole groups of {self.channel_group} channels, "
                      f"{self.tail_ties.value} on the rest")
+        if self.gemv is not None:
+            text += (f"; GEMV shapes (1 column, >= {GEMV_MIN_ROWS} channels, depth >= "
+                     f"{GEMV_MIN_DEPTH}): {self.gemv.describe()}")
+        if self.fast_3x3 is not None:
+            text += f"; 3x3 kernel shapes: {self.fast_3x3.describe()}"
         return text
+
+
+def tflite_fast_3x3(channels: int, multiplier: int, kernel: tuple[int, int],
+                    stride: tuple[int, int], dilation: tuple[int, int], pads: tuple[int, int],
+                    in_hw: tuple[int, int], out_hw: tuple[int, int]) -> bool:
+    """True when TFLite's optimized DEPTHWISE_CONV_2D runs its dedicated 3x3 kernel (the shape
+    part of ``Fast3x3FilterKernelSupported``, depthwiseconv_3x3_filter_common.h): a 3x3 filter,
+    depth multiplier 1, equal strides of 1 or 2, no dilation, a multiple of 8 channels, equal
+    top/left pads ``pads = (pad_h, pad_w)`` of 0 or 1, the last window within the input (with
+    one padded row and column when padded), and not a 1-wide input taller than 1 (or the
+    reverse)."""
+    (h, w), (oh, ow) = in_hw, out_hw
+    ph, pw = pads
+    if not (kernel == (3, 3) and multiplier == 1 and stride[0] == stride[1]
+            and stride[0] in (1, 2) and dilation == (1, 1) and channels % 8 == 0
+            and ph == pw and ph in (0, 1)):
+        return False
+    x_end = (ow - 1) * stride[1] - pw + 3  # one past the last window's right column
+    y_end = (oh - 1) * stride[0] - ph + 3
+    if ph == 0:
+        return x_end <= w and y_end <= h
+    if x_end > w + 1 or y_end > h + 1:
+        return False
+    return h == w if 1 in (h, w) else True
 
 
 @dataclass(frozen=True)
@@ -204,13 +265,19 @@ class QuantizeRule:
 @dataclass(frozen=True)
 class DequantizeRule:
     """Integer -> float32 ``r = S (q - Z)``: rounded once from the exact product (default) or
-    ``two_step`` as ``f32(f32(q S) + f32(-Z S))``; ``block``/``tail`` as in ``QuantizeRule``."""
+    ``two_step`` as ``f32(f32(q S) + f32(-Z S))``, or with ``fused`` as one fused multiply-add
+    ``f32(q S + f32(-Z S))`` (NEON ``vmlaq_f32`` compiled to ``fmla`` on aarch64: ``q S`` is
+    not rounded); ``block``/``tail`` as in ``QuantizeRule``."""
 
     two_step: bool = False
     block: int = 0
     tail: DequantizeRule | None = None
+    fused: bool = False
 
     def __post_init__(self) -> None:
+        if self.fused and not self.two_step:
+            raise ValueError("fused applies to the two_step form (got fused=True, "
+                             "two_step=False)")
         if self.block < 0 or (self.block > 0) != (self.tail is not None):
             raise ValueError(f"block >= 0, and block > 0 with a tail rule (got block="
                              f"{self.block}, tail={self.tail})")
@@ -219,7 +286,8 @@ class DequantizeRule:
 
     def describe(self) -> str:
         """One line: ``exact product rounded once to float32``."""
-        text = ("f32(f32(q S) + f32(-Z S))" if self.two_step
+        text = ("f32(q S + f32(-Z S)), fused multiply-add" if self.fused
+                else "f32(f32(q S) + f32(-Z S))" if self.two_step
                 else "exact product rounded once to float32")
         if self.block:
             text = f"whole blocks of {self.block} elements: {text}; tail: {self.tail.describe()}"
@@ -520,8 +588,8 @@ def _without_vnni(base: Profile) -> Profile:
     uint8 x int8 products are summed in int16-saturated pairs, along the input features of a
     linear layer and along ``(kh, kw, ci)`` in a conv. Measured under ``qemu-x86_64 -cpu
     Haswell`` (tools/emulated_paths.py: ORT QLinearMatMul / MatMulInteger / QLinearConv and
-    PyTorch fbgemm linear / conv2d equal on every case, the exact sums on 5-25%); depthwise and
-    grouped convs on AVX2 are not measured yet."""
+    PyTorch fbgemm linear / conv2d equal on every case, the exact sums on 5-25%;
+    tools/emulated_cpu.py: fbgemm's depthwise conv too, ORT's uint8 depthwise QLinearConv not)."""
     return replace(base, name=f"{base.name}-avx2", version=base.version,
                    description=f"{base.name} on x86 without VNNI (AVX2): u8 x s8 products summed "
                                "in int16-saturated pairs (vpmaddubsw), conv pairs along (kh, kw, "
@@ -532,6 +600,34 @@ def _without_vnni(base: Profile) -> Profile:
 
 PROFILES.update({p.name: p for p in (_without_vnni(PROFILES["onnxruntime"]),
                                      _without_vnni(PROFILES["pytorch-fbgemm"]))})
+
+
+def _optimized_on_aarch64(base: Profile) -> Profile:
+    """TFLite's optimized kernels as the aarch64 build runs them (measured under ``qemu-aarch64
+    -cpu neoverse-n1``, tools/emulated_cpu.py; docs/framework_facts.md). Two paths differ from
+    the x86-64 build, whose NEON code is emulated with SSE: CONV_2D and FULLY_CONNECTED GEMMs on
+    ruy's ARM kernels round ``acc M0`` once (ties up) where the x86 kernels round twice, except
+    on the shapes of the custom GEMV kernel (``RequantRule.gemv``), which rounds twice on both;
+    DEPTHWISE_CONV_2D on the shapes of the 3x3 kernel (``tflite_fast_3x3``; its aarch64
+    dot-product version) applies ``M >= 1`` as a left shift of the rounded product; and
+    DEQUANTIZE's ``vmlaq_f32`` on blocks of 8 is a fused multiply-add (``fmla``)."""
+    return replace(
+        base, name=f"{base.name}-aarch64", version="1",
+        description=f"{base.name} on aarch64 (ai-edge-litert 2.3, neoverse-n1): conv and fully "
+                    "connected round once (ruy), twice on GEMV shapes; 3x3 depthwise shifts "
+                    "left last; dequantize fused",
+        conv=RequantRule(RequantKind.SINGLE_ROUNDING, base.conv.derivation, Ties.UP,
+                         gemv=base.conv),
+        fully_connected=RequantRule(
+            RequantKind.SINGLE_ROUNDING, base.fully_connected.derivation, Ties.UP,
+            per_channel_derivation=base.fully_connected.per_channel_derivation,
+            gemv=base.fully_connected),
+        depthwise_conv=replace(base.depthwise_conv, fast_3x3=RequantRule(
+            RequantKind.DOUBLE_ROUNDING_LATE_SHIFT, base.depthwise_conv.derivation, Ties.UP)),
+        dequantize=replace(base.dequantize, fused=True))
+
+
+PROFILES["tflite-optimized-aarch64"] = _optimized_on_aarch64(PROFILES["tflite-optimized"])
 
 
 def get_profile(name: str | Profile) -> Profile:

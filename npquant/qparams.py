@@ -275,16 +275,23 @@ def dequantize(q, qparams: QParams, *, rule: DequantizeRule | None = None) -> np
         raise ValueError(f"q has values outside [{qparams.qmin}, {qparams.qmax}]")
     if rule is not None and rule.block:
         in_blocks = np.arange(arr.size).reshape(arr.shape) < rule.block * (arr.size // rule.block)
-        return np.where(in_blocks, _dequantize(arr, qparams, rule.two_step),
-                        _dequantize(arr, qparams, rule.tail.two_step))
-    return _dequantize(arr, qparams, rule is not None and rule.two_step)
+        return np.where(in_blocks, _dequantize(arr, qparams, rule),
+                        _dequantize(arr, qparams, rule.tail))
+    return _dequantize(arr, qparams, rule)
 
 
-def _dequantize(arr: np.ndarray, qparams: QParams, two_step: bool) -> np.ndarray:
+def _dequantize(arr: np.ndarray, qparams: QParams, rule: DequantizeRule | None) -> np.ndarray:
     scale, zp = qparams.broadcast(arr.ndim, arr.shape)
-    if two_step:  # f32(q S) and f32(-Z S) each rounded, then their float32 sum rounded
+    if rule is not None and rule.two_step:
         s32 = scale.astype(np.float32)
-        return arr.astype(np.float32) * s32 + (-zp).astype(np.float32) * s32
+        neg_zs = (-zp).astype(np.float32) * s32  # f32(-Z S), rounded once
+        if rule.fused:
+            # fma, one rounding: q S and f32(-Z S) are multiples of ulp(S) below 2^16 S, so
+            # their sum has at most 40 significant bits and is exact in float64
+            return (arr.astype(np.float64) * s32.astype(np.float64)
+                    + neg_zs.astype(np.float64)).astype(np.float32)
+        # f32(q S) and f32(-Z S) each rounded, then their float32 sum rounded
+        return arr.astype(np.float32) * s32 + neg_zs
     return (scale.astype(np.float64) * (arr.astype(np.int64) - zp)).astype(np.float32)
 
 

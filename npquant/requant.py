@@ -16,13 +16,15 @@ import numpy as np
 from npquant import fixedpoint as fp
 from npquant.profiles import MultiplierDerivation, RequantKind, RequantRule
 
-KIND_DOUBLE_ROUNDING, KIND_SINGLE_ROUNDING, KIND_FLOAT32, KIND_FLOAT64, KIND_POWER_OF_TWO = range(5)
+(KIND_DOUBLE_ROUNDING, KIND_SINGLE_ROUNDING, KIND_FLOAT32, KIND_FLOAT64, KIND_POWER_OF_TWO,
+ KIND_DOUBLE_ROUNDING_LATE_SHIFT) = range(6)
 _KIND_CODES = {
     RequantKind.DOUBLE_ROUNDING: KIND_DOUBLE_ROUNDING,
     RequantKind.SINGLE_ROUNDING: KIND_SINGLE_ROUNDING,
     RequantKind.FLOAT32: KIND_FLOAT32,
     RequantKind.FLOAT64: KIND_FLOAT64,
     RequantKind.POWER_OF_TWO: KIND_POWER_OF_TWO,
+    RequantKind.DOUBLE_ROUNDING_LATE_SHIFT: KIND_DOUBLE_ROUNDING_LATE_SHIFT,
 }
 
 
@@ -58,7 +60,8 @@ def effective_multiplier(input_scale: float, weight_scale, output_scale: float,
 
 # The shift each fixed-point kind's scalar core accepts (npquant.fixedpoint contracts).
 _SHIFT_RANGE = {RequantKind.DOUBLE_ROUNDING: (-31, 31), RequantKind.SINGLE_ROUNDING: (-31, 30),
-                RequantKind.POWER_OF_TWO: (-62, 31)}
+                RequantKind.POWER_OF_TWO: (-62, 31),
+                RequantKind.DOUBLE_ROUNDING_LATE_SHIFT: (-31, 31)}
 
 
 @dataclass(frozen=True)
@@ -159,9 +162,10 @@ def requant_params_from_multiplier(rule: RequantRule, multiplier) -> RequantPara
     n = m.shape[0]
     qm = np.zeros(n, dtype=np.int32)
     shift = np.zeros(n, dtype=np.int32)
-    if kind in (RequantKind.DOUBLE_ROUNDING, RequantKind.SINGLE_ROUNDING):
-        derive = (fp.quantize_multiplier if kind is RequantKind.DOUBLE_ROUNDING
-                  else fp.quantize_multiplier_single_rounding)
+    if kind in (RequantKind.DOUBLE_ROUNDING, RequantKind.SINGLE_ROUNDING,
+                RequantKind.DOUBLE_ROUNDING_LATE_SHIFT):
+        derive = (fp.quantize_multiplier_single_rounding if kind is RequantKind.SINGLE_ROUNDING
+                  else fp.quantize_multiplier)
         for i, mi in enumerate(m):
             q, s = derive(float(mi))
             if s > 31:
@@ -195,6 +199,9 @@ def requantize_scalar(acc: int, kind: int, ties: int, quantized_multiplier: int,
         return fp.float32_multiply_scalar(acc, np.float32(multiplier), ties)
     if kind == KIND_FLOAT64:
         return fp.float64_multiply_scalar(acc, multiplier, ties)
+    if kind == KIND_DOUBLE_ROUNDING_LATE_SHIFT:
+        return fp.late_shift_double_rounding_multiply_scalar(acc, quantized_multiplier, shift,
+                                                             ties)
     return fp.rounding_shift_right_scalar(acc, -shift, ties)
 
 

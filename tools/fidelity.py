@@ -7,8 +7,13 @@ units in the last place), and the explanation. The CPU features and framework ve
 run head the page, because SIMD paths (vpmaddubsw pair saturation on AVX2 without VNNI, blocks
 of 8 or 64 elements) depend on them.
 
-    python3 tools/fidelity.py             # default 200 cases per row, a few minutes
-    python3 tools/fidelity.py --cases 2000 --only tflite
+The CPU columns run the same rows (the same cases) with the frameworks on emulated CPUs
+(tools/emulated_cpu.py; set up by tools/setup_emulation.sh): an x86 CPU with AVX2 and without
+VNNI (``qemu-x86_64 -cpu Haswell``) and an aarch64 Neoverse N1 (``qemu-aarch64``; TFLite and
+ONNX Runtime only), each under the profile claimed on that CPU (npq_compare.profile_on).
+
+    python3 tools/fidelity.py             # default 200 cases per row and CPU, about an hour
+    python3 tools/fidelity.py --cases 2000 --only tflite --cpus native,aarch64
 """
 
 from __future__ import annotations
@@ -23,9 +28,14 @@ import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "oracles")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "oracles"), str(ROOT / "tools")]
 
-from npq_compare import COMPARISONS, REQUIRES, measure  # noqa: E402
+from npq_compare import COMPARISONS, CPU_UNMODELLED, REQUIRES, measure, on_cpu  # noqa: E402
+
+# The emulated CPU columns: (heading, how the frameworks run there).
+EMULATED = {"avx2": ("AVX2 x86", "`qemu-x86_64 -cpu Haswell` (AVX2, no AVX-512, no VNNI)"),
+            "aarch64": ("aarch64", "`qemu-aarch64 -cpu neoverse-n1`, Debian arm64 python with "
+                                   "the aarch64 wheels of the same framework versions")}
 
 
 def cpu_features() -> tuple[str, list[str], str]:
@@ -55,6 +65,37 @@ def versions() -> dict[str, str]:
     return out
 
 
+def measure_emulated(cpu: str, rows: list, cases: int, seed: int) -> dict[str, tuple]:
+    """``{row id: (comparison on cpu, tally)}`` for the rows the ``cpu`` child runs, or a
+    sentence saying why the CPU could not be emulated (as the value of key "")."""
+    from emulated_cpu import FRAMEWORKS, measure_on, missing
+
+    reason = missing(cpu)
+    if reason:
+        return {"": reason}
+    cmps = [on_cpu(cmp, cpu) for cmp, t in rows
+            if t is not None and cmp.framework in FRAMEWORKS[cpu]]
+    out = measure_on(cpu, cases, seed, cmps=cmps, log=lambda s: print(f"[{cpu}] {s}",
+                                                                      flush=True))
+    return {cmp.id: (cmp, tally) for cmp, tally, _ in out}
+
+
+def _cpu_cell(cmp, measured: dict) -> str:
+    if "" in measured:
+        return "not run"
+    if cmp.id not in measured:
+        return "—"
+    other, t = measured[cmp.id]
+    text = f"{t.percent:.1f}%"
+    if t.declined:
+        text += f" ({t.declined} declined)"
+    if other.profile != cmp.profile:
+        text += f" `{other.profile}`"
+    if cmp.exact and not other.exact:
+        text += " (not modelled)"
+    return text
+
+
 def _fmt_diff(t) -> str:
     if t.agree == t.cases:
         return "0"
@@ -67,9 +108,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only", default="", help="only rows whose id contains this text")
     ap.add_argument("--out", default=str(ROOT / "docs" / "fidelity.md"))
+    ap.add_argument("--cpus", default="native,avx2,aarch64",
+                    help="comma-separated: native and the emulated CPUs avx2, aarch64")
+    ap.add_argument("--emulated-cases", type=int, default=None,
+                    help="cases per row on the emulated CPUs (default: --cases)")
     args = ap.parse_args(argv)
     if args.cases < 1:
         ap.error(f"--cases must be >= 1, got {args.cases}")
+    cpus = [c for c in args.cpus.split(",") if c]
+    bad_cpus = [c for c in cpus if c not in ("native", *EMULATED)]
+    if bad_cpus or "native" not in cpus:
+        ap.error(f"--cpus must include native and only native, avx2, aarch64; got {args.cpus}")
+    emulated_cases = args.emulated_cases or args.cases
     warnings.simplefilter("ignore")
     model, flags, onednn = cpu_features()
     vers = versions()
@@ -87,11 +137,20 @@ def main(argv: list[str] | None = None) -> int:
         rows.append((cmp, tally))
         print(f"{cmp.id:48s} {tally.agree:>6}/{tally.cases:<6} {time.time() - t0:6.1f}s",
               flush=True)
+    measured = {}
+    for cpu in cpus[1:]:
+        t0 = time.time()
+        measured[cpu] = measure_emulated(cpu, rows, emulated_cases, args.seed)
+        print(f"[{cpu}] {time.time() - t0:.0f} s", flush=True)
+    command = f"python3 tools/fidelity.py --cases {args.cases} --seed {args.seed}"
+    if args.emulated_cases:
+        command += f" --emulated-cases {args.emulated_cases}"
+    if args.cpus != "native,avx2,aarch64":
+        command += f" --cpus {args.cpus}"
     lines = [
         "# Fidelity: npquant against the frameworks, kernel path by kernel path",
         "",
-        "Generated by `python3 tools/fidelity.py --cases "
-        f"{args.cases} --seed {args.seed}` ({time.time() - start:.0f} s); do not edit by hand.",
+        f"Generated by `{command}` ({time.time() - start:.0f} s); do not edit by hand.",
         "Each row runs npquant's own kernels (`npquant.integer`, `npquant.qparams`) under the",
         "profile named and the framework's kernel path through `npquant.interop` on the same",
         "hypothesis cases (tests/oracles/npq_compare.py: half with dyadic scales, where ties are",
@@ -106,35 +165,55 @@ def main(argv: list[str] | None = None) -> int:
         f"- **CPU**: {model}; SIMD flags (cpuid): {', '.join(flags) or 'none found'}; oneDNN",
         f"  int8 kernels: `{onednn}` (ONEDNN_MAX_CPU_ISA="
         f"{os.environ.get('ONEDNN_MAX_CPU_ISA', 'unset')}).",
-        "- **Which rows depend on the CPU**: ORT (MLAS) QLinearConv / QLinearMatMul /",
-        "  ConvInteger / MatMulInteger and PyTorch fbgemm conv / linear (and the x86 engine's",
-        "  linear, which is fbgemm) sum u8 x s8 exactly with VNNI; without it they go through",
-        "  `vpmaddubsw`, whose int16 pair saturation is not modelled for them yet, and their",
-        "  exact tests skip saying so. The x86 engine's conv and depthwise are oneDNN's: their",
-        "  rows and pins are keyed by the oneDNN family above",
-        "  (`npquant.testing.cpu.onednn_int8_isa`; measured for avx512_core_vnni, avx512_core",
-        "  and avx2; on an AMX CPU the test run caps oneDNN at",
-        "  AVX512_CORE_VNNI, since its AMX kernels are unmeasured). TFLite's optimized and XNNPACK",
-        "  rows were measured on x86-64 with AVX-512; ARM builds run other kernels. npquant's own",
-        "  VNNI fast paths are property-tested equal to the portable kernels, so npquant's results",
-        "  do not depend on the CPU.",
+        "- **Which rows depend on the CPU** (the CPU columns measure them): ORT (MLAS)",
+        "  uint8 QLinearConv / QLinearMatMul / MatMulInteger and PyTorch fbgemm conv / linear",
+        "  sum u8 x s8 exactly with VNNI and in int16-saturated pairs (`vpmaddubsw`) on AVX2",
+        "  (the `-avx2` profiles; ORT's uint8 depthwise QLinearConv on AVX2 is not modelled);",
+        "  the x86 engine's conv and depthwise are oneDNN's with VNNI (keyed by the oneDNN",
+        "  family above, `npquant.testing.cpu.onednn_int8_isa`; on an AMX CPU the test run caps",
+        "  oneDNN at AVX512_CORE_VNNI) and fbgemm's on AVX2. TFLite's optimized kernels on",
+        "  aarch64 round CONV_2D / FULLY_CONNECTED once (ruy) except on GEMV shapes, shift",
+        "  left last in the 3x3 depthwise kernel and fuse DEQUANTIZE's multiply-add",
+        "  (`tflite-optimized-aarch64`). npquant's own VNNI fast paths are property-tested",
+        "  equal to the reference kernels, so npquant's results do not depend on the CPU.",
         "- **Versions**: " + ", ".join(f"{k} {v}" for k, v in vers.items()) + ".",
+    ]
+    if measured:
+        lines += [
+            "- **CPU columns**: the same rows on the same cases with the frameworks on emulated",
+            f"  CPUs ({emulated_cases} cases per row; tools/emulated_cpu.py, set up by",
+            "  tools/setup_emulation.sh), npquant under the profile claimed on that CPU where it",
+            "  differs (named in the cell); — where the framework does not run there (no aarch64",
+            "  CPU build of PyTorch on the package index). "
+            + "; ".join(f"{EMULATED[c][0]}: {EMULATED[c][1]}"
+                        + (f" (not run: {measured[c]['']})" if "" in measured[c] else "")
+                        for c in measured) + ".",
+        ]
+    heads = "".join(f" {EMULATED[c][0]} |" for c in measured)
+    lines += [
         "",
-        "| op | framework | kernel path | npquant profile | claim | cases | agree | elements "
-        "differing | max \\|diff\\| | explanation |",
-        "|---|---|---|---|---|---:|---:|---:|---:|---|",
+        "| op | framework | kernel path | npquant profile | claim | cases | agree |" + heads
+        + " elements differing | max \\|diff\\| | explanation |",
+        "|---|---|---|---|---|---:|---:|" + "---:|" * len(measured) + "---:|---:|---|",
     ]
     for cmp, t in rows:
         claim = "exact" if cmp.exact else "measured"
         if t is None:
             lines.append(f"| {cmp.op} | {cmp.framework} | {cmp.path} | `{cmp.profile}` | {claim} "
-                         f"| — | not installed | — | — | {cmp.explanation} |")
+                         "| — | not installed |" + " — |" * len(measured)
+                         + f" — | — | {cmp.explanation} |")
             continue
         declined = f" ({t.declined} declined)" if t.declined else ""
+        cells = "".join(f" {_cpu_cell(cmp, m)} |" for m in measured.values())
         lines.append(
             f"| {cmp.op} | {cmp.framework} | {cmp.path} | `{cmp.profile}` | {claim} | "
-            f"{t.cases}{declined} | {t.percent:.1f}% | {t.elements_differ}/{t.elements} | "
-            f"{_fmt_diff(t)} | {cmp.explanation} |")
+            f"{t.cases}{declined} | {t.percent:.1f}% |{cells} "
+            f"{t.elements_differ}/{t.elements} | {_fmt_diff(t)} | {cmp.explanation} |")
+    unmodelled = [f"{EMULATED[cpu][0]} {row}: {why}" for cpu in measured
+                  for row, why in CPU_UNMODELLED.get(cpu, {}).items()]
+    if unmodelled:
+        lines += ["", "Not modelled on an emulated CPU (rows exact natively): "
+                  + "; ".join(unmodelled) + "."]
     lines += [
         "",
         "Not in the table: TFLite AVERAGE_POOL_2D on XNNPACK (int8 is not delegated; the",
@@ -145,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.out).write_text("\n".join(lines))
     print(f"wrote {args.out}")
     bad = [cmp.id for cmp, t in rows if t is not None and cmp.exact and t.agree != t.cases]
+    bad += [f"{cmp.id} on {cpu} ({cmp.profile})" for cpu, m in measured.items()
+            for cmp, t in (v for k, v in m.items() if k) if cmp.exact and t.agree != t.cases]
     if bad:
         print("rows claimed exact that disagree: " + ", ".join(bad), file=sys.stderr)
         return 1

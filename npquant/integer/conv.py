@@ -33,6 +33,7 @@ from npquant.integer import accumulator as accm
 from npquant.integer.epilogue import (
     activation_range,
     needs_domain_check,
+    requant_for_shape,
     requantize_accumulators,
     resolve_requant,
 )
@@ -40,7 +41,7 @@ from npquant.integer.fast import conv_loops, depthwise, vnni_gemm
 from npquant.integer.fast.vnni_conv import conv_exact_vnni
 from npquant.integer.gemm import FcCall, accumulate
 from npquant.integer.result import KernelResult
-from npquant.profiles import AccumulatorRule, Profile
+from npquant.profiles import AccumulatorRule, Profile, tflite_fast_3x3
 from npquant.requant import RequantParams
 from npquant.validate import (
     ACTIVATION_DTYPES,
@@ -144,8 +145,15 @@ def check_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, *,
     zo = check_zero_point("out_zero_point", out_zero_point, odt)
     rule = accm.check_rule(accumulator if accumulator is not None else prof.accumulator)
     depthwise = groups == c_len and cg == 1 and (groups > 1 or depthwise_op)
-    op_rule = prof.depthwise_conv if depthwise else prof.conv
-    params = resolve_requant(op_rule, requant, x_scale, w_scale, out_scale, o_len,
+    base_rule = prof.depthwise_conv if depthwise else prof.conv
+    if depthwise:  # TFLite's 3x3 kernel can round otherwise (RequantRule.for_depthwise)
+        op_rule = base_rule.for_depthwise(tflite_fast_3x3(
+            c_len, o_len // c_len, (kh_len, kw_len), (sh, sw), (dh, dw), (pt, pl),
+            (h_len, w_len), (oh_len, ow_len)))
+    else:  # a GEMM of O rows, depth C KH KW / groups and N OH OW columns (for_gemm)
+        op_rule = base_rule.for_gemm(n_len * oh_len * ow_len, o_len, cg * kh_len * kw_len)
+    params = resolve_requant(op_rule, requant_for_shape(requant, base_rule, op_rule), x_scale,
+                             w_scale, out_scale, o_len,
                              what=f"{prof.name} {'depthwise_conv' if depthwise else 'conv'}")
     act = activation_range(activation, out_scale, zo, odt, prof, out_bits)
     xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=zx) \

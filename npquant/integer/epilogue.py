@@ -22,6 +22,7 @@ from npquant.requant import (
     RequantParams,
     check_requant_domain,
     prepare_requant,
+    requant_params_from_multiplier,
     requantize_scalar,
 )
 from npquant.validate import check_scale, check_scales, dtype_range
@@ -102,6 +103,18 @@ def resolve_requant(rule: RequantRule, requant: RequantParams | None, x_scale: A
     ws = check_scales("w_scale", w_scale, channels)
     os_ = check_scale("out_scale", out_scale)
     return prepare_requant(rule, xs, ws if ws.shape[0] > 1 else float(ws[0]), os_)
+
+
+def requant_for_shape(requant: RequantParams | None, base_rule: RequantRule,
+                      shape_rule: RequantRule) -> RequantParams | None:
+    """``requant`` prepared for an op's rule (``base_rule``, as npquant.convert prepares it),
+    re-expressed for the rule the layer's shape selects (``RequantRule.for_gemm`` /
+    ``for_depthwise``): the same real ``M``, in ``shape_rule``'s integer form. Any other
+    ``requant`` passes through unchanged (``resolve_requant`` judges it)."""
+    if requant is None or shape_rule is base_rule or not isinstance(requant, RequantParams) \
+            or not requant.rule.same_arithmetic(base_rule):
+        return requant
+    return requant_params_from_multiplier(shape_rule, requant.multiplier)
 
 
 @numba.njit(cache=True, parallel=True)

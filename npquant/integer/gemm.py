@@ -30,6 +30,7 @@ from npquant.integer import accumulator as accm
 from npquant.integer.epilogue import (
     activation_range,
     needs_domain_check,
+    requant_for_shape,
     requantize_accumulators,
     resolve_requant,
 )
@@ -123,8 +124,9 @@ def check_fc(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, *,
     odt = check_out_dtype(out_dtype)
     zo = check_zero_point("out_zero_point", out_zero_point, odt)
     rule = accm.check_rule(accumulator if accumulator is not None else prof.accumulator)
-    params = resolve_requant(prof.fully_connected, requant, x_scale, w_scale, out_scale, o,
-                             what=f"{prof.name} fully_connected")
+    op_rule = prof.fully_connected.for_gemm(x.shape[0], o, x.shape[1])  # N columns, depth K
+    params = resolve_requant(op_rule, requant_for_shape(requant, prof.fully_connected, op_rule),
+                             x_scale, w_scale, out_scale, o, what=f"{prof.name} fully_connected")
     act = activation_range(activation, out_scale, zo, odt, prof, out_bits)
     return FcCall(x, w, b, za, zw, zo, params, rule, act, odt, layer)
 

@@ -115,11 +115,14 @@ def _y_scale(draw, acc_scale: float, typical: float, dyadic: bool) -> float:
 
 @st.composite
 def conv_cases(draw, kind: str, *, x_dtype=np.int8, layout: str = "tflite",
-               per_channel: bool | None = None) -> Case:
+               per_channel: bool | None = None, fast_3x3: bool = False) -> Case:
     """Conv ("conv"), depthwise ("depthwise") or fully-connected ("fc") cases.
 
     ``layout`` fixes what the framework accepts: "tflite" (SAME/VALID padding, no groups),
-    "onnx" (explicit pads, groups), "torch" (symmetric pads, groups, no bias).
+    "onnx" (explicit pads, groups), "torch" (symmetric pads, groups, no bias). ``fast_3x3``
+    (depthwise, tflite): the shapes of TFLite's 3x3 depthwise kernel (8, 16 or 24 channels, a
+    3x3 filter, equal strides 1 or 2, no dilation, depth multiplier 1), which random shapes
+    rarely hit (``profiles.tflite_fast_3x3`` decides; some SAME shapes still miss it).
     """
     dyadic = draw(st.booleans())
     per_channel = draw(st.booleans()) if per_channel is None else per_channel
@@ -129,6 +132,15 @@ def conv_cases(draw, kind: str, *, x_dtype=np.int8, layout: str = "tflite",
     if kind == "fc":
         n, k, o = draw(st.integers(1, 8)), draw(st.integers(1, 80)), draw(st.integers(1, 24))
         x_shape, w_shape, taps = (n, k), (o, k), k
+    elif fast_3x3:
+        c = draw(st.sampled_from([8, 16, 24]))
+        o, cin_w, groups, kh, kw = c, 1, c, 3, 3
+        s = draw(st.integers(1, 2))
+        stride, dilation = (s, s), (1, 1)
+        padding, pads = draw(st.sampled_from(["SAME", "VALID"])), (0, 0, 0, 0)
+        h, wd, n = draw(st.integers(3, 10)), draw(st.integers(3, 10)), 1
+        x_shape, w_shape, taps = (n, c, h, wd), (o, cin_w, kh, kw), kh * kw
+        geom = dict(stride=stride, dilation=dilation, padding=padding, groups=groups)
     else:
         groups = 1
         c = draw(st.integers(1, 10))
@@ -508,6 +520,11 @@ def _tflite_rows() -> list[Comparison]:
                 lambda kind=kind: conv_cases(kind),
                 lambda c, path=path: tflite_conv(c, path),
                 lambda c, name=name: npq_conv(c, name), why[path, kind]))
+    rows.append(Comparison(  # the shapes of the 3x3 kernel, which rounds otherwise on aarch64
+        "DEPTHWISE_CONV_2D (3x3 kernel shapes)", "tflite", "optimized", "tflite-optimized",
+        lambda: conv_cases("depthwise", fast_3x3=True),
+        lambda c: tflite_conv(c, "optimized"), lambda c: npq_conv(c, "tflite-optimized"),
+        "as DEPTHWISE_CONV_2D (x86: the 3x3 kernel rounds as the others)"))
     add_why = {"reference": "(q-Z) 2^20, all three rescalings gemmlowp double rounding",
                "optimized": "input rescalings single rounding (ties up), output double rounding",
                "xnnpack": "21-bit multipliers from f32(S/S_y), one shift ties up"}
@@ -588,9 +605,9 @@ def _onnx_rows() -> list[Comparison]:
     return rows
 
 
-def _onnx_accumulators(c: Case) -> np.ndarray:
+def _onnx_accumulators(c: Case, profile: str = "onnxruntime") -> np.ndarray:
     """npquant's accumulators (``return_accumulators=True``) of the case without its bias."""
-    return npq_conv(replace(c, bias=None, activation="NONE"), "onnxruntime", accumulators=True)
+    return npq_conv(replace(c, bias=None, activation="NONE"), profile, accumulators=True)
 
 
 def _torch_rows() -> list[Comparison]:
@@ -708,6 +725,71 @@ COMPARISONS: list[Comparison] = (_tflite_rows() + _onnx_rows() + _torch_rows()
                                  + _measured_rows())
 REQUIRES = {"tflite": ("ai_edge_litert",), "onnxruntime": ("onnxruntime", "onnx"),
             "pytorch": ("torch",)}
+
+
+# ----------------------------------------------------------------------------- CPU variants
+# The profile that reproduces a row's kernel path on another CPU, where the frameworks run other
+# kernels there (tools/emulated_cpu.py runs the frameworks under qemu; docs/fidelity.md has a
+# column per CPU), keyed by row id or, for every row of a profile, by the profile's name. On
+# AVX2 without VNNI, u8 x s8 sums saturate int16 pairs (vpmaddubsw) in ORT's uint8 QLinearConv,
+# QLinearMatMul and MatMulInteger and in fbgemm's conv (depthwise too) and linear; the x86
+# engine runs its convs on fbgemm there (oneDNN's only with VNNI); ORT's int8 (s8 x s8) kernels
+# and ConvInteger sum exactly there.
+CPU_VARIANTS: dict[str, dict[str, str]] = {
+    "aarch64": {"tflite-optimized": "tflite-optimized-aarch64"},
+    "avx2": {f"onnxruntime-cpu-{op} uint8": "onnxruntime-avx2"
+             for op in ("QLinearConv", "QLinearMatMul", "MatMulInteger")}
+    | {f"pytorch-{path}-{op}": "pytorch-fbgemm-avx2"
+       for path in ("fbgemm", "x86") for op in ("conv2d", "conv2d (depthwise)", "linear")},
+}
+# Rows claimed exact natively that no profile reproduces on that CPU yet: measured there, with
+# the reason (docs/fidelity.md shows the rate).
+CPU_UNMODELLED: dict[str, dict[str, str]] = {
+    "avx2": {"onnxruntime-cpu-QLinearConv (depthwise) uint8":
+             "MLAS's AVX2 depthwise sums are neither exact nor pair-saturated along (kh, kw, ci)"},
+    "aarch64": {f"onnxruntime-cpu-QLinearAdd {t}":
+                "MLAS's NEON QLinearAdd is another sequence than its AVX2 one (49/50 int8, 46/50 "
+                "uint8 cases equal under the AVX2 model, off by 1)" for t in ("int8", "uint8")},
+}
+
+
+def profile_on(cmp: Comparison, cpu: str) -> str:
+    """The profile claimed for ``cmp`` when the framework runs on ``cpu`` (native: its own)."""
+    table = CPU_VARIANTS.get(cpu, {})
+    return table.get(cmp.id, table.get(cmp.profile, cmp.profile))
+
+
+def npquant_under(cmp: Comparison, profile: str) -> Callable[[Case], np.ndarray]:
+    """The npquant side of ``cmp`` under ``profile`` instead of the row's own profile."""
+    op = cmp.op
+    dtype = np.uint8 if ("uint8" in op or "quint8" in op) else np.int8
+    if op.startswith(("ConvInteger", "MatMulInteger")):
+        return lambda c: _onnx_accumulators(c, profile)
+    if op.startswith(("CONV_2D", "DEPTHWISE", "FULLY", "QLinearConv", "QLinearMatMul", "conv2d",
+                      "linear")):
+        return lambda c: npq_conv(c, profile)
+    if op.startswith(("ADD", "add", "QLinearAdd")):
+        return lambda c: npq_add(c, profile)
+    if op.startswith(("AVERAGE_POOL", "QLinearAveragePool", "MAX_POOL")):
+        kind = "max_pool2d" if op.startswith("MAX") else "average_pool2d"
+        return lambda c: npq_pool(c, profile, kind)
+    if op.startswith(("DEQUANTIZE", "DequantizeLinear")):
+        return lambda c: npq_dequantize(c, profile)
+    if op.startswith(("QUANTIZE", "QuantizeLinear", "quantize_per")):
+        return lambda c: npq_quantize(c, profile, dtype)
+    raise ValueError(f"no npquant side for op {op!r}")
+
+
+def on_cpu(cmp: Comparison, cpu: str) -> Comparison:
+    """``cmp`` with the npquant side under ``profile_on(cmp, cpu)``; a row in
+    ``CPU_UNMODELLED`` is a measurement there (``exact=False``)."""
+    from dataclasses import replace
+
+    profile = profile_on(cmp, cpu)
+    exact = cmp.exact and cmp.id not in CPU_UNMODELLED.get(cpu, {})
+    if profile == cmp.profile and exact == cmp.exact:
+        return cmp
+    return replace(cmp, profile=profile, run_npquant=npquant_under(cmp, profile), exact=exact)
 
 
 # ----------------------------------------------------------------------------- measuring

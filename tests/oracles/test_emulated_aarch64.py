@@ -1,0 +1,182 @@
+"""TFLite and ONNX Runtime as they run on an aarch64 CPU (Neoverse N1), by user-mode emulation
+(``qemu-aarch64``, sysroot from tools/setup_emulation.sh; tools/emulated_cpu.py): every exact
+row of the oracle table reproduces bit for bit under the profile claimed on aarch64
+(``npq_compare.profile_on``: ``tflite-optimized-aarch64`` for TFLite's optimized kernels), and
+fixed cases on which the aarch64 and x86-64 builds give different integers show it.
+
+The emulation is skipped when it is not set up, except in CI (NPQUANT_REQUIRE_ORACLES=1, where
+.ci/run sets it up first). The default run checks a few cases per row (the child starts in a few
+seconds, a call takes ~10-50 ms); ``-m slow`` runs the campaign.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import require
+from npq_compare import COMPARISONS, measure, on_cpu
+
+from npquant.profiles import get_profile
+from npquant.qparams import QParams, dequantize
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+from emulated_cpu import FRAMEWORKS, EmulatedFrameworks, frameworks_on, missing  # noqa: E402
+
+pytestmark = pytest.mark.oracle
+
+CPU = "aarch64"
+# the rows claimed exact on aarch64 (npq_compare.CPU_UNMODELLED lists those that are not)
+ROWS = [r for r in (on_cpu(c, CPU) for c in COMPARISONS if c.framework in FRAMEWORKS[CPU])
+        if r.exact]
+DEFAULT_CASES = 6  # per row: ~40 rows, about a minute in all on 2 shared cores
+CAMPAIGN_CASES = 1000
+
+
+@pytest.fixture(scope="module")
+def child():
+    """One aarch64 child process for the module (skip, or fail in CI, without the emulation)."""
+    require("ai_edge_litert")
+    require("onnxruntime")
+    require("onnx")
+    reason = missing(CPU)
+    if reason:
+        if os.environ.get("NPQUANT_REQUIRE_ORACLES") == "1":
+            pytest.fail(f"the aarch64 emulation is required in CI: {reason}")
+        pytest.skip(reason)
+    with EmulatedFrameworks(CPU) as proc:
+        yield proc
+
+
+def _check_rows(child, n: int) -> None:
+    bad = []
+    with frameworks_on(child):
+        for cmp in ROWS:
+            tally = measure(cmp, n, seed=0)
+            if tally.agree != tally.cases:
+                bad.append(f"{cmp.id} under {cmp.profile}: {tally.agree}/{tally.cases}, first "
+                           f"{tally.first_failure}")
+    assert not bad, "\n".join(bad)
+
+
+def test_every_exact_row_reproduces_on_aarch64(child):
+    _check_rows(child, DEFAULT_CASES)
+
+
+@pytest.mark.slow
+def test_every_exact_row_reproduces_on_aarch64_campaign(child):
+    _check_rows(child, CAMPAIGN_CASES)
+
+
+# ----------------------------------------------------------------------------- discriminating
+def _fc(n: int, o: int, k: int):
+    """FULLY_CONNECTED whose accumulators are all 1 with M = 1/4: rounded twice (SRDHM 1/2 -> 1,
+    then the shift 1/2 -> 1, ties up) it gives 1, rounded once (1/4) 0."""
+    x = np.zeros((n, k), np.int8)
+    x[:, 0] = 1
+    w = np.zeros((o, k), np.int8)
+    w[:, 0] = 1
+    return [x], dict(w=w, x_scale=1.0, x_zero_point=0, w_scale=1.0, y_scale=4.0,
+                     y_zero_point=0)
+
+
+def _fc_npquant(inputs, p, profile):
+    from npquant.integer import fully_connected
+
+    return fully_connected(inputs[0], p["w"], None, x_zero_point=0, out_zero_point=0,
+                           x_scale=1.0, w_scale=1.0, out_scale=4.0, profile=profile,
+                           out_dtype=np.int8)
+
+
+# (n, o, k): the GEMV shape (one column, 4 rows, depth 8) and three shapes ruy takes
+FC_SHAPES = [(1, 4, 8), (2, 4, 8), (1, 3, 8), (1, 4, 7)]
+# q in [-128, 127] with S = f32(0.1), Z = 3: f32(q S) + f32(-Z S) and the fused
+# f32(q S + f32(-Z S)) differ on some of them (the unit test checks that npquant's two rules do)
+DEQ = (np.arange(-128, 128, dtype=np.int8), float(np.float32(0.1)), 3)
+
+
+def _dw(width: int):
+    """A 3x3 depthwise conv, 8 channels, accumulators all 3, M = 3/2: the left shift first
+    gives round(4.5) = 5, the left shift last (the aarch64 3x3 kernel) 2 round(2.25) = 4. Width
+    3 is a shape of that kernel; width 4 with stride (1, 2) is not."""
+    x = np.ones((1, 8, 3, width), np.int8)
+    w = np.zeros((8, 1, 3, 3), np.int8)
+    w[:, 0, 1, 1] = 3
+    return x, w, (1, 1) if width == 3 else (1, 2)
+
+
+def _dw_params(w, stride):
+    return dict(w=w, x_scale=1.0, x_zero_point=0, w_scale=1.5, y_scale=1.0, y_zero_point=0,
+                stride=stride, padding="VALID")
+
+
+def _conv(width: int):
+    """CONV_2D, 8 input and 4 output channels, 1x1 filter, accumulators all 1, M = 1/4, on a
+    1 x ``width`` image: one output pixel is a GEMV shape (rounded twice: 1), two are not (0)."""
+    x = np.zeros((1, 8, 1, width), np.int8)
+    x[:, 0] = 1
+    w = np.zeros((4, 8, 1, 1), np.int8)
+    w[:, 0] = 1
+    return x, w
+
+
+CONV_PARAMS = dict(x_scale=1.0, x_zero_point=0, w_scale=1.0, y_scale=4.0, y_zero_point=0,
+                   padding="VALID")
+
+
+def _run_discriminating(run_tflite_op):
+    fc = [run_tflite_op("fully_connected", *_fc(*s), kernels="optimized") for s in FC_SHAPES]
+    fc += [run_tflite_op("conv2d", [x], dict(CONV_PARAMS, w=w), kernels="optimized")
+           for x, w in (_conv(1), _conv(2))]
+    fc += [run_tflite_op("depthwise_conv2d", [x], _dw_params(w, st), kernels="optimized")
+           for x, w, st in (_dw(3), _dw(4))]
+    q, s, z = DEQ
+    deq = run_tflite_op("dequantize", [q.reshape(1, -1)], dict(x_scale=s, x_zero_point=z),
+                        kernels="optimized").reshape(-1)
+    return fc, deq
+
+
+def _npquant_discriminating(profile):
+    from npquant.integer import conv2d, depthwise_conv2d
+
+    fc = [_fc_npquant(*_fc(*s), profile) for s in FC_SHAPES]
+    fc += [conv2d(x, w, None, padding="VALID", x_zero_point=0, out_zero_point=0, x_scale=1.0,
+                  w_scale=1.0, out_scale=4.0, profile=profile, out_dtype=np.int8)
+           for x, w in (_conv(1), _conv(2))]
+    fc += [depthwise_conv2d(x, w, None, stride=st, padding="VALID", x_zero_point=0,
+                            out_zero_point=0, x_scale=1.0, w_scale=1.5, out_scale=1.0,
+                            profile=profile, out_dtype=np.int8)
+           for x, w, st in (_dw(3), _dw(4))]
+    q, s, z = DEQ
+    deq = dequantize(q, QParams(s, z, signed=True), rule=get_profile(profile).dequantize)
+    return fc, deq
+
+
+def _same(a, b) -> bool:
+    fa, da = a
+    fb, db = b
+    return all(np.array_equal(x, y) for x, y in zip(fa, fb, strict=True)) and \
+        np.array_equal(da.view(np.uint32), db.view(np.uint32))
+
+
+def test_cases_on_which_the_aarch64_build_differs_from_x86(child):
+    """The same TFLite optimized FULLY_CONNECTED, CONV_2D, DEPTHWISE_CONV_2D and DEQUANTIZE
+    calls: on aarch64 they equal ``tflite-optimized-aarch64`` and not ``tflite-optimized``;
+    natively on x86-64 the reverse."""
+    arm_profile = _npquant_discriminating("tflite-optimized-aarch64")
+    x86_profile = _npquant_discriminating("tflite-optimized")
+    assert not _same(arm_profile, x86_profile)
+    from npquant.interop import tflite as itfl
+
+    with frameworks_on(child):
+        on_arm = _run_discriminating(itfl.run_tflite_op)
+    assert _same(on_arm, arm_profile)
+    # FC and conv: the GEMV shapes round twice, ruy once; depthwise: the 3x3 kernel shifts
+    # left last
+    assert [int(y.max()) for y in on_arm[0]] == [1, 0, 0, 0, 1, 0, 4, 5]
+    if os.uname().machine == "x86_64":
+        native = _run_discriminating(itfl.run_tflite_op)
+        assert _same(native, x86_profile)
