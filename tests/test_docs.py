@@ -40,3 +40,16 @@ def test_the_repository_stands_alone():
                for src in sources for ref in re.findall(r"docs/([\w-]+\.md)", src.read_text())
                if not (DOCS / ref).exists()}
     assert not missing, f"references to docs pages that do not exist: {sorted(missing)}"
+
+
+def test_tools_and_the_package_import_no_test_module():
+    """The tools and the package stand on the package alone: nothing puts ``tests/`` on
+    ``sys.path`` to borrow a test module (the oracle table is ``npquant.testing.oracles``)."""
+    import re
+
+    root = DOCS.parent
+    borrowed = [src.relative_to(root).as_posix()
+                for src in [*sorted(root.glob("tools/*.py")), *sorted(root.glob("npquant/**/*.py"))]
+                if re.search(r"""["']tests["']\s*\)?\s*/|["']tests/""", src.read_text())
+                and "sys.path" in src.read_text()]
+    assert not borrowed, f"these put tests/ on sys.path: {borrowed}"

@@ -2,7 +2,7 @@
 
 The frameworks pick their kernels by CPU: LiteRT's optimized kernels and XNNPACK, and ONNX
 Runtime's MLAS, have separate x86 and ARM code. This module runs the *same* comparisons as
-``tools/fidelity.py`` (tests/oracles/npq_compare.py: the same hypothesis cases for a seed, the
+``tools/fidelity.py`` (npquant/testing/oracles.py: the same hypothesis cases for a seed, the
 same npquant side, natively) while each framework call goes to a child process on an emulated
 CPU:
 
@@ -19,7 +19,7 @@ graph optimization) and sends the output back. So the aarch64 child needs neithe
 npquant. PyTorch runs only in the x86 child (``run_torch_op`` there, its parameters sent as
 arrays and JSON): the aarch64 torch wheel on the package index is the CUDA build.
 
-Each row is measured under the profile claimed on that CPU (npq_compare.profile_on).
+Each row is measured under the profile claimed on that CPU (npquant.testing.oracles.profile_on).
 
     python3 tools/emulated_cpu.py --cpu aarch64 --cases 50            # every TFLite/ORT row
     python3 tools/emulated_cpu.py --cpu avx2 --cases 100 --only pytorch --variants
@@ -282,11 +282,11 @@ def frameworks_on(child: EmulatedFrameworks) -> Iterator[None]:
 # ----------------------------------------------------------------------------- measuring
 def comparisons(cpu: str, only: str = "") -> list:
     """The oracle table's rows that ``cpu``'s child can run (id containing ``only``), each with
-    the profile claimed on that CPU (npq_compare.on_cpu)."""
-    for path in (str(ROOT / "tests" / "oracles"), str(ROOT)):
+    the profile claimed on that CPU (npquant.testing.oracles.on_cpu)."""
+    for path in (str(ROOT),):
         if path not in sys.path:
             sys.path.insert(0, path)
-    from npq_compare import COMPARISONS, on_cpu
+    from npquant.testing.oracles import COMPARISONS, on_cpu
 
     return [on_cpu(c, cpu) for c in COMPARISONS
             if c.framework in FRAMEWORKS[cpu] and only in c.id]
@@ -308,7 +308,7 @@ def measure_on(cpu: str, n: int, seed: int = 0, only: str = "", with_variants: b
     from dataclasses import replace
 
     cmps = comparisons(cpu, only) if cmps is None else cmps
-    from npq_compare import measure, npquant_under  # on sys.path after comparisons()
+    from npquant.testing.oracles import measure, npquant_under
     rows = []
     with EmulatedFrameworks(cpu) as child, frameworks_on(child):
         log(f"{cpu} child started in {child.startup_seconds:.1f} s")

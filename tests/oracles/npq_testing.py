@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 from conftest import require, require_exact_u8s8_accumulation
 from hypothesis import HealthCheck, given, reject, settings
-from npq_compare import REQUIRES, Comparison, Declined, measure
 
 from npquant.testing import assert_bit_exact
+from npquant.testing.oracles import REQUIRES, Comparison, Declined, measure
 
 CAMPAIGN = 10_000  # cases per op in the slow campaign (python -m pytest -m slow tests/oracles)
 # Default-run cases: a few hundred per comparison, as the oracle issue asks (convs cost ~40-90 ms

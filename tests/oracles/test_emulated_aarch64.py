@@ -1,8 +1,8 @@
 """TFLite and ONNX Runtime as they run on an aarch64 CPU (Neoverse N1), by user-mode emulation
 (``qemu-aarch64``, sysroot from tools/setup_emulation.sh; tools/emulated_cpu.py): every exact
 row of the oracle table reproduces bit for bit under the profile claimed on aarch64
-(``npq_compare.profile_on``: ``tflite-optimized-aarch64`` for TFLite's optimized kernels), and
-fixed cases on which the aarch64 and x86-64 builds give different integers show it.
+(``npquant.testing.oracles.profile_on``: ``tflite-optimized-aarch64`` for TFLite's optimized
+kernels), and fixed cases on which the aarch64 and x86-64 builds give different integers show it.
 
 The emulation is skipped when it is not set up, except in CI (NPQUANT_REQUIRE_ORACLES=1, where
 .ci/run sets it up first). The default run checks a few cases per row (the child starts in a few
@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import require
-from npq_compare import COMPARISONS, measure, on_cpu
 
 from npquant.profiles import get_profile
 from npquant.qparams import QParams, dequantize
+from npquant.testing.oracles import COMPARISONS, measure, on_cpu
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 from emulated_cpu import FRAMEWORKS, EmulatedFrameworks, frameworks_on, missing  # noqa: E402
@@ -29,7 +29,7 @@ from emulated_cpu import FRAMEWORKS, EmulatedFrameworks, frameworks_on, missing 
 pytestmark = pytest.mark.oracle
 
 CPU = "aarch64"
-# the rows claimed exact on aarch64 (npq_compare.CPU_UNMODELLED lists those that are not)
+# the rows claimed exact on aarch64 (npquant.testing.oracles.CPU_UNMODELLED lists the others)
 ROWS = [r for r in (on_cpu(c, CPU) for c in COMPARISONS if c.framework in FRAMEWORKS[CPU])
         if r.exact]
 DEFAULT_CASES = 6  # per row: ~40 rows, about a minute in all on 2 shared cores

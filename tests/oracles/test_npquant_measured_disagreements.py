@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import pytest
 from conftest import ONEDNN_ISA, ONEDNN_ISA_ID
-from npq_compare import COMPARISONS, measure
 from npq_testing import require_framework
+
+from npquant.testing.oracles import COMPARISONS, measure
 
 pytestmark = [pytest.mark.oracle,
               pytest.mark.filterwarnings("ignore:torch.quantize_per_tensor:UserWarning")]

@@ -1,24 +1,24 @@
 """npquant's integer kernels and quantize/dequantize under the ``tflite`` (reference kernels),
 ``tflite-optimized`` and ``tflite-xnnpack`` profiles against the LiteRT interpreter's matching
-kernel path, bit for bit, on hypothesis cases (tests/oracles/npq_compare.py builds them)."""
+kernel path, bit for bit, on hypothesis cases (npquant/testing/oracles.py builds them)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
 import pytest
-from npq_compare import (
+from npq_testing import CAMPAIGN, check_bit_exact, check_rival_differs, default_cases
+
+from npquant.fixedpoint import Ties
+from npquant.profiles import MultiplierDerivation as MD
+from npquant.profiles import RequantKind, RequantRule, get_profile
+from npquant.testing.oracles import (
     COMPARISONS,
     npq_add,
     npq_conv,
     npq_dequantize,
     npq_quantize,
 )
-from npq_testing import CAMPAIGN, check_bit_exact, check_rival_differs, default_cases
-
-from npquant.fixedpoint import Ties
-from npquant.profiles import MultiplierDerivation as MD
-from npquant.profiles import RequantKind, RequantRule, get_profile
 
 pytestmark = pytest.mark.oracle
 

@@ -8,8 +8,9 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from npq_compare import COMPARISONS, npq_add, npq_quantize
 from npq_testing import CAMPAIGN, check_bit_exact, check_rival_differs, default_cases
+
+from npquant.testing.oracles import COMPARISONS, npq_add, npq_quantize
 
 pytestmark = [pytest.mark.oracle,
               pytest.mark.filterwarnings("ignore:torch.quantize_per_tensor:UserWarning")]
