@@ -266,7 +266,12 @@ class HistogramMSEObserver(_HistogramBase):
                               bits=self.bits, signed=self.signed, scheme=self.scheme,
                               narrow_range=self.narrow_range, method=method, counts=hist,
                               grid=self.grid)
-        return np.asarray(max(float(a[0]), lo)), np.asarray(min(float(b[0]), hi))
+        clip_lo, clip_hi = max(float(a[0]), lo), min(float(b[0]), hi)
+        if clip_lo > clip_hi:
+            # data all on one side of 0 and the best threshold t nearer to 0 than all of it: the
+            # range [-t, 0] (or [0, t]) is the optimum, and qparams ranges include 0 anyway
+            clip_lo = clip_hi = clip_lo if hi < 0 else clip_hi
+        return np.asarray(clip_lo), np.asarray(clip_hi)
 
 
 class KLObserver(_HistogramBase):
