@@ -266,12 +266,7 @@ class HistogramMSEObserver(_HistogramBase):
                               bits=self.bits, signed=self.signed, scheme=self.scheme,
                               narrow_range=self.narrow_range, method=method, counts=hist,
                               grid=self.grid)
-        clip_lo, clip_hi = max(float(a[0]), lo), min(float(b[0]), hi)
-        if clip_lo > clip_hi:
-            # data all on one side of 0 and the best threshold t nearer to 0 than all of it: the
-            # range [-t, 0] (or [0, t]) is the optimum, and qparams ranges include 0 anyway
-            clip_lo = clip_hi = clip_lo if hi < 0 else clip_hi
-        return np.asarray(clip_lo), np.asarray(clip_hi)
+        return _clip_to_data(float(a[0]), float(b[0]), lo, hi)
 
 
 class KLObserver(_HistogramBase):
@@ -317,7 +312,19 @@ class KLObserver(_HistogramBase):
                    ) -> tuple[np.ndarray, np.ndarray]:
         lo, hi = (float(v) for v in self.range())
         t = self.threshold()
-        return np.asarray(max(lo, -t)), np.asarray(min(hi, t))
+        return _clip_to_data(-t, t, lo, hi)
+
+
+def _clip_to_data(clip_lo: float, clip_hi: float, lo: float, hi: float
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """``[max(clip_lo, lo), min(clip_hi, hi)]``: a threshold range ``[-t, t]`` (0 inside) cut
+    to the observed ``[lo, hi]``. When the data lie all on one side of 0 and ``t`` is nearer to
+    0 than all of them, that is empty: the range is then the one point ``-t`` (``t`` for
+    positive data), from which qparams (whose ranges include 0) give ``[-t, 0]`` / ``[0, t]``."""
+    a, b = max(clip_lo, lo), min(clip_hi, hi)
+    if a > b:
+        a = b = a if hi < 0 else b
+    return np.asarray(a), np.asarray(b)
 
 
 def kl_threshold_bin(hist: np.ndarray, levels: int) -> int:

@@ -213,6 +213,7 @@ def test_nan_and_unobserved(cls):
        kind=st.sampled_from(["histogram", "percentile", "mse", "kl"]),
        scheme=st.sampled_from(["asymmetric", "symmetric", "power_of_two"]))
 @example(seed=61727, n=1, size=2, scale=1.0, bits=2, kind="mse", scheme="symmetric")
+@example(seed=653557, n=3, size=3, scale=1.0, bits=2, kind="kl", scheme="asymmetric")
 def test_clipped_range_lies_inside_the_observed_range(seed, n, size, scale, bits, kind, scheme):
     rng = np.random.default_rng(seed)
     obs = make_activation_observer(kind, bits=bits, scheme=scheme)
@@ -221,8 +222,8 @@ def test_clipped_range_lies_inside_the_observed_range(seed, n, size, scale, bits
     lo, hi = (float(v) for v in obs.clip_range())
     mn, mx = (float(v) for v in obs.range())
     # inside the observed range widened to include 0, as every quantization range is (MSE on
-    # data all of one sign can pick a threshold nearer to 0 than the data: seed=61727, n=1,
-    # size=2, bits=2, kind="mse", symmetric)
+    # and KL on data all of one sign can pick a threshold nearer to 0 than the data: the
+    # examples above)
     mn, mx = min(mn, 0.0), max(mx, 0.0)
     assert lo <= hi
     assert mn - 1e-6 * abs(mn) <= lo <= hi <= mx + 1e-6 * abs(mx)
