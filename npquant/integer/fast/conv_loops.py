@@ -65,6 +65,35 @@ def depthwise_i32(xp, w, zx, zw, bias, mult, sh, sw, dh, dw, out):
                 out[n, o, i, j] = row[j]
 
 
+@numba.njit(cache=True, inline="always")
+def depthwise_wide_plane(xp, w, zx, zw, bias, n, o, c, dh, dw, oh_len, ow_len):
+    """The "wide" int32 sums of output channel ``o`` of image ``n`` (input channel ``c``), stride
+    1: ``wide[i Wp + j]`` for ``j < Wp`` (``depthwise_i32_unit_stride``); the outputs are
+    ``wide[i Wp + j]`` for ``j < OW``. Shared by the unfused loop below and the fused one of
+    ``fast.depthwise``."""
+    kh_len, kw_len = w.shape[1], w.shape[2]
+    wp_len = xp.shape[3]
+    flat_len = (oh_len - 1) * wp_len + ow_len
+    total = 0
+    for a in range(kh_len):
+        for b in range(kw_len):
+            total += w[o, a, b] - zw[o]
+    start = np.int32(bias[o] - zx * total)
+    x_flat = xp[n, c].reshape(xp.shape[2] * wp_len)
+    wide = np.empty(flat_len, dtype=np.int32)
+    wide[:] = start
+    for a in range(kh_len):
+        for b in range(kw_len):
+            wv = np.int32(w[o, a, b] - zw[o])
+            off = a * dh * wp_len + b * dw
+            # NOTE: a slice, not x_flat[off + q]: numba cannot prove off + q >= 0 and then
+            # emits the negative-index wrap-around per element, which blocks vectorization.
+            xs = x_flat[off:off + flat_len]
+            for q in range(flat_len):
+                wide[q] = np.int32(wide[q] + wv * np.int32(xs[q]))
+    return wide
+
+
 @numba.njit(cache=True, parallel=True)
 def depthwise_i32_unit_stride(xp, w, zx, zw, bias, mult, dh, dw, out):
     """``depthwise_i32`` for stride 1, written for the vector units (same contract, same sums).
@@ -78,30 +107,11 @@ def depthwise_i32_unit_stride(xp, w, zx, zw, bias, mult, dh, dw, out):
     input. Short rows (OW = 32) would otherwise fall into the vector loop's scalar remainder.
     """
     n_len, o_len, oh_len, ow_len = out.shape
-    kh_len, kw_len = w.shape[1], w.shape[2]
     wp_len = xp.shape[3]
-    flat_len = (oh_len - 1) * wp_len + ow_len
     for t in prange(n_len * o_len):
         n = t // o_len
         o = t % o_len
-        c = o // mult
-        total = 0
-        for a in range(kh_len):
-            for b in range(kw_len):
-                total += w[o, a, b] - zw[o]
-        start = np.int32(bias[o] - zx * total)
-        x_flat = xp[n, c].reshape(xp.shape[2] * wp_len)
-        wide = np.empty(flat_len, dtype=np.int32)
-        wide[:] = start
-        for a in range(kh_len):
-            for b in range(kw_len):
-                wv = np.int32(w[o, a, b] - zw[o])
-                off = a * dh * wp_len + b * dw
-                # NOTE: a slice, not x_flat[off + q]: numba cannot prove off + q >= 0 and then
-                # emits the negative-index wrap-around per element, which blocks vectorization.
-                xs = x_flat[off:off + flat_len]
-                for q in range(flat_len):
-                    wide[q] = np.int32(wide[q] + wv * np.int32(xs[q]))
+        wide = depthwise_wide_plane(xp, w, zx, zw, bias, n, o, o // mult, dh, dw, oh_len, ow_len)
         for i in range(oh_len):
             for j in range(ow_len):
                 out[n, o, i, j] = wide[i * wp_len + j]

@@ -16,6 +16,7 @@ import numpy as np
 from numba import prange
 
 from npquant.integer.epilogue import requantize_row
+from npquant.integer.fast.conv_loops import depthwise_wide_plane
 from npquant.integer.fast.threads import GEMM_GRAIN, threads_for
 from npquant.requant import RequantParams
 
@@ -24,28 +25,11 @@ from npquant.requant import RequantParams
 def _depthwise_fused(xp, w, zx, zw, bias, mult, dh, dw, oh_len, ow_len, want_acc, acc, kind,
                      ties, qm, shift, mscale, zo, lo, hi, out):
     n_len, o_len = out.shape[0], out.shape[1]
-    kh_len, kw_len = w.shape[1], w.shape[2]
     wp_len = xp.shape[3]
-    flat_len = (oh_len - 1) * wp_len + ow_len
     for t in prange(n_len * o_len):
         n = t // o_len
         o = t % o_len
-        c = o // mult
-        total = 0
-        for a in range(kh_len):
-            for b in range(kw_len):
-                total += w[o, a, b] - zw[o]
-        start = np.int32(bias[o] - zx * total)
-        x_flat = xp[n, c].reshape(xp.shape[2] * wp_len)
-        wide = np.empty(flat_len, dtype=np.int32)
-        wide[:] = start
-        for a in range(kh_len):
-            for b in range(kw_len):
-                wv = np.int32(w[o, a, b] - zw[o])
-                off = a * dh * wp_len + b * dw
-                xs = x_flat[off:off + flat_len]  # a slice: no negative-index wrap, vectorizes
-                for q in range(flat_len):
-                    wide[q] = np.int32(wide[q] + wv * np.int32(xs[q]))
+        wide = depthwise_wide_plane(xp, w, zx, zw, bias, n, o, o // mult, dh, dw, oh_len, ow_len)
         k = o if qm.shape[0] > 1 else 0
         tie = ties[o] if ties.shape[0] > 1 else ties[0]
         for i in range(oh_len):
