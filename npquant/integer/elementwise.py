@@ -139,14 +139,14 @@ def check_add(a: np.ndarray, b: np.ndarray, *, a_scale: float, a_zero_point: int
     common = dict(a=a, b=b, shape=shape, a_zero_point=za, b_zero_point=zb, out_zero_point=zo,
                   scales=(sa, sb, so), scheme=prof.add_scheme,
                   act_range=activation_range(activation, so, zo, odt, prof), out_dtype=odt)
+    if prof.add_scheme is not AddScheme.TFLITE and a.dtype == np.int16:
+        # MLAS, XNNPACK and QNNPACK have 8-bit ADD kernels only (QLinearAdd, qs8/qu8 vadd); the
+        # int32 bound |acc| < 2^31 of the module docstring holds for 8-bit inputs only
+        raise ValueError(f"profile {prof.name!r}: the {prof.add_scheme.value} ADD takes "
+                         "int8/uint8 inputs, got int16")
     if prof.add_scheme is AddScheme.MLAS:  # ONNX Runtime's float sequence (integer/mlas.py)
         return AddCall(**common)
     if prof.add_scheme is not AddScheme.TFLITE:
-        if a.dtype == np.int16:
-            # the libraries have 8-bit ADD kernels only (qs8/qu8); the int32 bound
-            # |acc| < 2^31 of the module docstring holds for 8-bit inputs only
-            raise ValueError(f"profile {prof.name!r}: the {prof.add_scheme.value} ADD takes "
-                             "int8/uint8 inputs, got int16")
         m_a, m_b, n = one_shift_multipliers(sa, sb, so, prof.add_scheme)
         return AddCall(**common, multipliers=(m_a, m_b), shift=n, ties=prof.add.ties)
     left_shift = prof.add_scheme.left_shift(8 * a.dtype.itemsize)

@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from npquant import integer
+from npquant.integer import reference
 from npquant.integer.mlas import fma_f32, mlas_add, round_f32
 
 F32 = np.float32
@@ -111,3 +112,16 @@ def test_global_average_pool_of_the_onnxruntime_profile():
     assert got.shape == (1, 1, 1, 1) and int(got[0, 0, 0, 0]) == want
     with pytest.raises(ValueError, match="give scale"):
         integer.global_avg_pool2d(x, zero_point=5, profile="onnxruntime")
+
+
+@pytest.mark.parametrize("profile", ["onnxruntime", "tflite-xnnpack", "pytorch-qnnpack"])
+def test_one_shift_and_mlas_adds_refuse_int16(profile):
+    """MLAS, XNNPACK and QNNPACK have 8-bit ADD kernels only; an int16 ADD under their profiles
+    is refused by the fast and the reference kernel alike (a fresh hypothesis draw found the
+    reference overflowing its int32 accumulator on int16 inputs under onnxruntime)."""
+    a = np.array([[2873]], np.int16)
+    kw = dict(a_scale=0.02, a_zero_point=0, b_scale=0.02, b_zero_point=-4992, out_scale=1e-7,
+              out_zero_point=0, profile=profile)
+    for add in (integer.add, reference.add):
+        with pytest.raises(ValueError, match="ADD takes int8/uint8 inputs, got int16"):
+            add(a, a, **kw)
