@@ -161,6 +161,11 @@ def main(argv: list[str] | None = None) -> int:
         "bit-exact by `tests/oracles/test_npquant_vs_*.py`; the others are pinned measurements",
         "(`test_npquant_measured_disagreements.py`). Rules: docs/profiles.md,",
         "docs/framework_facts.md.",
+        "Whole models (exported from npquant and built independently, per layer, 100 inputs",
+        "each) are measured in docs/import_export.md (TFLite: every layer equal under reference,",
+        "optimized and XNNPACK) and docs/onnx_import_export.md (ORT QOperator: every layer",
+        "equal; QDQ int8 with intermediate tensors observed: 1 of 156,800 depthwise elements",
+        "off by one, pinned there).",
         "",
         f"- **CPU**: {model}; SIMD flags (cpuid): {', '.join(flags) or 'none found'}; oneDNN",
         f"  int8 kernels: `{onednn}` (ONEDNN_MAX_CPU_ISA="
