@@ -8,9 +8,12 @@ type or dtype) or ValueError (a value out of its range), naming the argument and
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from npquant.profiles import Profile
 
 ACTIVATION_DTYPES = (np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16))
 WEIGHT_DTYPES = (np.dtype(np.int8), np.dtype(np.uint8))
@@ -134,9 +137,10 @@ def check_out_dtype(out_dtype: Any) -> np.dtype:
     return dt
 
 
-def check_profile(profile: Any):
+def check_profile(profile: Any) -> Profile:
     """A ``Profile`` or the name of one (returns the ``Profile``)."""
-    from npquant.profiles import Profile, get_profile  # profiles imports fixedpoint, which us
+    # imported here, not at the top: profiles imports fixedpoint, which imports this module
+    from npquant.profiles import Profile, get_profile
 
     if not isinstance(profile, (str, Profile)):
         raise TypeError(f"profile must be a Profile or a name, got {type(profile).__name__}")
