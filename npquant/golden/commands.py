@@ -33,24 +33,30 @@ from npquant.profiles import PROFILES
 IMAGES_KEY = "00_input.input"  # the QUANTIZE op's input: the float images of the batch
 
 
-def golden_parser() -> argparse.ArgumentParser:
-    """Arguments of ``npquant golden``."""
+def add_output_arguments(p: argparse.ArgumentParser) -> None:
+    """The output arguments every ``npquant golden`` form takes (a trained model, an imported
+    .tflite or .onnx): ``out``, ``--formats``, ``--force``, ``--nhwc``."""
     from npquant.golden.writer import FORMATS
 
+    p.add_argument("out", help="output directory (replaced whole with --force)")
+    p.add_argument("--formats", default=",".join(FORMATS),
+                   help=f"comma-separated subset of {','.join(FORMATS)} (default: all)")
+    p.add_argument("--force", action="store_true", help="replace an existing golden directory")
+    p.add_argument("--nhwc", action="store_true", help="also write NHWC / OHWI copies")
+
+
+def golden_parser() -> argparse.ArgumentParser:
+    """Arguments of ``npquant golden``."""
     p = argparse.ArgumentParser(
         prog="npquant golden",
         description="Write the golden data of the first N images of a split through SOURCE under "
                     "a profile, atomically, with a self-checksummed manifest.")
     p.add_argument("source", help="training dir (npquant train --out), pipeline dir, or a model "
                                   "name (untrained, seeded)")
-    p.add_argument("out", help="output directory (replaced whole with --force)")
+    add_output_arguments(p)
     p.add_argument("--images", type=positive_int, default=8,
                    help="first N images of the split (8)")
     p.add_argument("--profile", default="tflite", choices=sorted(PROFILES))
-    p.add_argument("--formats", default=",".join(FORMATS),
-                   help=f"comma-separated subset of {','.join(FORMATS)} (default: all)")
-    p.add_argument("--force", action="store_true", help="replace an existing golden directory")
-    p.add_argument("--nhwc", action="store_true", help="also write NHWC / OHWI copies")
     p.add_argument("--seed", type=non_negative_int, default=0,
                    help="calibration (and model-name) seed")
     p.add_argument("--dataset", default=None, choices=sorted(DATASETS),

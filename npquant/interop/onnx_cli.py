@@ -90,18 +90,15 @@ def compare_main(argv: Sequence[str]) -> int:
 
 def golden_main(argv: Sequence[str]) -> int:
     """``npquant golden MODEL.onnx OUT ...`` (module docstring)."""
+    from npquant.golden.commands import add_output_arguments
     from npquant.golden.source import images_digest
-    from npquant.golden.writer import FORMATS, check_formats, write_golden
+    from npquant.golden.writer import check_formats, write_golden
 
     p = argparse.ArgumentParser(prog="npquant golden",
                                 description="Golden data of a quantized ONNX model, imported.")
     p.add_argument("model", help="quantized .onnx (QOperator or QDQ)")
-    p.add_argument("out", help="output directory (replaced whole with --force)")
+    add_output_arguments(p)
     _common(p)
-    p.add_argument("--formats", default=",".join(FORMATS),
-                   help=f"comma-separated subset of {','.join(FORMATS)} (default: all)")
-    p.add_argument("--force", action="store_true", help="replace an existing golden directory")
-    p.add_argument("--nhwc", action="store_true", help="also write NHWC / OHWI copies")
     args = p.parse_args(argv)
     formats = check_formats(args.formats)
     data, im = _model(args.model, args.profile)

@@ -97,18 +97,15 @@ def compare_main(argv: Sequence[str] | None = None) -> int:
 
 def golden_main(argv: Sequence[str] | None = None) -> int:
     """``npquant golden MODEL.tflite OUT`` (module docstring)."""
-    from npquant.golden.writer import FORMATS, check_formats, write_golden
+    from npquant.golden.commands import add_output_arguments
+    from npquant.golden.writer import check_formats, write_golden
     from npquant.interop.tflite_import import import_tflite
 
     argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(prog="npquant golden",
                                 description="Golden data of an int8 .tflite model, imported.")
     _common(p)
-    p.add_argument("out", help="output directory (replaced whole with --force)")
-    p.add_argument("--formats", default=",".join(FORMATS),
-                   help=f"comma-separated subset of {','.join(FORMATS)} (default: all)")
-    p.add_argument("--force", action="store_true", help="replace an existing golden directory")
-    p.add_argument("--nhwc", action="store_true", help="also write NHWC / OHWI copies")
+    add_output_arguments(p)
     args = p.parse_args(argv)
     formats = check_formats(args.formats)
     data = Path(args.model).read_bytes()
