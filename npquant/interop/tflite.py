@@ -345,12 +345,7 @@ def run_tflite_op(op: str, inputs: Sequence[np.ndarray], params: Mapping[str, An
     if kernels not in KERNELS:
         raise ValueError(f"kernels must be one of {KERNELS}, got {kernels!r}")
     model, runtime, to_caller = _build(op, inputs, params)
-    interp_mod = import_framework("ai_edge_litert.interpreter", "npquant.interop.tflite")
-    resolver = {"reference": interp_mod.OpResolverType.BUILTIN_REF,
-                "optimized": interp_mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-                "xnnpack": interp_mod.OpResolverType.AUTO}[kernels]
-    interp = interp_mod.Interpreter(model_content=model, num_threads=1,
-                                    experimental_op_resolver_type=resolver)
+    interp = make_interpreter(model, kernels)
     interp.allocate_tensors()
     if kernels == "xnnpack" and not tflite_op_is_delegated(interp):
         raise RuntimeError(f"XNNPACK declined {op} with these parameters; the interpreter would "
@@ -360,6 +355,19 @@ def run_tflite_op(op: str, inputs: Sequence[np.ndarray], params: Mapping[str, An
     interp.invoke()
     y = interp.get_tensor(interp.get_output_details()[0]["index"])
     return to_caller(np.array(y))
+
+
+def make_interpreter(model: bytes, kernels: str, preserve_all_tensors: bool = False) -> Any:
+    """A one-thread LiteRT interpreter of ``model`` on the kernel path ``kernels`` (module
+    docstring: the op resolver of each path); ``preserve_all_tensors`` keeps every
+    intermediate tensor readable."""
+    mod = import_framework("ai_edge_litert.interpreter", "npquant.interop.tflite")
+    resolver = {"reference": mod.OpResolverType.BUILTIN_REF,
+                "optimized": mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+                "xnnpack": mod.OpResolverType.AUTO}[kernels]
+    return mod.Interpreter(model_content=model, num_threads=1,
+                           experimental_op_resolver_type=resolver,
+                           experimental_preserve_all_tensors=preserve_all_tensors)
 
 
 def tflite_op_is_delegated(interpreter: Any) -> bool:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from npquant.interop._common import import_framework
-from npquant.interop.tflite import _schema
+from npquant.interop.tflite import _schema, make_interpreter
 from npquant.interop.tflite_export import to_npquant_layout, to_tflite_layout
 
 KERNELS = ("reference", "optimized", "xnnpack")
@@ -54,16 +54,6 @@ def with_all_outputs(model: bytes) -> bytes:
     return bytes(b.Output())
 
 
-def _interpreter(model: bytes, kernels: str, preserve: bool):
-    mod = import_framework("ai_edge_litert.interpreter", "npquant.interop.tflite_run")
-    resolver = {"reference": mod.OpResolverType.BUILTIN_REF,
-                "optimized": mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-                "xnnpack": mod.OpResolverType.AUTO}[kernels]
-    return mod.Interpreter(model_content=model, num_threads=1,
-                           experimental_op_resolver_type=resolver,
-                           experimental_preserve_all_tensors=preserve)
-
-
 def not_delegated(interp) -> list[str]:
     """``"index:OP"`` of every operator a delegate did not take. The interpreter lists the
     original nodes and then one DELEGATE node per partition; with every operator output a
@@ -89,7 +79,8 @@ def run_tflite_model(model: bytes, x: np.ndarray, *, kernels: str = "reference",
         raise TypeError(f"model must be bytes, got {type(model).__name__}")
     if kernels == "xnnpack":  # (also to see which operators the delegate took)
         model = with_all_outputs(bytes(model))
-    interp = _interpreter(bytes(model), kernels, preserve=all_tensors and kernels != "xnnpack")
+    interp = make_interpreter(bytes(model), kernels,
+                              preserve_all_tensors=all_tensors and kernels != "xnnpack")
     inp = interp.get_input_details()
     if len(inp) != 1:
         raise ValueError(f"the model has {len(inp)} inputs; run_tflite_model takes one")
