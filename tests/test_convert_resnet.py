@@ -13,6 +13,7 @@ import copy
 
 import numpy as np
 import pytest
+from seeded_models import randomize_batch_norm
 
 from npquant import integer, nn
 from npquant.convert import AddOp, AvgPoolOp, check_convertible, convert
@@ -26,15 +27,7 @@ SHAPE = (1, 16, 16)
 
 def _model(seed: int = 0) -> nn.Module:
     """resnet_small with BatchNorm statistics that are not the identity."""
-    m = resnet_small(seed=seed)
-    rng = np.random.default_rng(seed + 10)
-    for _, mod in m.named_modules():
-        if isinstance(mod, nn.BatchNorm2d):
-            mod.running_mean = rng.normal(0, 0.2, mod.num_features).astype(np.float32)
-            mod.running_var = rng.uniform(0.5, 2, mod.num_features).astype(np.float32)
-            mod.weight.data = rng.uniform(0.5, 1.5, mod.num_features).astype(np.float32)
-            mod.bias.data = rng.normal(0, 0.2, mod.num_features).astype(np.float32)
-    return m.eval()
+    return randomize_batch_norm(resnet_small(seed=seed), seed + 10).eval()
 
 
 def _data(n: int = 96, seed: int = 1) -> np.ndarray:

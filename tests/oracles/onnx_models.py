@@ -6,6 +6,7 @@ observed on the model's own activations), converted under the ``onnxruntime`` pr
 from __future__ import annotations
 
 import numpy as np
+from seeded_models import randomize_batch_norm
 
 from npquant import nn
 from npquant.convert import IntegerModel, convert
@@ -32,13 +33,7 @@ def float_model(name: str, seed: int = 0) -> nn.Module:
     m = make(seed=seed).eval()
     if not any(isinstance(mod, nn.BatchNorm2d) for _, mod in m.named_modules()):
         return m
-    rng = np.random.default_rng(seed + 10)
-    for _, mod in m.named_modules():
-        if isinstance(mod, nn.BatchNorm2d):
-            mod.running_mean = rng.normal(0, 0.2, mod.num_features).astype(np.float32)
-            mod.running_var = rng.uniform(0.5, 2, mod.num_features).astype(np.float32)
-            mod.weight.data = rng.uniform(0.5, 1.5, mod.num_features).astype(np.float32)
-            mod.bias.data = rng.normal(0, 0.2, mod.num_features).astype(np.float32)
+    randomize_batch_norm(m, seed + 10)
     return fold_batch_norm(m, images(shape, 2, seed))
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from functools import cache
 
 import numpy as np
+from seeded_models import randomize_batch_norm
 
 from npquant import nn
 from npquant.convert import IntegerModel, convert
@@ -28,15 +29,7 @@ def images(shape: tuple[int, ...], n: int, seed: int) -> np.ndarray:
 
 def _float_model(name: str) -> nn.Module:
     shape, make = MODELS[name]
-    m = make(seed=0)
-    rng = np.random.default_rng(10)
-    for _, mod in m.named_modules():  # BatchNorm statistics that are not the identity
-        if isinstance(mod, nn.BatchNorm2d):
-            mod.running_mean = rng.normal(0, 0.2, mod.num_features).astype(np.float32)
-            mod.running_var = rng.uniform(0.5, 2, mod.num_features).astype(np.float32)
-            mod.weight.data = rng.uniform(0.5, 1.5, mod.num_features).astype(np.float32)
-            mod.bias.data = rng.normal(0, 0.2, mod.num_features).astype(np.float32)
-    return m.eval()
+    return randomize_batch_norm(make(seed=0), 10).eval()
 
 
 @cache
