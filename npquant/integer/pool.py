@@ -93,9 +93,9 @@ class PoolCall:
 
 
 def check_pool(kind: str, x: np.ndarray, kernel_size: int | tuple[int, int], stride: Any,
-               padding: Padding, *, zero_point: int, scale: float | None,
-               profile: Profile | str, activation: str | None,
-               count_include_pad: bool) -> PoolCall:
+               padding: Padding, *, profile: Profile | str, zero_point: int = 0,
+               scale: float | None = None, activation: str | None = None,
+               count_include_pad: bool = False) -> PoolCall:
     """Check the arguments of ``max_pool2d`` / ``avg_pool2d`` (``kind`` "max" / "avg")."""
     prof = check_profile(profile)
     x = check_int_array("x", x, ACTIVATION_DTYPES, 4)
@@ -164,6 +164,20 @@ def avg_pool2d(x: np.ndarray, kernel_size: int | tuple[int, int], stride: Any = 
                         activation, count_include_pad, return_accumulators)
 
 
+def global_pool_output(prof: Profile, zero_point: int, scale: float | None,
+                       out_zero_point: int | None, out_scale: float | None
+                       ) -> tuple[float | None, int]:
+    """The output ``(scale, zero point)`` of a global average pool: the input's unless given;
+    other ones only under a profile whose ``global_average_pool`` rule requantizes."""
+    so = scale if out_scale is None else out_scale
+    zo = zero_point if out_zero_point is None else out_zero_point
+    if prof.global_average_pool is None and (so, zo) != (scale, zero_point):
+        raise ValueError(f"profile {prof.name!r} averages the stored integers, so output "
+                         f"qparams must be the input's; got scale {scale} -> {so}, zero "
+                         f"point {zero_point} -> {zo}")
+    return so, zo
+
+
 def global_pool_requant(x: np.ndarray, prof: Profile, zero_point: int, scale: float | None,
                         out_scale: float | None, out_zero_point: int
                         ) -> tuple[int, int, float, RequantParams]:
@@ -195,13 +209,8 @@ def global_avg_pool2d(x: np.ndarray, *, zero_point: int = 0, scale: float | None
     """
     x = check_int_array("x", x, ACTIVATION_DTYPES, 4)
     prof = check_profile(profile)
-    so = scale if out_scale is None else out_scale
-    zo = zero_point if out_zero_point is None else out_zero_point
+    so, zo = global_pool_output(prof, zero_point, scale, out_zero_point, out_scale)
     if prof.global_average_pool is None:
-        if (so, zo) != (scale, zero_point):
-            raise ValueError(f"profile {prof.name!r} averages the stored integers, so output "
-                             f"qparams must be the input's; got scale {scale} -> {so}, zero "
-                             f"point {zero_point} -> {zo}")
         return _pool_common("avg", x, (x.shape[2], x.shape[3]), 1, 0, zero_point, scale, prof,
                             activation, False, return_accumulators)
     zp, zo, s_out, params = global_pool_requant(x, prof, zero_point, scale, so, zo)

@@ -36,7 +36,7 @@ from npquant.integer.elementwise import check_add
 from npquant.integer.epilogue import activation_range
 from npquant.integer.gemm import check_fc
 from npquant.integer.mlas import check_mlas_shapes, mlas_add_one
-from npquant.integer.pool import PoolCall, check_pool, global_pool_requant
+from npquant.integer.pool import PoolCall, check_pool, global_pool_output, global_pool_requant
 from npquant.integer.result import KernelResult
 from npquant.profiles import AccumulatorRule, AddScheme, Overflow, RequantKind
 from npquant.requant import RequantParams, requantize_scalar
@@ -216,22 +216,13 @@ def _pool(c: PoolCall) -> KernelResult:
 def max_pool2d(x: np.ndarray, kernel_size: int | tuple[int, int], stride: Any = None,
                padding: Any = 0, **kwargs: Any) -> KernelResult:
     """Max pool by the definition; the arguments of ``npquant.integer.max_pool2d``."""
-    kwargs.setdefault("zero_point", 0)
-    kwargs.setdefault("scale", None)
-    kwargs.setdefault("activation", None)
-    return _pool(check_pool("max", x, kernel_size, stride, padding, count_include_pad=False,
-                            **kwargs))
+    return _pool(check_pool("max", x, kernel_size, stride, padding, **kwargs))
 
 
 def avg_pool2d(x: np.ndarray, kernel_size: int | tuple[int, int], stride: Any = None,
-               padding: Any = 0, *, count_include_pad: bool = False,
-               **kwargs: Any) -> KernelResult:
+               padding: Any = 0, **kwargs: Any) -> KernelResult:
     """Average pool by the definition; the arguments of ``npquant.integer.avg_pool2d``."""
-    kwargs.setdefault("zero_point", 0)
-    kwargs.setdefault("scale", None)
-    kwargs.setdefault("activation", None)
-    return _pool(check_pool("avg", x, kernel_size, stride, padding,
-                            count_include_pad=count_include_pad, **kwargs))
+    return _pool(check_pool("avg", x, kernel_size, stride, padding, **kwargs))
 
 
 def global_avg_pool2d(x: np.ndarray, *, zero_point: int = 0, scale: float | None = None,
@@ -247,12 +238,8 @@ def global_avg_pool2d(x: np.ndarray, *, zero_point: int = 0, scale: float | None
     """
     prof = check_profile(profile)
     x = check_int_array("x", x, ACTIVATION_DTYPES, 4)
-    so = scale if out_scale is None else out_scale
-    zo = zero_point if out_zero_point is None else out_zero_point
+    so, zo = global_pool_output(prof, zero_point, scale, out_zero_point, out_scale)
     if prof.global_average_pool is None:
-        if (so, zo) != (scale, zero_point):
-            raise ValueError(f"profile {prof.name!r} averages the stored integers, so output "
-                             "qparams must be the input's")
         return avg_pool2d(x, (x.shape[2], x.shape[3]), 1, 0, zero_point=zero_point, scale=scale,
                           profile=prof, activation=activation)
     zp, zo, s_out, params = global_pool_requant(x, prof, zero_point, scale, so, zo)
