@@ -52,7 +52,15 @@ def _exact_mean_pool(c):
     return np.clip(y, np.iinfo(c.x.dtype).min, np.iinfo(c.x.dtype).max).astype(c.x.dtype)
 
 
+# The global pool's exact-mean rival differs from ORT on ~2% of cases (measured 6-9 of 400), so
+# 100 cases can miss: a seeded hypothesis run draws other cases when other modules are loaded
+# (hypothesis mixes constants found in loaded modules' source into its draws), and after
+# tests/integer/test_integer_new_ops.py the 100 cases held no discriminating one.
+RIVAL_CASES = {"onnxruntime-cpu-QLinearGlobalAveragePool int8": 400}
+
+
 @pytest.mark.parametrize("row_id,rival", RIVALS, ids=[r for r, _ in RIVALS])
 def test_rival_profile_disagrees(row_id, rival):
     cmp = BY_ID[row_id]
-    check_rival_differs(cmp, replace(cmp, run_npquant=rival, profile="rival"), 100)
+    check_rival_differs(cmp, replace(cmp, run_npquant=rival, profile="rival"),
+                        RIVAL_CASES.get(row_id, 100))
