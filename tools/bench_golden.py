@@ -3,7 +3,7 @@
 
 Usage: python3 tools/bench_golden.py [--images 10000] [--source cnn|TRAIN_DIR]
                                      [--formats npz,hex,bin,h --formats npy,npz,hex,bin,h]
-                                     [--dir /tmp] [--probe-gb 4]
+                                     [--dir /tmp] [--probe-gb 4] [--probe-page-cache]
 
 Prints the time of each part of ``npquant golden``'s own work — building the integer model
 (load, fold, calibrate, convert), loading the images, running the integer model with its trace,
@@ -35,12 +35,14 @@ ISSUE_FORMATS = "npz,hex,bin,h"  # the format list of issue 12's "< 10 s" bar
 ALL_FORMATS = "npy,npz,hex,bin,h"
 
 
-def disk_probe(directory: pathlib.Path, gigabytes: float) -> tuple[float, bool]:
+def disk_probe(directory: pathlib.Path, gigabytes: float, direct: bool | None = None
+               ) -> tuple[float, bool]:
     """Write ``gigabytes`` GB of zeros in 8 MiB blocks from two threads (one file each), as the
-    golden writer does (O_DIRECT if it works here), fsync; returns (GB/s, direct)."""
+    golden writer does (O_DIRECT if it works here, or as ``direct`` says), fsync; returns
+    (GB/s, direct)."""
     from npquant.golden.stream import _O_DIRECT, BUFFER_SIZE, direct_io_works
 
-    direct = direct_io_works(directory)
+    direct = direct_io_works(directory) if direct is None else direct
     per_thread = int(gigabytes * 1e9 / 2) // BUFFER_SIZE
 
     def write(path: pathlib.Path) -> None:
@@ -82,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dir", default=None, help="parent of the temporary export directories")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--probe-gb", type=float, default=4.0, help="disk probe size (0: none)")
+    p.add_argument("--probe-page-cache", action="store_true",
+                   help="also probe writing through the page cache (what O_DIRECT saves)")
     args = p.parse_args(argv)
     lists = [check_formats(f) for f in (args.formats or [ISSUE_FORMATS, ALL_FORMATS])]
     parent = pathlib.Path(args.dir or tempfile.gettempdir())
@@ -92,6 +96,12 @@ def main(argv: list[str] | None = None) -> int:
             bandwidth, direct = disk_probe(pathlib.Path(tmp), args.probe_gb)
         print(f"disk probe: {args.probe_gb:g} GB in 8 MiB writes from 2 threads, "
               f"{'O_DIRECT' if direct else 'page cache'}, fsync: {bandwidth:.2f} GB/s")
+        if args.probe_page_cache and direct:
+            cpu = os.times()
+            with tempfile.TemporaryDirectory(dir=parent) as tmp:
+                cached, _ = disk_probe(pathlib.Path(tmp), args.probe_gb, direct=False)
+            print(f"disk probe through the page cache: {cached:.2f} GB/s, "
+                  f"{os.times().system - cpu.system:.2f} s of kernel CPU")
 
     t = time.perf_counter()
     model, src = build_integer_model(args.source, args.profile, data_dir=args.data_dir)

@@ -27,6 +27,11 @@ with tensors (the manifest's ``layers[k].tensors`` maps each role to its file st
 The export is atomic (``npquant.golden.atomic``): everything is written into a temporary sibling
 directory, fsynced, manifest last, then swapped in with one rename, so a failed or killed export
 leaves the previous directory whole. Every argument is checked before the first byte is written.
+Each file is streamed once (``npquant.golden.stream``: reused aligned buffers, direct I/O where
+the file system has it, sha256 computed on the way, one fsync): hex formatted by a numba kernel
+(``hex_kernel``), ``.npy`` as NumPy's header plus the raw bytes, the ``.npz`` front to back with
+each member's CRC-32 computed first (``npz_stream``) — the same bytes as ``np.save``,
+``formats.hex_chunks`` and ``zipfile``.
 """
 
 from __future__ import annotations
