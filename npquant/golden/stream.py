@@ -31,7 +31,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -224,10 +224,14 @@ class StreamFile:
         fut.add_done_callback(lambda _f, b=buf: self.st._give(b))
         self._pending = [p for p in self._pending if not p.done() or p.exception()]
         self._pending.append(fut)
+        for p in self._pending:  # a failed write stops the file now, not after the last byte
+            if p.done() and p.exception() is not None:
+                raise p.exception()
 
     def close(self, *, abort: bool = False) -> None:
         """Write the last buffer, wait for every write, fsync, close; sets ``digest``.
-        With ``abort`` only wait and close (the file is incomplete)."""
+        With ``abort`` only wait and close (the file is incomplete; write errors are dropped,
+        the caller is already raising)."""
         try:
             if not abort and self._buf is not None and self._fill:
                 self._flush()
@@ -235,7 +239,7 @@ class StreamFile:
                 self.st._give(self._buf)
                 self._buf = self._view = None
             errors = [e for p in self._pending if (e := p.exception()) is not None]
-            if errors:
+            if errors and not abort:
                 raise errors[0]
             if not abort:
                 t = time.perf_counter()
@@ -245,6 +249,7 @@ class StreamFile:
                 self.st.stats.add(fsync=time.perf_counter() - t)
                 self.digest = self._sha.hexdigest()
         finally:
+            wait(self._pending)  # NOTE: never close the fd under a pending pwrite
             os.close(self.fd)
 
     def __enter__(self) -> StreamFile:

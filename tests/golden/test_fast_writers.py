@@ -203,3 +203,27 @@ def test_export_matches_the_plain_formulas_through_the_page_cache_and_direct_io(
         assert fast[f"{key}.bin"] == arr.astype(arr.dtype.newbyteorder("<")).tobytes(), key
         members.append((f"{key}.npy", arr))
     assert fast["golden.npz"] == old_npz(members)
+
+
+def test_a_failing_write_is_raised_by_write_file_and_the_export_keeps_the_old_dir(tmp_path,
+                                                                                   monkeypatch):
+    """A disk error in an I/O thread (here ENOSPC) reaches the caller; an export hit by it
+    leaves the previous golden directory whole."""
+    import errno
+    import os
+
+    def full(fd, data, offset, stats):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    im, x = small_model()
+    out = tmp_path / "g"
+    write_golden(im, x[:2], out, seed=1)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    monkeypatch.setattr(stream, "_pwrite_all", full)
+    with Streamer(tmp_path, buffer_size=BLOCK, buffers=2) as s, \
+            pytest.raises(OSError, match="No space"):
+        s.write_file(tmp_path / "f", lambda f: f.write(bytes(5 * BLOCK)))
+    with pytest.raises(OSError, match="No space"):
+        write_golden(im, x[:2], out, seed=2, overwrite=True)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".g.")] == []
