@@ -11,6 +11,10 @@ The digits of up to 32 bits are made at once in a 64-bit word (SWAR, "SIMD withi
 spread the 8 nibbles of ``x`` into the 8 bytes of ``t`` (byte ``k`` = nibble ``k``), reverse the
 bytes so the most significant nibble comes first in memory, then map each byte ``d`` to ASCII,
 ``'0' + d`` plus ``'a' - '0' - 10 = 39`` where ``d >= 10`` (``(d + 6) >> 4`` is 1 exactly there).
+Lines of 4-byte and 1-byte values (int32 accumulators, int8 activations: nearly all of an
+export's hex) are stored eight at a time as 64-bit words, 72 bytes = 9 words or 24 bytes = 3
+words, once the output address is 8-byte aligned (on a little-endian host); the other sizes, the
+lines before that address and the straddling ends go line by line.
 
 ``formats.hex_chunks`` is the plain NumPy reference (one table lookup per byte);
 ``tests/golden/test_fast_writers.py`` checks the two byte for byte on every dtype.
