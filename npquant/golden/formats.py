@@ -8,8 +8,10 @@ into a ``reg [W-1:0] mem [0:N-1]``.
 
 Bin: the array's bytes in C order, little-endian, no header (``np.fromfile(path, dtype)``).
 
-Both are produced by table lookups on the array's bytes (no Python loop per value), chunk by
-chunk, so a 10k-image export writes hundreds of MB of hex at disk speed.
+Here both are produced by table lookups on the array's bytes (no Python loop per value), chunk
+by chunk: the plain reference. The export (``npquant.golden.writer``) formats hex with the numba
+kernel of ``npquant.golden.hex_kernel`` straight into its write buffers;
+``tests/golden/test_fast_writers.py`` checks the two byte for byte.
 """
 
 from __future__ import annotations

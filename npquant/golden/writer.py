@@ -27,15 +27,19 @@ with tensors (the manifest's ``layers[k].tensors`` maps each role to its file st
 The export is atomic (``npquant.golden.atomic``): everything is written into a temporary sibling
 directory, fsynced, manifest last, then swapped in with one rename, so a failed or killed export
 leaves the previous directory whole. Every argument is checked before the first byte is written.
+Each file is streamed once (``npquant.golden.stream``: reused aligned buffers, direct I/O where
+the file system has it, sha256 computed on the way, one fsync): hex formatted by a numba kernel
+(``hex_kernel``), ``.npy`` as NumPy's header plus the raw bytes, the ``.npz`` front to back with
+each member's CRC-32 computed first (``npz_stream``) — the same bytes as ``np.save``,
+``formats.hex_chunks`` and ``zipfile``.
 """
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import json
-import zipfile
-from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +49,11 @@ from npquant import __version__
 from npquant.convert import Conv2dOp, FullyConnectedOp, IntegerModel, TraceEntry
 from npquant.golden import cheader
 from npquant.golden.atomic import atomic_directory, check_target, fsync_file
-from npquant.golden.formats import bin_chunks, check_dtype, hex_chunks
-from npquant.golden.manifest import manifest_text, provenance, sha256_file
+from npquant.golden.formats import check_dtype
+from npquant.golden.hex_kernel import hex_range, hex_size, value_bits
+from npquant.golden.manifest import manifest_text, provenance
+from npquant.golden.npz_stream import npy_header, npy_size, raw_bytes, write_npz
+from npquant.golden.stream import Streamer, StreamFile
 from npquant.integer import activation_range
 from npquant.qparams import QParams
 from npquant.quant.ptq import qparams_to_dict
@@ -255,58 +262,47 @@ def write_tensors(out_dir: str | Path, tensors: Iterable[Tensor], fields: dict[s
 def _write_files(tmp: Path, tensors: list[Tensor], formats: list[str],
                  layers: list[dict[str, Any]], comment: list[str], guard: str
                  ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
-    """Write every tensor in every format into ``tmp`` (the .npz members and the header in
-    tensor order, the other files by ``WRITER_THREADS`` threads). Returns the manifest's
-    ``tensors`` entries and the sha256 of every file written."""
+    """Write every tensor in every format into ``tmp``; returns the manifest's ``tensors``
+    entries and the sha256 of every file written.
+
+    Each file is one job, streamed through ``npquant.golden.stream`` (direct I/O, sha256 on the
+    way, one fsync); ``WRITER_THREADS`` threads take the jobs largest first, so they finish
+    together while the I/O threads keep the disk busy. The bytes do not depend on the order.
+    """
     files: dict[str, dict[str, Any]] = {}
-    digests: dict[str, str] = {}
-    npz = zipfile.ZipFile(tmp / NPZ, "w", compression=zipfile.ZIP_STORED) \
-        if "npz" in formats else None
-    header = _Sink(tmp / HEADER, digests) if "h" in formats else None
-    if header is not None:
-        header.write(cheader.header_preamble(guard, comment).encode())
-    layer_of = {key: layer for layer in layers for key in layer.get("tensors", {}).values()}
-    done_layers: set[int] = set()
-    # The separate files of a tensor are written by a pool of threads while this thread
-    # writes the .npz member and the header (numpy, hashlib and file writes release the GIL).
-    # Leaving the ``with`` waits for every thread, also when this thread raises.
-    jobs = []
-    with ThreadPoolExecutor(max_workers=WRITER_THREADS) as pool:
-        for key, arr, layout in tensors:
-            arr = np.ascontiguousarray(arr)
-            entry: dict[str, Any] = {"dtype": str(arr.dtype), "shape": list(arr.shape),
-                                     "layout": layout, "files": {}}
-            for fmt in ("npy", "hex", "bin"):
-                if fmt in formats:
-                    jobs.append(pool.submit(_write_file, tmp / f"{key}.{fmt}", fmt, arr,
-                                            digests))
-                    entry["files"][fmt] = f"{key}.{fmt}"
-            if npz is not None:
-                info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-                with npz.open(info, "w", force_zip64=True) as member:
-                    np.lib.format.write_array(member, arr, allow_pickle=False)
-                entry["files"]["npz"] = f"{NPZ}:{key}.npy"
-            if header is not None:
-                layer = layer_of.get(key)
-                if layer is not None and layer.get("index") not in done_layers:
-                    done_layers.add(layer.get("index"))
-                    header.write(cheader.layer_defines(layer).encode())
-                cheader.write_array(header, key, _header_slice(arr, layout), layout)
-                entry["files"]["h"] = f"{HEADER}:{cheader.c_name(key)}"
-            files[key] = entry
-    for job in jobs:
-        job.result()  # re-raises the first error of a writer thread
-    if header is not None:
-        header.write(cheader.tensor_table([(k, np.asarray(a).dtype, np.ndim(a))
-                                           for k, a, _ in tensors]).encode())
-        header.write(cheader.header_end(guard).encode())
-        header.close()
-    if npz is not None:
-        npz.close()
-        with open(tmp / NPZ, "rb+") as f:
-            fsync_file(f)
-        digests[NPZ] = sha256_file(tmp / NPZ)
-    return files, digests
+    jobs: list[tuple[int, str, Callable[[StreamFile], None]]] = []  # (bytes, file, fill)
+    for key, arr, layout in tensors:
+        arr = np.ascontiguousarray(arr)
+        entry: dict[str, Any] = {"dtype": str(arr.dtype), "shape": list(arr.shape),
+                                 "layout": layout, "files": {}}
+        for fmt, size, fill in (("npy", npy_size(arr), _fill_npy),
+                                ("hex", hex_size(arr.size, arr.itemsize), _fill_hex),
+                                ("bin", arr.nbytes, _fill_bin)):
+            if fmt in formats:
+                jobs.append((size, f"{key}.{fmt}", functools.partial(fill, arr)))
+                entry["files"][fmt] = f"{key}.{fmt}"
+        if "npz" in formats:
+            entry["files"]["npz"] = f"{NPZ}:{key}.npy"
+        if "h" in formats:
+            entry["files"]["h"] = f"{HEADER}:{cheader.c_name(key)}"
+        files[key] = entry
+    if "npz" in formats:
+        members = [(f"{key}.npy", np.ascontiguousarray(arr)) for key, arr, _ in tensors]
+        jobs.append((sum(npy_size(a) for _, a in members), NPZ,
+                     functools.partial(write_npz, members=members)))
+    if "h" in formats:
+        jobs.append((0, HEADER, functools.partial(_fill_header, tensors=tensors, layers=layers,
+                                                  comment=comment, guard=guard)))
+    jobs.sort(key=lambda job: -job[0])
+    with Streamer(tmp) as streamer, ThreadPoolExecutor(max_workers=WRITER_THREADS) as pool:
+        futures = {name: pool.submit(streamer.write_file, tmp / name, fill)
+                   for _, name, fill in jobs}
+        for future in as_completed(futures.values()):
+            if future.exception() is not None:  # stop starting files; the with waits for
+                for other in futures.values():  # the running ones
+                    other.cancel()
+                raise future.exception()
+    return files, {name: future.result() for name, future in futures.items()}
 
 
 def check_formats(formats: Sequence[str]) -> list[str]:
@@ -397,38 +393,42 @@ def _act_range(op, profile) -> list[int]:
                                              q.dtype, profile, q.bits)]
 
 
-class _Sink:
-    """A file written once: sha256 computed on the way, fsynced on close, its digest stored in
-    ``digests[file name]``."""
-
-    def __init__(self, path: Path, digests: dict[str, str]) -> None:
-        self.path, self.digests = path, digests
-        self.f = open(path, "wb")
-        self.h = hashlib.sha256()
-
-    def write(self, data: bytes) -> int:
-        self.h.update(data)
-        return self.f.write(data)
-
-    def close(self) -> None:
-        if not self.f.closed:
-            fsync_file(self.f)
-            self.f.close()
-            self.digests[self.path.name] = self.h.hexdigest()
-
-    def __enter__(self) -> _Sink:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+def _fill_npy(arr: np.ndarray, f: StreamFile) -> None:
+    """NumPy's ``.npy`` (no pickle): header, then the raw C-order bytes (``npz_stream``)."""
+    f.write(npy_header(arr))
+    f.write(raw_bytes(arr))
 
 
-def _write_file(path: Path, fmt: str, arr: np.ndarray, digests: dict[str, str]) -> None:
-    """One tensor file: ``.npy`` (NumPy's format, no pickle), hex or bin."""
-    with _Sink(path, digests) as s:
-        if fmt == "npy":
-            np.lib.format.write_array(s, arr, allow_pickle=False)
-        else:
-            for chunk in (hex_chunks if fmt == "hex" else bin_chunks)(arr):
-                s.write(chunk)
+def _fill_bin(arr: np.ndarray, f: StreamFile) -> None:
+    """The array's bytes, C order, little-endian, no header."""
+    f.write(np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<")))
 
+
+def _fill_hex(arr: np.ndarray, f: StreamFile) -> None:
+    """The ``$readmemh`` text, formatted straight into the file's buffers (``hex_kernel``)."""
+    bits = value_bits(arr)
+    total, done = hex_size(bits.size, bits.itemsize), 0
+    while done < total:
+        free = f.space()
+        k = min(free.size, total - done)
+        hex_range(bits, free[:k], done)
+        f.commit(k)
+        done += k
+
+
+def _fill_header(f: StreamFile, *, tensors: list[Tensor], layers: list[dict[str, Any]],
+                 comment: list[str], guard: str) -> None:
+    """The C header: preamble, each layer's defines before its first tensor, every tensor
+    (batch tensors cut by ``_header_slice``), the tensor table."""
+    f.write(cheader.header_preamble(guard, comment).encode())
+    layer_of = {key: layer for layer in layers for key in layer.get("tensors", {}).values()}
+    done_layers: set[int] = set()
+    for key, arr, layout in tensors:
+        layer = layer_of.get(key)
+        if layer is not None and layer.get("index") not in done_layers:
+            done_layers.add(layer.get("index"))
+            f.write(cheader.layer_defines(layer).encode())
+        cheader.write_array(f, key, _header_slice(np.ascontiguousarray(arr), layout), layout)
+    f.write(cheader.tensor_table([(k, np.asarray(a).dtype, np.ndim(a))
+                                  for k, a, _ in tensors]).encode())
+    f.write(cheader.header_end(guard).encode())
