@@ -176,6 +176,31 @@ def test_conv_equals_reference(kind, regime, data):
               _outcome(reference.conv2d, x, w, bias, groups=groups, **call), what)
 
 
+@pytest.mark.parametrize("regime", ["exact", "int16", "m_ge_1", "narrow"])
+@settings(max_examples=12)
+@given(data=st.data())
+def test_depthwise_3x3_equals_reference(regime, data):
+    """The stride-1 3x3 depthwise kernel (``fast.depthwise3x3``, taken in the exact and int16
+    regimes) and its neighbours: output rows shorter than, as long as and longer than its
+    16-column chunks (the last chunk of a row overlaps the one before), depth multipliers,
+    dilation, every padding form, with and without the accumulators."""
+    c, m = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 2))
+    h, wd = data.draw(st.integers(5, 6)), data.draw(st.sampled_from([5, 15, 16, 17, 18, 33]))
+    dilation = data.draw(st.sampled_from([(1, 1), (2, 1), (1, 2)]))
+    padding = data.draw(st.sampled_from(["SAME", "VALID", (1, 0, 0, 2), 1, 2]))
+    x, w, bias, kw = data.draw(_operands(regime, (1, c, h, wd), (c * m, 1, 3, 3), c * m))
+    plan = _plan(x, w, bias, kw, 9)
+    _assert_regime(regime, plan, x)
+    call = dict(kw, dilation=dilation, padding=padding)
+    what = f"{regime} {plan} x{x.shape} {x.dtype} w{w.shape} d{dilation} {padding} {kw['profile']}"
+    _same(_outcome(integer.depthwise_conv2d, x, w, bias, **call),
+          _outcome(reference.depthwise_conv2d, x, w, bias, **call), what)
+    fast_out = integer.depthwise_conv2d(x, w, bias, **call) if _outcome(
+        reference.depthwise_conv2d, x, w, bias, **call)[0] == "ok" else None
+    if fast_out is not None:  # without return_accumulators: the fused epilogue
+        assert np.array_equal(fast_out, reference.depthwise_conv2d(x, w, bias, **call).out), what
+
+
 @pytest.mark.parametrize("kind", ["max", "avg", "avg_include_pad"])
 @settings(max_examples=30)
 @given(data=st.data())
