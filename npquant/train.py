@@ -277,43 +277,70 @@ def train(model_name: str, dataset: str = "fashion-mnist", epochs: int = 1, seed
         for i, m in enumerate(dropouts):
             m.rng = np.random.default_rng([seed, epoch, 1 + i])
         opt.lr = sched.lr_at(epoch)
-        model.train()
-        loss_sum, correct, seen = 0.0, 0, 0
-        n_batches = -(-len(y_train) // batch_size)
-        bar = _progress(batches(len(y_train), batch_size, rng=rng), n_batches,
-                        f"epoch {epoch + 1}/{epochs}", progress)
-        for idx in bar:
-            xb, yb = x_train[idx], y_train[idx]
-            if augment:
-                xb = random_crop(xb, 4 if xb.shape[-1] == 32 else 2, rng)
-                if dataset == "cifar10":
-                    xb = random_hflip(xb, rng)
-            logits = model(nn.Tensor(xb))
-            loss = nn.cross_entropy(logits, yb)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            loss_sum += float(loss.data) * len(idx)
-            correct += int((logits.data.argmax(axis=1) == yb).sum())
-            seen += len(idx)
-            if progress:
-                bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}")
+        fit = fit_epoch(model, opt, x_train, y_train, batch_size=batch_size, rng=rng,
+                        desc=f"epoch {epoch + 1}/{epochs}", progress=progress,
+                        transform=_augmentation(dataset, rng) if augment else None)
         train_time = time.perf_counter() - t0
         test = evaluate(model, (x_test, y_test))
-        history.append({"epoch": epoch + 1, "lr": opt.lr, "train_loss": loss_sum / seen,
-                        "train_accuracy": correct / seen, "test_loss": test["loss"],
+        history.append({"epoch": epoch + 1, "lr": opt.lr, "train_loss": fit["train_loss"],
+                        "train_accuracy": fit["train_accuracy"], "test_loss": test["loss"],
                         "test_accuracy": test["accuracy"]})
-        log(f"epoch {epoch + 1}/{epochs} lr {opt.lr:.4g} train_loss {loss_sum / seen:.4f} "
-            f"train_acc {correct / seen:.4f} test_loss {test['loss']:.4f} "
+        log(f"epoch {epoch + 1}/{epochs} lr {opt.lr:.4g} train_loss {fit['train_loss']:.4f} "
+            f"train_acc {fit['train_accuracy']:.4f} test_loss {test['loss']:.4f} "
             f"test_acc {test['accuracy']:.4f} ({train_time:.1f}s train, "
             f"{time.perf_counter() - t0 - train_time:.1f}s eval)")
         meta = dict(config, epoch=epoch + 1, history=history, npquant_version=__version__,
-                    test_accuracy=test["accuracy"], train_accuracy=correct / seen,
+                    test_accuracy=test["accuracy"], train_accuracy=fit["train_accuracy"],
                     n_train=int(len(y_train)), n_test=int(len(y_test)))
         save_checkpoint(out_dir, model, opt, meta)
     if not meta:  # nothing left to do: the checkpoint already covers `epochs`
         meta = read_json(out_dir / METADATA)
     return meta
+
+
+def _augmentation(dataset: str, rng: np.random.Generator
+                  ) -> Callable[[np.ndarray], np.ndarray]:
+    """Random crops (zero padding 4 for 32x32 images, 2 otherwise) and, for CIFAR-10, random
+    horizontal flips, drawn from ``rng``."""
+    def transform(xb: np.ndarray) -> np.ndarray:
+        xb = random_crop(xb, 4 if xb.shape[-1] == 32 else 2, rng)
+        return random_hflip(xb, rng) if dataset == "cifar10" else xb
+    return transform
+
+
+def fit_epoch(model: nn.Module, opt: Any, x: np.ndarray, y: np.ndarray, *, batch_size: int,
+              rng: np.random.Generator, desc: str = "", progress: bool = False,
+              transform: Callable[[np.ndarray], np.ndarray] | None = None,
+              before_step: Callable[[int], None] | None = None) -> dict[str, float]:
+    """One epoch of minibatch training: for each batch of ``batches(len(y), batch_size, rng)``,
+    ``loss = cross_entropy(model(x_b), y_b)``, ``backward``, ``opt.step()``.
+
+    ``transform(x_b)``: augmentation, drawing from the same ``rng`` after the batch order (so an
+    epoch is fixed by its seed); ``before_step(i)``: called with the batch index ``i`` before
+    its forward (QAT freezes its observers there). Returns the image-weighted mean training
+    loss and accuracy over the epoch (the model's output while it was being trained).
+    """
+    model.train()
+    loss_sum, correct, seen = 0.0, 0, 0
+    bar = _progress(batches(len(y), batch_size, rng=rng), -(-len(y) // batch_size), desc,
+                    progress)
+    for i, idx in enumerate(bar):
+        if before_step is not None:
+            before_step(i)
+        xb, yb = x[idx], y[idx]
+        if transform is not None:
+            xb = transform(xb)
+        logits = model(nn.Tensor(xb))
+        loss = nn.cross_entropy(logits, yb)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        loss_sum += float(loss.data) * len(idx)
+        correct += int((logits.data.argmax(axis=1) == yb).sum())
+        seen += len(idx)
+        if progress:
+            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}")
+    return {"train_loss": loss_sum / seen, "train_accuracy": correct / seen}
 
 
 def _progress(it, total: int, desc: str, enabled: bool):

@@ -2,15 +2,17 @@
 with per-class precision/recall/F1, and power-of-two symmetric 8/16-bit.
 
 Usage: python3 tools/experiments_ptq.py CHECKPOINT [--out runs/ptq_experiments.json]
-       [--limit-test N] [--fq-limit N] [--calib-batches 16] [--quick]
+       [--profile tflite-single-rounding] [--rival-profile tflite] [--limit-test N]
+       [--fq-limit N] [--calib-batches 16] [--quick]
 
 For every configuration: calibrate (one calibration per activation observer, reused for every
-bit width), choose qparams, convert, and measure the integer-only accuracy on the test images,
-plus the argmax agreement of the integer model with its float64 fake-quant simulation
-(``npquant.quant.simulate``) on the first ``--fq-limit`` test images and with the float model.
-For the ``tflite`` profile (double rounding) the same agreement is also measured with the same
-qparams under ``tflite-single-rounding``, whose integer model rounds once as the simulation
-does.
+bit width), choose qparams, convert under ``--profile``, and measure the integer-only accuracy
+on the test images, plus the argmax agreement of the integer model with its float64 fake-quant
+simulation (``npquant.quant.simulate``) on the first ``--fq-limit`` test images and with the
+float model. The same qparams are also converted under ``--rival-profile`` (default ``tflite``:
+TFLite's reference kernels, whose double rounding a float simulation cannot reproduce; same
+qparams method and quantize rules as ``tflite-single-rounding``) and its accuracy and agreement
+reported beside them (``--rival-profile none`` skips it).
 Everything is seeded: the same command gives the same numbers. The repository root is put first
 on ``sys.path``, so the checkout is measured even when another copy of npquant is installed.
 """
@@ -42,8 +44,8 @@ def run(args: argparse.Namespace) -> dict:
     t_all = time.perf_counter()
     meta = json.loads((pathlib.Path(args.checkpoint) / train.METADATA).read_text())
     model = train.load_trained_model(args.checkpoint)
-    x_train, _ = train.prepare(meta["dataset"], "train", None, meta.get("limit_train"))
-    x_test, y_test = train.prepare(meta["dataset"], "test", None, args.limit_test)
+    x_train, _ = train.prepare(meta["dataset"], "train", args.data_dir, meta.get("limit_train"))
+    x_test, y_test = train.prepare(meta["dataset"], "test", args.data_dir, args.limit_test)
     folded = fold_batch_norm(model, x_train[:2])
     n_fq = min(args.fq_limit, len(y_test))
     results: dict = {"checkpoint": str(args.checkpoint), "model": meta["model"],
@@ -74,17 +76,18 @@ def run(args: argparse.Namespace) -> dict:
                                 "recall": rep["recall"].tolist(), "f1": rep["f1"].tolist()}
             print(f"  float accuracy {rep['accuracy']:.4f}", flush=True)
         rep = per_class_report(y_test, p_int, 10)
-        agree_sr = None
-        if profile == "tflite":  # the same qparams, requantized with one rounding instead
-            sr = quantize_model(model, x_train, profile="tflite-single-rounding", config=cfg,
-                                calibration=calibrations[observer], folded=folded,
-                                bias_correction=bias_correction)
-            agree_sr = float(np.mean(predict(sr, "integer", x_test[:n_fq])
-                                     == predict(sr, "fake-quant", x_test[:n_fq])))
+        rival = None
+        if args.rival_profile != "none" and profile == args.profile:
+            # the same qparams (same method and quantize rules), requantized by the rival's rule
+            alt = quantize_model(model, x_train, profile=args.rival_profile, config=cfg,
+                                 calibration=calibrations[observer], folded=folded,
+                                 bias_correction=bias_correction)
+            p_alt = predict(alt, "integer", x_test)
+            rival = {"profile": args.rival_profile, "accuracy": float(np.mean(p_alt == y_test)),
+                     "agree_fake_quant": float(np.mean(p_alt[:n_fq] == p_fq))}
         row = {"table": tag, "observer": observer, "profile": profile, "config": cfg.to_dict(),
                "bias_correction": bias_correction, "accuracy": rep["accuracy"],
-               "agree_fake_quant": float(np.mean(p_int[:n_fq] == p_fq)),
-               "agree_fake_quant_single_rounding": agree_sr,
+               "agree_fake_quant": float(np.mean(p_int[:n_fq] == p_fq)), "rival": rival,
                "agree_float": float(np.mean(p_int == first)),
                "seconds": round(time.perf_counter() - t0, 1)}
         if per_class:
@@ -99,10 +102,11 @@ def run(args: argparse.Namespace) -> dict:
 
     observers = OBSERVERS[:3] if args.quick else OBSERVERS
     bits = BITS[:2] if args.quick else BITS
-    print("[1/4] observers x bits (tflite profile; weights min/max per channel)", flush=True)
+    prof = args.profile
+    print(f"[1/4] observers x bits ({prof}; weights min/max per channel)", flush=True)
     for obs in observers:
         for _, wb, ab in bits:
-            measure("observers", obs, "tflite", QuantConfig(weight_bits=wb, act_bits=ab))
+            measure("observers", obs, prof, QuantConfig(weight_bits=wb, act_bits=ab))
     print("[2/4] weights: MSE clipping and bias correction at 4 and 3 bits", flush=True)
     best = {}
     for label, wb, ab in bits:
@@ -111,19 +115,19 @@ def run(args: argparse.Namespace) -> dict:
         best[label] = max(rows, key=lambda r: r["accuracy"])["observer"]
         if wb < 8:
             cfg = QuantConfig(weight_bits=wb, act_bits=ab, weight_observer="mse")
-            measure("weights", best[label], "tflite", cfg)
-            measure("weights", best[label], "tflite", cfg, bias_correction=True)
+            measure("weights", best[label], prof, cfg)
+            measure("weights", best[label], prof, cfg, bias_correction=True)
     results["best_observer"] = best
     obs = best.get("W4A4", best["W8A8"])
     print(f"[3/4] bits table (observer {obs}, MSE weights below 8 bits)", flush=True)
     for wb, ab in ((2, 2), (4, 4), (8, 8), (8, 16)):
-        measure("bits", obs, "tflite", QuantConfig(weight_bits=wb, act_bits=ab,
+        measure("bits", obs, prof, QuantConfig(weight_bits=wb, act_bits=ab,
                                                    weight_observer="mse" if wb < 8 else "minmax"),
                 per_class=True)
     print("[4/4] power-of-two symmetric (pow2 profile: S = 2^-n, requantization by shifts)",
           flush=True)
     for ab in (8, 16):
-        for o in ("minmax", obs):
+        for o in dict.fromkeys(("minmax", obs)):
             measure("pow2", o, "pow2", QuantConfig(weight_bits=8, act_bits=ab))
     results["seconds"] = round(time.perf_counter() - t_all, 1)
     return results
@@ -142,8 +146,8 @@ def format_markdown(r: dict) -> str:
     rows = [x for x in r["rows"] if x["table"] == "observers"]
     labels = sorted({(x["config"]["weight_bits"], x["config"]["act_bits"]) for x in rows},
                     reverse=True)
-    out += ["Integer-only accuracy (%) by activation observer, tflite profile, min/max "
-            "per-channel weights:", "",
+    out += [f"Integer-only accuracy (%) by activation observer, {rows[0]['profile']} profile, "
+            "min/max per-channel weights:", "",
             "| observer | " + " | ".join(f"W{w}A{a}" for w, a in labels) + " |",
             "|---|" + "---:|" * len(labels)]
     for obs in dict.fromkeys(x["observer"] for x in rows):
@@ -153,20 +157,24 @@ def format_markdown(r: dict) -> str:
                      and (x["config"]["weight_bits"], x["config"]["act_bits"]) == (w, a))
             cells.append(_pct(x["accuracy"]))
         out.append(f"| {obs} | " + " | ".join(cells) + " |")
-    out += ["", "Every row (accuracy, argmax agreement of the integer model with its fake-quant "
-            "simulation: tflite double rounding / the same qparams under "
-            "tflite-single-rounding, and with float):", "",
+    rival = next((x["rival"]["profile"] for x in r["rows"] if x.get("rival")), None)
+    out += ["", "Every row: integer-only accuracy, argmax agreement of the integer model with its "
+            "float64 fake-quant simulation and with the float model"
+            + (f"; then the same qparams converted under {rival}: accuracy and agreement with "
+               "the same simulation" if rival else "") + ":", "",
             "| table | profile | observer | W/A | weights | bias corr. | accuracy | "
-            "= fake-quant | = fake-quant (1 rounding) | = float |",
-            "|---|---|---|---|---|---|---:|---:|---:|---:|"]
+            "= fake-quant | = float |" + (f" {rival} acc. | {rival} = fake-quant |" if rival
+                                         else ""),
+            "|---|---|---|---|---|---|---:|---:|---:|" + ("---:|---:|" if rival else "")]
     for x in r["rows"]:
         c = x["config"]
+        alt = x.get("rival")
         out.append(f"| {x['table']} | {x['profile']} | {x['observer']} | W{c['weight_bits']}"
                    f"A{c['act_bits']} | {c['weight_observer']} | "
                    f"{'yes' if x['bias_correction'] else 'no'} | {_pct(x['accuracy'])} | "
-                   f"{_pct(x['agree_fake_quant'])} | "
-                   f"{_pct(x.get('agree_fake_quant_single_rounding'))} | "
-                   f"{_pct(x['agree_float'])} |")
+                   f"{_pct(x['agree_fake_quant'])} | {_pct(x['agree_float'])} |"
+                   + ((f" {_pct(alt['accuracy'])} | {_pct(alt['agree_fake_quant'])} |"
+                       if alt else " - | - |") if rival else ""))
     bits = [x for x in r["rows"] if x["table"] == "bits"]
     if bits:
         out += ["", "Per-class F1 (%) of the bits table (float first):", "",
@@ -190,10 +198,15 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("checkpoint")
     p.add_argument("--out", default="runs/ptq_experiments.json")
+    p.add_argument("--profile", default="tflite-single-rounding",
+                   help="profile of the tables (pow2 rows always use pow2)")
+    p.add_argument("--rival-profile", default="tflite",
+                   help="also convert the same qparams under this profile ('none': skip)")
     p.add_argument("--limit-test", type=int, default=None)
     p.add_argument("--fq-limit", type=int, default=2000,
                    help="test images on which the fake-quant agreement is measured")
     p.add_argument("--calib-batches", type=int, default=16)
+    p.add_argument("--data-dir", default=None, help="dataset directory (default: per dataset)")
     p.add_argument("--quick", action="store_true", help="3 observers, 2 bit settings")
     p.add_argument("--markdown", default=None, help="also write the tables here")
     p.add_argument("--from-json", default=None, help="only format the tables of a saved run")

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything npquant needs on a fresh machine: the FashionMNIST IDX files (Debian package
 # dataset-fashion-mnist, when run as root), a C compiler for the golden C-header test (Debian
-# package gcc, when cc is missing and this is root) and npquant itself, editable, with its test
-# and interop extras (pytest, hypothesis, ruff; ai-edge-litert, onnx, onnxruntime, torch==2.13.0
-# CPU).
+# package gcc, when cc is missing and this is root) and npquant itself, editable, with its test,
+# interop and plot extras (pytest, hypothesis, ruff; ai-edge-litert, onnx, onnxruntime, torch==2.13.0
+# CPU; matplotlib for the experiment plots).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,5 +31,5 @@ if ! command -v cc >/dev/null 2>&1; then
   fi
 fi
 
-echo "setup: pip install -e .[test,interop]"
-python3 -m pip install -q --disable-pip-version-check -e ".[test,interop]"
+echo "setup: pip install -e .[test,interop,plot]"
+python3 -m pip install -q --disable-pip-version-check -e ".[test,interop,plot]"

@@ -32,7 +32,6 @@ import numpy as np
 
 from npquant import __version__, nn, train
 from npquant.convert import IntegerModel, convert
-from npquant.data import batches
 from npquant.profiles import PROFILES, get_profile
 from npquant.quant.ptq import QuantConfig
 from npquant.quant.qat_model import (
@@ -143,38 +142,26 @@ def run_qat(float_dir: str | Path, out_dir: str | Path, *, model: str | None = N
         t0 = time.perf_counter()
         rng = np.random.default_rng([seed, epoch])
         opt.lr = sched.lr_at(epoch)
-        qat.train()
-        loss_sum, correct, seen = 0.0, 0, 0
-        bar = train._progress(batches(len(y_train), batch_size, rng=rng), n_batches,
-                              f"qat epoch {epoch + 1}/{epochs}", progress)
-        for i, idx in enumerate(bar):
-            step = epoch * n_batches + i
-            if step >= obs_step:
+
+        def freeze_when_due(i: int, first_step: int = epoch * n_batches) -> None:
+            if first_step + i >= obs_step:
                 qat.freeze_observers()
-            if step >= bn_step:
+            if first_step + i >= bn_step:
                 qat.freeze_bn()
-            xb, yb = x_train[idx], y_train[idx]
-            logits = qat(nn.Tensor(xb))
-            loss = nn.cross_entropy(logits, yb)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            loss_sum += float(loss.data) * len(idx)
-            correct += int((logits.data.argmax(axis=1) == yb).sum())
-            seen += len(idx)
-            if progress:
-                bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}")
+
+        fit = train.fit_epoch(qat, opt, x_train, y_train, batch_size=batch_size, rng=rng,
+                              desc=f"qat epoch {epoch + 1}/{epochs}", progress=progress,
+                              before_step=freeze_when_due)
         train_time = time.perf_counter() - t0
         test = train.evaluate(qat, (x_test, y_test), batch_size=eval_batch_size)
-        history.append({"epoch": epoch + 1, "lr": opt.lr, "train_loss": loss_sum / seen,
-                        "train_accuracy": correct / seen, "test_loss": test["loss"],
+        history.append({"epoch": epoch + 1, "lr": opt.lr, **fit, "test_loss": test["loss"],
                         "fake_quant_test_accuracy": test["accuracy"],
                         "train_seconds": round(train_time, 1)})
         meta = {"settings": settings, "epoch": epoch + 1, "epochs": epochs, "history": history,
                 "npquant_version": __version__}
         train.save_checkpoint(out, qat, opt, meta)
-        log(f"qat epoch {epoch + 1}/{epochs} lr {opt.lr:.3g} train_loss {loss_sum / seen:.4f} "
-            f"train_acc {correct / seen:.4f} fake-quant test_acc {test['accuracy']:.4f} "
+        log(f"qat epoch {epoch + 1}/{epochs} lr {opt.lr:.3g} train_loss {fit['train_loss']:.4f} "
+            f"train_acc {fit['train_accuracy']:.4f} fake-quant test_acc {test['accuracy']:.4f} "
             f"({train_time:.1f}s train; checkpoint written)")
     if epochs > 0:  # the final state is that of a fully frozen model
         qat.freeze_observers()
