@@ -20,7 +20,14 @@ from numba import prange
 
 from npquant.integer.epilogue import requantize_row
 from npquant.integer.fast.threads import GEMM_GRAIN, threads_for
-from npquant.integer.fast.vnni_gemm import MR, NR, padded, to_s8, to_u8, vnni_tile_b_unsigned
+from npquant.integer.fast.vnni_gemm import (
+    MR,
+    NR,
+    padded,
+    to_s8,
+    to_u8,
+    vnni_tile_b_unsigned_set,
+)
 from npquant.requant import RequantParams
 
 
@@ -91,12 +98,13 @@ def _conv_u8s8(xflat, img, wp, wsum, koff, poff, wide, dw, ow_len, pstride, za, 
                         bp[base + col] = (np.uint32(xflat[o0]) | (np.uint32(xflat[o0 + dw]) << 8)
                                           | (np.uint32(xflat[o0 + u2 * dw]) << 16)
                                           | (np.uint32(xflat[o0 + u3 * dw]) << 24))
-        acc = np.zeros((o_pad, p_pad), dtype=np.int32)
+        acc = np.empty((o_pad, p_pad), dtype=np.int32)  # every tile overwrites its part
         af = acc.reshape(acc.size)
         for pn in range(p_pad // NR):
             for mt in range(o_pad // MR):
-                vnni_tile_b_unsigned(wf, (g * o_pad + mt * MR) * kpad, kpad, bp, pn * k4 * NR * 4,
-                                     k4, af, mt * MR * p_pad + pn * NR, p_pad)
+                vnni_tile_b_unsigned_set(wf, (g * o_pad + mt * MR) * kpad, kpad, bp,
+                                         pn * k4 * NR * 4, k4, af, mt * MR * p_pad + pn * NR,
+                                         p_pad)
         col_sum = acc[og]
         row = np.empty(p_len, dtype=np.int32)
         for o in range(og):
