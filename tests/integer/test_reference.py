@@ -201,6 +201,36 @@ def test_depthwise_3x3_equals_reference(regime, data):
         assert np.array_equal(fast_out, reference.depthwise_conv2d(x, w, bias, **call).out), what
 
 
+@pytest.mark.parametrize("regime", ["exact", "int16", "narrow", "m_ge_1"])
+@settings(max_examples=12)
+@given(data=st.data())
+def test_conv_max_pool_equals_reference(regime, data):
+    """``conv2d_max_pool`` (fused on a VNNI CPU in the exact regime: the pool of the
+    accumulators, then the requantization) equals the reference conv followed by the reference
+    2x2 max pool: odd output sizes (floor mode), groups, padding, every profile."""
+    n, groups = data.draw(st.integers(1, 2)), data.draw(st.integers(1, 2))
+    cg, og = data.draw(st.integers(1, 5)), data.draw(st.integers(1, 3))
+    kh, kw_ = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3))
+    h, wd = data.draw(st.integers(4, 9)), data.draw(st.integers(4, 9))
+    x, w, bias, kw = data.draw(_operands(regime, (n, groups * cg, h, wd),
+                                         (groups * og, cg, kh, kw_), groups * og))
+    plan = _plan(x, w, bias, kw, cg * kh * kw_)
+    _assert_regime(regime, plan, x)
+    call = dict(kw, groups=groups, padding=data.draw(st.sampled_from([0, 1, "SAME"])))
+    what = f"{regime} {plan} x{x.shape} {x.dtype} w{w.shape} {call['padding']} {kw['profile']}"
+    try:
+        want = ("ok", reference.max_pool2d(reference.conv2d(x, w, bias, **call).out, 2,
+                                           profile=kw["profile"]).out)
+    except (ValueError, OverflowError) as exc:
+        want = ("raises", type(exc).__name__)
+    try:
+        got = ("ok", integer.conv2d_max_pool(x, w, bias, **call))
+    except (ValueError, OverflowError) as exc:
+        got = ("raises", type(exc).__name__)
+    assert got[0] == want[0] and (got[0] == "raises" or got[1].dtype == want[1].dtype), what
+    assert got[1] == want[1] if got[0] == "raises" else np.array_equal(got[1], want[1]), what
+
+
 @pytest.mark.parametrize("kind", ["max", "avg", "avg_include_pad"])
 @settings(max_examples=30)
 @given(data=st.data())
