@@ -38,14 +38,19 @@ CHUNK = 16  # output columns per vector step (16 int32 lanes of AVX-512)
 
 @numba.njit(cache=True)
 def _pad_plane(plane, zx, pt, pl, wp, buf):
-    """``buf[(y + pt) Wp + z + pl] = plane[y, z]``, ``Zx`` everywhere else."""
+    """``buf[(y + pt) Wp + z + pl] = plane[y, z]``, ``Zx`` everywhere else (the borders only
+    are filled: the plane's rows overwrite the rest)."""
     h_len, w_len = plane.shape
-    buf[:] = zx
+    hp = buf.shape[0] // wp
+    buf[:pt * wp + pl] = zx
     for y in range(h_len):
-        dst = buf[(y + pt) * wp + pl:(y + pt) * wp + pl + w_len]
+        base = (y + pt) * wp + pl
+        dst = buf[base:base + w_len]
         src = plane[y]
         for z in range(w_len):
             dst[z] = src[z]
+        buf[base + w_len:base + wp] = zx  # right border, then the next row's left border
+    buf[(h_len + pt) * wp + pl:hp * wp] = zx
 
 
 @numba.njit(cache=True)
@@ -136,9 +141,7 @@ def depthwise_3x3(x: np.ndarray, w: np.ndarray, zx: int, zw: np.ndarray, bias: n
     """
     x = np.ascontiguousarray(x)
     o_len = w.shape[0]
-    wz = w.reshape(o_len, 9).astype(np.int16) - zw.astype(np.int16)[:, None]  # |wz| <= 255
-    # eq. 2's start value bias - Zx sum_t wz_t, modulo 2^32 (the sums are exact in int32)
-    start = ((bias - zx * wz.sum(axis=1, dtype=np.int64) + 2**31) % 2**32 - 2**31).astype(np.int32)
+    wz, start = _weights(w, zw, bias, zx)
     out = np.empty((x.shape[0], o_len) + tuple(out_hw), dtype=out_dtype)
     acc = np.empty(out.shape if want_acc else (0, 0, 0, 0), dtype=np.int32)
     kind, ties, qm, shift, mscale = requant.kernel_args(o_len)
@@ -149,3 +152,24 @@ def depthwise_3x3(x: np.ndarray, w: np.ndarray, zx: int, zw: np.ndarray, bias: n
                       np.int64(out_zero_point), np.int64(act_range[0]),
                       np.int64(act_range[1]), np.int64(numba.get_num_threads()), out)
     return out, (acc if want_acc else None)
+
+
+_WEIGHTS: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+_MAX_WEIGHTS = 64
+
+
+def _weights(w: np.ndarray, zw: np.ndarray, bias: np.ndarray, zx: int
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """``(wz, start)``: the int16 ``w - Zw`` ``(O, 9)`` (|wz| <= 255) and eq. 2's int32 start
+    value ``bias - Zx sum_t wz_t`` modulo 2^32 (the sums are exact in int32), built once per
+    (weights, zero points, bias): a model's layer on every call. The key holds the bytes."""
+    key = (w.tobytes(), w.shape, w.dtype.str, zw.tobytes(), bias.tobytes(), int(zx))
+    hit = _WEIGHTS.get(key)
+    if hit is None:
+        wz = w.reshape(w.shape[0], 9).astype(np.int16) - zw.astype(np.int16)[:, None]
+        start = (bias - zx * wz.sum(axis=1, dtype=np.int64) + 2**31) % 2**32 - 2**31
+        hit = (wz, start.astype(np.int32))
+        if len(_WEIGHTS) >= _MAX_WEIGHTS:
+            _WEIGHTS.pop(next(iter(_WEIGHTS)))  # the oldest
+        _WEIGHTS[key] = hit
+    return hit
