@@ -19,7 +19,8 @@ the scalar remainder of a 64-column unrolled vector loop.
 The float32 ties-to-even rule (ORT, fbgemm) is requantized inside the loop
 (``epilogue.f32_even_out``); every other rule (and a call that wants the accumulators) stores
 the int32 plane and calls ``epilogue.requantize_row`` per row, the same per-element arithmetic
-as the plain epilogue. The planes are split among ``threads.DEPTHWISE_GRAIN``-sized shares.
+as the plain epilogue. A call runs on one thread per ``threads.DEPTHWISE_GRAIN`` outputs (at
+most numba's count), each on an equal share of the planes.
 """
 
 from __future__ import annotations
