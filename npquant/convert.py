@@ -126,20 +126,37 @@ class Conv2dOp(IntOp):
     def infer(self, x, profile, *others):
         return self._conv(x, profile, False)
 
+    def infer_max_pooled(self, x, profile):
+        """``infer`` followed by a 2x2 stride-2 MAX_POOL_2D, fused (``integer.conv2d_max_pool``:
+        the same integers)."""
+        return integer.conv2d_max_pool(x, self.weight, self.bias, **self._kwargs(profile))
+
     def _conv(self, x, profile, want_acc):
-        return integer.conv2d(x, self.weight, self.bias, x_zero_point=_zp(self.input_qparams),
-                              out_zero_point=_zp(self.output_qparams), w_zero_point=0,
-                              stride=self.stride, padding=self.padding, dilation=self.dilation,
-                              groups=self.groups, requant=self.requant, profile=profile,
-                              out_scale=float(self.output_qparams.scale),  # RELU6's bound
-                              out_dtype=self.output_qparams.dtype,
-                              out_bits=self.output_qparams.bits, activation=self.activation,
-                              layer=self.name, return_accumulators=want_acc)
+        return integer.conv2d(x, self.weight, self.bias, return_accumulators=want_acc,
+                              **self._kwargs(profile))
+
+    def _kwargs(self, profile):
+        return dict(x_zero_point=_zp(self.input_qparams), out_zero_point=_zp(self.output_qparams),
+                    w_zero_point=0, stride=self.stride, padding=self.padding,
+                    dilation=self.dilation, groups=self.groups, requant=self.requant,
+                    profile=profile,
+                    out_scale=float(self.output_qparams.scale),  # RELU6's bound
+                    out_dtype=self.output_qparams.dtype, out_bits=self.output_qparams.bits,
+                    activation=self.activation, layer=self.name)
 
     def describe(self):
         return {"stride": list(self.stride), "padding": list(self.padding),
                 "dilation": list(self.dilation), "groups": self.groups,
                 "activation": self.activation}
+
+
+def _pools_next(ops: list[IntOp], i: int) -> bool:
+    """True when ``ops[i]`` is a CONV_2D followed by a 2x2 stride-2 unpadded MAX_POOL_2D (in a
+    chain: the pool is the conv output's only reader), which ``conv2d_max_pool`` fuses."""
+    nxt = ops[i + 1] if i + 1 < len(ops) else None
+    return isinstance(ops[i], Conv2dOp) and isinstance(nxt, MaxPoolOp) \
+        and tuple(nxt.kernel_size) == (2, 2) and tuple(nxt.stride) == (2, 2) \
+        and tuple(nxt.padding) == (0, 0)
 
 
 @dataclass
@@ -309,12 +326,17 @@ class IntegerModel:
         trace: list[TraceEntry] = []
         h: np.ndarray = arr.astype(np.float32)
         values: dict[int, np.ndarray] = {-1: h}
+        pooled = False
         for i, op in enumerate(self.ops[:-1]):
             srcs = (i - 1,) if self.wiring is None else self.wiring[i]
             h = values[srcs[0]]
             others = [values[j] for j in srcs[1:]]
             if return_trace:
                 out, acc = op.run(h, self.profile, *others)
+            elif pooled:  # this MAX_POOL_2D ran fused into the CONV_2D before it
+                out, pooled = h, False
+            elif self.wiring is None and _pools_next(self.ops, i):
+                out, pooled = op.infer_max_pooled(h, self.profile), True
             else:
                 out = op.infer(h, self.profile, *others)
             if return_trace:

@@ -210,6 +210,27 @@ def quantize(x, qparams: QParams, *, rule: QuantizeRule) -> np.ndarray:
 
     NaN raises ValueError; +-inf saturate to ``qmax``/``qmin``.
     """
+    # NOTE: a divide rule with the fma zero-point order never adds Z in _round_by_rule (no
+    # profile has one); it keeps that path rather than the fast one
+    if qparams.axis is None and not rule.block and not (
+            rule.method is QuantizeMethod.DIVIDE
+            and rule.zero_point is ZeroPointOrder.BEFORE_ROUNDING_FMA):
+        # the same steps per element in one parallel pass (npquant.integer.fast.quantize)
+        from npquant.integer.fast.quantize import quantize_per_tensor
+
+        arr = np.asarray(x)
+        if np.issubdtype(arr.dtype, np.floating):
+            q = quantize_per_tensor(arr.astype(np.float32, copy=False), qparams.scale,
+                                    int(qparams.zero_point), qparams.qmin, qparams.qmax,
+                                    qparams.dtype, rule)
+            if q is not None:
+                return q
+    return quantize_reference(x, qparams, rule=rule)
+
+
+def quantize_reference(x, qparams: QParams, *, rule: QuantizeRule) -> np.ndarray:
+    """``quantize`` as whole-array numpy steps (``quantize_unclamped``, then the clamp): the
+    reference of its fast per-tensor path, and the path of per-channel and blocked rules."""
     rounded = quantize_unclamped(x, qparams, rule=rule)
     clipped = np.clip(rounded, qparams.qmin, qparams.qmax)  # +-inf saturate here
     return clipped.astype(qparams.dtype)

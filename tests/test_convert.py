@@ -97,7 +97,8 @@ def test_integer_model_equals_step_by_step_reference(profile):
         assert entry.output.dtype == np.int8, entry.op
         assert np.array_equal(entry.output, ref), f"op {entry.index} {entry.op} differs"
     assert np.array_equal(logits, want[-1])
-    # without a trace the ops run their output-only path (no accumulators stored): same logits
+    # without a trace the ops run their output-only path (no accumulators stored; each
+    # CONV_2D and its MAX_POOL_2D fused, integer.conv2d_max_pool): same logits
     assert np.array_equal(im.run(x), logits)
     for prev, entry in zip(trace, trace[1:], strict=False):  # the trace is a chain
         assert entry.input is prev.output

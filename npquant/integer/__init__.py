@@ -9,6 +9,7 @@ from npquant.integer.accumulator import AccumulatorOverflowError
 from npquant.integer.conv import conv2d, conv_padding, depthwise_conv2d
 from npquant.integer.elementwise import add, concat, relu, relu6, requantize_tensor
 from npquant.integer.epilogue import activation_range
+from npquant.integer.fused import conv2d_max_pool
 from npquant.integer.gemm import fully_connected
 from npquant.integer.pool import avg_pool2d, global_avg_pool2d, max_pool2d
 from npquant.integer.result import KernelResult
@@ -21,6 +22,7 @@ __all__ = [
     "avg_pool2d",
     "concat",
     "conv2d",
+    "conv2d_max_pool",
     "conv_padding",
     "depthwise_conv2d",
     "fully_connected",

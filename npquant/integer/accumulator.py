@@ -100,6 +100,19 @@ def operand_bound(a: np.ndarray, za: int, w: np.ndarray, zw: np.ndarray, k: int,
     return k * amax * wmax + bmax
 
 
+def dtype_bound(a_dtype: np.dtype, za: int, w_dtype: np.dtype, zw: np.ndarray, k: int,
+                bias: np.ndarray) -> int:
+    """``operand_bound`` with every operand at its dtype's extremes: a bound on every partial
+    sum of eq. 1 for any data of these dtypes (as a Python int)."""
+    ai, wi = np.iinfo(a_dtype), np.iinfo(w_dtype)
+    amax = max(abs(int(ai.max) - za), abs(int(ai.min) - za))
+    wmax = 0
+    if zw.size:
+        wmax = max(abs(int(wi.max) - int(zw.min())), abs(int(wi.min) - int(zw.max())))
+    bmax = int(np.abs(bias).max()) if bias.size else 0
+    return k * amax * wmax + bmax
+
+
 def pairs_may_saturate(a: np.ndarray, w: np.ndarray) -> bool:
     """False when ``2 max|a| max|w| <= 2^15 - 1`` proves no vpmaddubsw pair sum saturates."""
     if not a.size or not w.size:
@@ -134,6 +147,12 @@ def plan_for(a: np.ndarray, za: int, w: np.ndarray, zw: np.ndarray, k_len: int,
              bias: np.ndarray, rule: AccumulatorRule) -> Plan:
     """The plan for these operands: the operand bound of a ``k_len``-term reduction, and whether
     vpmaddubsw pairs may saturate under ``rule`` (the one dispatch condition of every kernel)."""
+    if not rule.pair_saturation:
+        # the bound of the dtypes' extremes bounds the data's; when it already proves int32
+        # exact, the data's bound (never larger) gives the same plan: skip reading the operands
+        plan = plan_accumulation(rule, dtype_bound(a.dtype, za, w.dtype, zw, k_len, bias), False)
+        if plan.kind == PLAN_EXACT and plan.fits_int32:
+            return plan
     bound = operand_bound(a, za, w, zw, k_len, bias)
     return plan_accumulation(rule, bound, rule.pair_saturation and pairs_may_saturate(a, w))
 

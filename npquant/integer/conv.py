@@ -25,6 +25,7 @@ a direct loop (``fast.conv_loops``) when the operand bound proves int32 exact.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -37,7 +38,7 @@ from npquant.integer.epilogue import (
     requantize_accumulators,
     resolve_requant,
 )
-from npquant.integer.fast import conv_loops, depthwise, vnni_gemm
+from npquant.integer.fast import conv_loops, depthwise, depthwise3x3, vnni_gemm
 from npquant.integer.fast.vnni_conv import conv_exact_vnni
 from npquant.integer.gemm import FcCall, accumulate
 from npquant.integer.result import KernelResult
@@ -95,15 +96,24 @@ def conv_padding(padding: Padding, in_hw: tuple[int, int], kernel_hw: tuple[int,
 @dataclass(frozen=True)
 class ConvCall(FcCall):
     """A checked ``conv2d`` call: the operands of ``FcCall`` (``x`` the input, ``w`` OIHW) and
-    the convolution's geometry. ``xp`` is the input padded with ``Zx`` (real 0)."""
+    the convolution's geometry. ``xp`` is the input padded with ``Zx`` (real 0), built on first
+    use (the 3x3 depthwise kernel pads one plane at a time instead)."""
 
-    xp: np.ndarray = None
     stride: tuple[int, int] = (1, 1)
     dilation: tuple[int, int] = (1, 1)
     pads: tuple[int, int, int, int] = (0, 0, 0, 0)
     groups: int = 1
     out_hw: tuple[int, int] = (1, 1)
     depthwise: bool = False
+
+    @cached_property
+    def xp(self) -> np.ndarray:
+        """The input padded with ``Zx`` by ``pads`` (top, bottom, left, right)."""
+        pt, pb, pl, pr = self.pads
+        if not (pt or pb or pl or pr):
+            return self.x
+        return np.pad(self.x, ((0, 0), (0, 0), (pt, pb), (pl, pr)),
+                      constant_values=self.x_zero_point)
 
 
 def check_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, *,
@@ -156,9 +166,7 @@ def check_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, *,
                              w_scale, out_scale, o_len,
                              what=f"{prof.name} {'depthwise_conv' if depthwise else 'conv'}")
     act = activation_range(activation, out_scale, zo, odt, prof, out_bits)
-    xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=zx) \
-        if pt or pb or pl or pr else x
-    return ConvCall(x, w, b, zx, zw, zo, params, rule, act, odt, layer, xp=xp, stride=(sh, sw),
+    return ConvCall(x, w, b, zx, zw, zo, params, rule, act, odt, layer, stride=(sh, sw),
                     dilation=(dh, dw), pads=(pt, pb, pl, pr), groups=groups,
                     out_hw=(oh_len, ow_len), depthwise=depthwise)
 
@@ -203,7 +211,8 @@ def conv2d(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, *,
                    out_scale=out_scale, requant=requant, out_dtype=out_dtype, out_bits=out_bits,
                    activation=activation, accumulator=accumulator, layer=layer,
                    depthwise_op=_depthwise_op)
-    plan = accm.plan_for(c.xp, c.x_zero_point, c.w, c.w_zero_point, c.w[0].size, c.bias,
+    # the padded taps hold Zx and add 0 to the bound: the bound of x is that of xp
+    plan = accm.plan_for(c.x, c.x_zero_point, c.w, c.w_zero_point, c.w[0].size, c.bias,
                          c.accumulator)
     if _vnni_applies(c, plan) and not needs_domain_check(c.requant):
         # the same sums and the same epilogue, fused per image (npquant.integer.fast.vnni_conv)
@@ -216,10 +225,16 @@ def conv2d(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, *,
         return KernelResult(out, acc) if return_accumulators else out
     if c.depthwise and c.groups > 1 and c.stride == (1, 1) and plan.kind == accm.PLAN_EXACT \
             and plan.fits_int32 and not needs_domain_check(c.requant):
-        # the direct depthwise sums with the epilogue fused per plane (fast.depthwise)
-        out, acc = depthwise.depthwise_unit_stride(
-            c.xp, c.w, c.x_zero_point, c.w_zero_point, c.bias, c.dilation, c.out_hw, c.requant,
-            c.out_zero_point, c.act_range, c.out_dtype, return_accumulators)
+        # the direct depthwise sums with the epilogue fused per row (fast.depthwise3x3) or
+        # per plane (fast.depthwise)
+        if c.w.shape[2:] == (3, 3):
+            out, acc = depthwise3x3.depthwise_3x3(
+                c.x, c.w, c.x_zero_point, c.w_zero_point, c.bias, c.pads, c.dilation, c.out_hw,
+                c.requant, c.out_zero_point, c.act_range, c.out_dtype, return_accumulators)
+        else:
+            out, acc = depthwise.depthwise_unit_stride(
+                c.xp, c.w, c.x_zero_point, c.w_zero_point, c.bias, c.dilation, c.out_hw,
+                c.requant, c.out_zero_point, c.act_range, c.out_dtype, return_accumulators)
         if acc is not None:
             acc = acc.astype(accm.accumulator_dtype(c.accumulator), copy=False)
         return KernelResult(out, acc) if return_accumulators else out
@@ -249,7 +264,7 @@ def depthwise_conv2d(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = Non
 def _vnni_applies(c: ConvCall, plan: accm.Plan) -> bool:
     """True when ``fast.vnni_conv`` computes the exact accumulators: ``vnni_gemm.runs_exactly``
     and not a depthwise layer (the direct depthwise loops take those)."""
-    return vnni_gemm.runs_exactly(c.xp.dtype, plan) and not (c.depthwise and c.groups > 1)
+    return vnni_gemm.runs_exactly(c.x.dtype, plan) and not (c.depthwise and c.groups > 1)
 
 
 def _accumulate_conv(c: ConvCall, plan: accm.Plan) -> np.ndarray:

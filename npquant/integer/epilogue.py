@@ -102,7 +102,19 @@ def resolve_requant(rule: RequantRule, requant: RequantParams | None, x_scale: A
     xs = check_scale("x_scale", x_scale)
     ws = check_scales("w_scale", w_scale, channels)
     os_ = check_scale("out_scale", out_scale)
-    return prepare_requant(rule, xs, ws if ws.shape[0] > 1 else float(ws[0]), os_)
+    # a layer called again with the same scales (a model's layer, a benchmark) derives M once
+    key = (rule, float(xs), ws.tobytes(), float(os_))
+    params = _PREPARED.get(key)
+    if params is None:
+        params = prepare_requant(rule, xs, ws if ws.shape[0] > 1 else float(ws[0]), os_)
+        if len(_PREPARED) >= _MAX_PREPARED:
+            _PREPARED.pop(next(iter(_PREPARED)))  # the oldest
+        _PREPARED[key] = params
+    return params
+
+
+_PREPARED: dict[tuple, RequantParams] = {}
+_MAX_PREPARED = 256
 
 
 def requant_for_shape(requant: RequantParams | None, base_rule: RequantRule,
@@ -149,17 +161,19 @@ def _epilogue(acc, kind, ties_per_channel, qm, shift, mult, zo, lo, hi, out):
 
 
 @numba.njit(cache=True, inline="always")
-def _f32_even_clamped(x, m32, flo, fhi):
-    """``clamp(round_even(f32(f32(x) m32)), flo, fhi)`` as an int: ``float32_multiply_scalar``
-    with ties to even (ORT, fbgemm) and the output clamp, in a form LLVM vectorizes.
+def f32_even_out(x, m32, flo, fhi, fzo):
+    """``clamp(zo + round_even(f32(f32(x) m32)), lo, hi)`` as an int32: ``float32_multiply_scalar``
+    with ties to even (ORT, fbgemm), the zero point and the output clamp, in a form LLVM
+    vectorizes 16 lanes wide (float32 in, int32 out; no int64 step).
 
-    NOTE: the same integer as ``clamp(zo + float32_multiply_scalar(x, m32, EVEN), lo, hi) - zo``
-    with ``flo = lo - zo``, ``fhi = hi - zo`` (exact in float32): ``rint`` of a float32 is the
+    ``flo = lo - zo``, ``fhi = hi - zo``, ``fzo = zo`` as float32. NOTE: the same integer as
+    ``clamp(zo + float32_multiply_scalar(x, m32, EVEN), lo, hi)``: ``rint`` of a float32 is the
     same integer in float32 and float64, clamping an integer-valued float to integer bounds
-    commutes with adding ``zo``, and an infinite product lands on the bound either way.
+    commutes with adding ``zo``, an infinite product lands on the bound either way, and every
+    value after the clamp is an integer of an 8- or 16-bit output plus ``zo``, exact in float32.
     """
     r = np.rint(np.float32(np.float32(x) * m32))
-    return np.int64(min(max(r, flo), fhi))
+    return np.int32(min(max(r, flo), fhi) + fzo)
 
 
 @numba.njit(cache=True)
@@ -174,9 +188,9 @@ def requantize_row(acc_row, kind, ties, qm, shift, mult, zo, lo, hi, out_row):
     n = out_row.shape[0]
     if kind == KIND_FLOAT32 and ties == fp.TIES_EVEN:
         m32 = np.float32(mult)
-        flo, fhi = np.float32(lo - zo), np.float32(hi - zo)
+        flo, fhi, fzo = np.float32(lo - zo), np.float32(hi - zo), np.float32(zo)
         for j in range(n):
-            out_row[j] = _f32_even_clamped(acc_row[j], m32, flo, fhi) + zo
+            out_row[j] = f32_even_out(acc_row[j], m32, flo, fhi, fzo)
     elif kind == KIND_FLOAT32:
         m32 = np.float32(mult)
         for j in range(n):
@@ -203,10 +217,10 @@ def requantize_row_channels(acc_row, kind, ties, qm, shift, mult, zo, lo, hi, ou
     n = out_row.shape[0]
     per_channel = qm.shape[0] > 1
     if kind == KIND_FLOAT32 and ties.shape[0] == 1 and ties[0] == fp.TIES_EVEN:
-        flo, fhi = np.float32(lo - zo), np.float32(hi - zo)
+        flo, fhi, fzo = np.float32(lo - zo), np.float32(hi - zo), np.float32(zo)
         for j in range(n):
             m32 = np.float32(mult[j if per_channel else 0])
-            out_row[j] = _f32_even_clamped(acc_row[j], m32, flo, fhi) + zo
+            out_row[j] = f32_even_out(acc_row[j], m32, flo, fhi, fzo)
     elif kind == KIND_FLOAT32 and ties.shape[0] == 1:
         t = ties[0]
         for j in range(n):

@@ -12,7 +12,14 @@ from hypothesis import strategies as st
 
 from npquant.fixedpoint import Ties
 from npquant.profiles import PROFILES, QuantizeMethod, QuantizeRule, ZeroPointOrder
-from npquant.qparams import QParams, _fma_to_float32, dequantize, from_range, quantize
+from npquant.qparams import (
+    QParams,
+    _fma_to_float32,
+    dequantize,
+    from_range,
+    quantize,
+    quantize_reference,
+)
 
 QUANTIZE_RULES = {name: p.quantize for name, p in PROFILES.items()}
 finite = st.floats(min_value=-1e4, max_value=1e4, allow_nan=False, allow_infinity=False, width=32)
@@ -121,6 +128,37 @@ def test_fma_to_float32_is_one_rounding(x, s, z):
     got = _fma_to_float32(np.array([x], np.float32), np.array([inv], np.float32),
                           np.array([float(z)]))
     assert float(got[0]) == _round_to_float32_exact(exact)
+
+
+RULE_VARIANTS = [QuantizeRule(m, prec, ties, zp) for m in QuantizeMethod
+                 for prec in ("float32", "float64") for ties in Ties for zp in ZeroPointOrder]
+
+
+@pytest.mark.parametrize("rule", RULE_VARIANTS, ids=lambda r: r.describe())
+@settings(max_examples=8)
+@given(s=st.floats(2.0**-20, 1024.0, width=32), data=st.data())
+def test_fast_per_tensor_quantize_equals_numpy_steps(rule, s, data):
+    """``quantize`` of per-tensor qparams runs one parallel pass (npquant.integer.fast.quantize);
+    it equals the whole-array numpy steps (``quantize_reference``) bit for bit, for every
+    method, precision, tie rule and zero-point order, at the edges: ties ``(k + 1/2) S``, the
+    float32 neighbours of ties, +-0, subnormals, the largest floats and infinities."""
+    bits, signed = data.draw(st.sampled_from([(8, True), (8, False), (4, True), (16, False)]))
+    qmin, qmax = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+    qp = QParams(s, data.draw(st.integers(qmin, qmax)), bits=bits, signed=signed)
+    k = np.arange(-40, 40, dtype=np.float32) + np.float32(0.5)
+    ties = (k - np.float32(qp.zero_point)) * np.float32(s)
+    edges = np.array([0.0, -0.0, 1e-45, -1e-45, 1e-39, 3.4028235e38, -3.4028235e38, np.inf,
+                      -np.inf], dtype=np.float32)
+    drawn = np.array(data.draw(st.lists(st.floats(width=32, allow_nan=False), max_size=50)),
+                     dtype=np.float32)
+    x = np.concatenate([ties, np.nextafter(ties, np.float32(np.inf)),
+                        np.nextafter(ties, np.float32(-np.inf)), edges, drawn])
+    got, want = quantize(x, qp, rule=rule), quantize_reference(x, qp, rule=rule)
+    assert got.dtype == want.dtype
+    if not np.array_equal(got, want):
+        i = int(np.argwhere(got != want)[0][0])
+        raise AssertionError(f"quantize({x[i]!r}) = {got[i]}, numpy steps {want[i]} [{qp}, "
+                             f"{rule.describe()}]")
 
 
 def test_pytorch_method_matches_torch_observer():

@@ -1,6 +1,6 @@
 """The speed-only parts of the fast kernels change no number: packed-weight reuse, the thread
-count, the 2x2 max pool and the fused ADD, each against the reference kernels with
-``np.array_equal``.
+count (also of the 3x3 depthwise kernel), the 2x2 max pool and the fused ADD, each against the
+reference kernels with ``np.array_equal``.
 
 Packed weights are reused across calls (``vnni_conv._conv_plan``, ``vnni_gemm._packed_weights``),
 keyed by the weight bytes: a call with other weights of the same shape must not meet the old
@@ -19,7 +19,7 @@ from strategies import int_arrays, zero_points
 
 from npquant import integer
 from npquant.integer import reference
-from npquant.integer.fast import max_pool, threads
+from npquant.integer.fast import depthwise3x3, max_pool, threads
 from npquant.integer.fast import vnni_gemm as fast_gemm
 
 CONV = dict(x_zero_point=3, out_zero_point=-2, x_scale=0.05, w_scale=0.01, out_scale=0.3,
@@ -71,6 +71,24 @@ def test_thread_count_changes_no_result():
         assert numba.get_num_threads() == before  # the context restores the count
     for u, v in zip(*outs, strict=True):
         assert np.array_equal(u, v)
+
+
+@pytest.mark.parametrize("profile", ["onnxruntime", "tflite"])
+def test_depthwise_3x3_thread_count_changes_no_result(profile, monkeypatch):
+    """The 3x3 depthwise kernel splits its planes among the threads (``fast.depthwise3x3``):
+    one thread or all of them, with (``onnxruntime``) and without (``tflite``) the fused
+    float32 epilogue, the same numbers as the reference."""
+    rng = np.random.default_rng(2)
+    x = rng.integers(-128, 128, (3, 5, 9, 20)).astype(np.int8)
+    w = rng.integers(-127, 128, (10, 1, 3, 3)).astype(np.int8)
+    kw = dict(CONV, profile=profile)
+    want = reference.depthwise_conv2d(x, w, None, **kw)
+    for grain in (1, 1 << 40):  # every plane its own share / all planes on one thread
+        monkeypatch.setattr(depthwise3x3, "DEPTHWISE_GRAIN", grain)
+        for acc in (False, True):
+            got = integer.depthwise_conv2d(x, w, None, return_accumulators=acc, **kw)
+            assert np.array_equal(got.out if acc else got, want.out)
+            assert not acc or np.array_equal(got.acc, want.acc)
 
 
 @settings(max_examples=40, deadline=None)

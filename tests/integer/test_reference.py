@@ -176,6 +176,59 @@ def test_conv_equals_reference(kind, regime, data):
               _outcome(reference.conv2d, x, w, bias, groups=groups, **call), what)
 
 
+@pytest.mark.parametrize("regime", ["exact", "int16", "m_ge_1", "narrow"])
+@settings(max_examples=12)
+@given(data=st.data())
+def test_depthwise_3x3_equals_reference(regime, data):
+    """The stride-1 3x3 depthwise kernel (``fast.depthwise3x3``, taken in the exact and int16
+    regimes) and its neighbours: output rows shorter than, as long as and longer than its
+    16-column chunks (the last chunk of a row overlaps the one before), depth multipliers,
+    dilation, every padding form, with and without the accumulators."""
+    c, m = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 2))
+    h, wd = data.draw(st.integers(5, 6)), data.draw(st.sampled_from([5, 15, 16, 17, 18, 33]))
+    dilation = data.draw(st.sampled_from([(1, 1), (2, 1), (1, 2)]))
+    padding = data.draw(st.sampled_from(["SAME", "VALID", (1, 0, 0, 2), 1, 2]))
+    x, w, bias, kw = data.draw(_operands(regime, (1, c, h, wd), (c * m, 1, 3, 3), c * m))
+    plan = _plan(x, w, bias, kw, 9)
+    _assert_regime(regime, plan, x)
+    call = dict(kw, dilation=dilation, padding=padding)
+    what = f"{regime} {plan} x{x.shape} {x.dtype} w{w.shape} d{dilation} {padding} {kw['profile']}"
+    ref = _outcome(reference.depthwise_conv2d, x, w, bias, **call)
+    _same(_outcome(integer.depthwise_conv2d, x, w, bias, **call), ref, what)
+    if ref[0] == "ok":  # without return_accumulators: the requantization fused in the loop
+        assert np.array_equal(integer.depthwise_conv2d(x, w, bias, **call), ref[1]), what
+
+
+@pytest.mark.parametrize("regime", ["exact", "int16", "narrow", "m_ge_1"])
+@settings(max_examples=12)
+@given(data=st.data())
+def test_conv_max_pool_equals_reference(regime, data):
+    """``conv2d_max_pool`` (fused on a VNNI CPU in the exact regime: the pool of the
+    accumulators, then the requantization) equals the reference conv followed by the reference
+    2x2 max pool: odd output sizes (floor mode), groups, padding, every profile."""
+    n, groups = data.draw(st.integers(1, 2)), data.draw(st.integers(1, 2))
+    cg, og = data.draw(st.integers(1, 5)), data.draw(st.integers(1, 3))
+    kh, kw_ = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3))
+    h, wd = data.draw(st.integers(4, 9)), data.draw(st.integers(4, 9))
+    x, w, bias, kw = data.draw(_operands(regime, (n, groups * cg, h, wd),
+                                         (groups * og, cg, kh, kw_), groups * og))
+    plan = _plan(x, w, bias, kw, cg * kh * kw_)
+    _assert_regime(regime, plan, x)
+    call = dict(kw, groups=groups, padding=data.draw(st.sampled_from([0, 1, "SAME"])))
+    what = f"{regime} {plan} x{x.shape} {x.dtype} w{w.shape} {call['padding']} {kw['profile']}"
+    try:
+        want = ("ok", reference.max_pool2d(reference.conv2d(x, w, bias, **call).out, 2,
+                                           profile=kw["profile"]).out)
+    except (ValueError, OverflowError) as exc:
+        want = ("raises", type(exc).__name__)
+    try:
+        got = ("ok", integer.conv2d_max_pool(x, w, bias, **call))
+    except (ValueError, OverflowError) as exc:
+        got = ("raises", type(exc).__name__)
+    assert got[0] == want[0] and (got[0] == "raises" or got[1].dtype == want[1].dtype), what
+    assert got[1] == want[1] if got[0] == "raises" else np.array_equal(got[1], want[1]), what
+
+
 @pytest.mark.parametrize("kind", ["max", "avg", "avg_include_pad"])
 @settings(max_examples=30)
 @given(data=st.data())

@@ -21,6 +21,8 @@ import numba
 
 POOL_GRAIN = 1 << 20  # output elements per thread (pools, element-wise: memory-bound)
 GEMM_GRAIN = 1 << 22  # multiply-accumulates per thread (conv, fully connected)
+QUANTIZE_GRAIN = 1 << 18  # float inputs per thread of QUANTIZE (a few float roundings each)
+DEPTHWISE_GRAIN = 1 << 18  # outputs per thread of a 3x3 depthwise conv (9 taps and requantize)
 
 
 @contextlib.contextmanager

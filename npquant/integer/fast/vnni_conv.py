@@ -20,13 +20,20 @@ from numba import prange
 
 from npquant.integer.epilogue import requantize_row
 from npquant.integer.fast.threads import GEMM_GRAIN, threads_for
-from npquant.integer.fast.vnni_gemm import MR, NR, padded, to_s8, to_u8, vnni_tile_b_unsigned
+from npquant.integer.fast.vnni_gemm import (
+    MR,
+    NR,
+    padded,
+    to_s8,
+    to_u8,
+    vnni_tile_b_unsigned_set,
+)
 from npquant.requant import RequantParams
 
 
 @numba.njit(cache=True, parallel=True)
-def _conv_u8s8(xflat, img, wp, wsum, koff, poff, wide, dw, ow_len, pstride, za, zw, bias, k_len,
-               out, want_acc, q, want_q, kind, ties, qm, shift, mult, zo, lo, hi):
+def _conv_u8s8(xflat, img, wp, wsum, koff, poff, wide, dw, oh_len, ow_len, pstride, za, zw, bias,
+               k_len, out, want_acc, q, want_q, pool, kind, ties, qm, shift, mult, zo, lo, hi):
     """``out[n, o, p] = bias[o] + sum_k (cols[k, p] - za)(w[o, k] - zw[o])`` for each image n,
     and (``want_q``) the fused epilogue ``q[n, o] = requantize_row(out[n, o], ...)``.
 
@@ -51,10 +58,13 @@ def _conv_u8s8(xflat, img, wp, wsum, koff, poff, wide, dw, ow_len, pstride, za, 
     koff (groups, Kpad / 4) uint64 byte offsets of each group's first tap in an image; poff
     (Ppad,) uint64 (Ppad % NR == 0); dw uint64; wsum, zw, bias int64 (O,); out int32 (N, O, P)
     when ``want_acc``; q (N, O, P) of the output dtype; ties/qm/shift/mult of length O or 1 (as
-    ``_epilogue``); every exact sum fits int32 (the caller's bound).
+    ``_epilogue``); every exact sum fits int32 (the caller's bound). With ``pool`` (and
+    ``want_q``, not ``want_acc``), q is (N, O, (OH // 2) (OW // 2)): the requantized 2x2 maxima
+    of each channel's accumulator plane (``conv_exact_vnni``'s ``max_pool``).
     """
-    n_len, o_len, p_len = out.shape if want_acc else q.shape
-    oh_len = p_len // ow_len
+    n_len, o_len = (out.shape[0], out.shape[1]) if want_acc else (q.shape[0], q.shape[1])
+    p_len = oh_len * ow_len
+    ph_len, pw_len = oh_len // 2, ow_len // 2
     groups, o_pad, kpad = wp.shape
     og = o_len // groups
     k4 = kpad // 4
@@ -91,14 +101,16 @@ def _conv_u8s8(xflat, img, wp, wsum, koff, poff, wide, dw, ow_len, pstride, za, 
                         bp[base + col] = (np.uint32(xflat[o0]) | (np.uint32(xflat[o0 + dw]) << 8)
                                           | (np.uint32(xflat[o0 + u2 * dw]) << 16)
                                           | (np.uint32(xflat[o0 + u3 * dw]) << 24))
-        acc = np.zeros((o_pad, p_pad), dtype=np.int32)
+        acc = np.empty((o_pad, p_pad), dtype=np.int32)  # every tile overwrites its part
         af = acc.reshape(acc.size)
         for pn in range(p_pad // NR):
             for mt in range(o_pad // MR):
-                vnni_tile_b_unsigned(wf, (g * o_pad + mt * MR) * kpad, kpad, bp, pn * k4 * NR * 4,
-                                     k4, af, mt * MR * p_pad + pn * NR, p_pad)
+                vnni_tile_b_unsigned_set(wf, (g * o_pad + mt * MR) * kpad, kpad, bp,
+                                         pn * k4 * NR * 4, k4, af, mt * MR * p_pad + pn * NR,
+                                         p_pad)
         col_sum = acc[og]
         row = np.empty(p_len, dtype=np.int32)
+        pooled = np.empty(ph_len * pw_len if pool else 0, dtype=np.int32)
         for o in range(og):
             oo = g * og + o
             const = np.int32(bias[oo] - za * wsum[oo] + k_len * za * zw[oo])
@@ -114,7 +126,17 @@ def _conv_u8s8(xflat, img, wp, wsum, koff, poff, wide, dw, ow_len, pstride, za, 
                 out[n, oo, :] = row
             if want_q:
                 i = oo if qm.shape[0] > 1 else 0
-                requantize_row(row, kind, ties[oo if ties.shape[0] > 1 else 0], qm[i], shift[i],
+                src = row
+                if pool:  # the 2x2 maxima of the accumulators (conv_max_pool_vnni)
+                    for a in range(ph_len):
+                        r0 = row[2 * a * ow_len:(2 * a + 1) * ow_len]
+                        r1 = row[(2 * a + 1) * ow_len:(2 * a + 2) * ow_len]
+                        dst = pooled[a * pw_len:(a + 1) * pw_len]
+                        for b in range(pw_len):
+                            dst[b] = max(max(r0[2 * b], r0[2 * b + 1]),
+                                         max(r1[2 * b], r1[2 * b + 1]))
+                    src = pooled
+                requantize_row(src, kind, ties[oo if ties.shape[0] > 1 else 0], qm[i], shift[i],
                                mult[i], zo, lo, hi, q[n, oo])
 
 
@@ -212,8 +234,8 @@ def conv_exact_vnni(xp: np.ndarray, w: np.ndarray, zx: int, zw: np.ndarray, bias
                     stride: tuple[int, int], dilation: tuple[int, int], groups: int,
                     out_hw: tuple[int, int], *, requant: RequantParams | None = None,
                     out_zero_point: int = 0, act_range: tuple[int, int] = (0, 0),
-                    out_dtype: np.dtype | None = None, want_acc: bool = True
-                    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+                    out_dtype: np.dtype | None = None, want_acc: bool = True,
+                    max_pool: bool = False) -> tuple[np.ndarray | None, np.ndarray | None]:
     """``(acc, out)``: accumulators ``(N, O, OH, OW)`` int32 of the padded int8/uint8 input
     ``xp`` (None unless ``want_acc``) and, with ``requant``, the requantized output of
     ``out_dtype`` (``requantize_accumulators`` fused per channel row; None without ``requant``).
@@ -221,6 +243,13 @@ def conv_exact_vnni(xp: np.ndarray, w: np.ndarray, zx: int, zw: np.ndarray, bias
     The weights are packed once per (weights, input shape) (``_conv_plan``); a call copies the
     input into the flat u8 buffer the kernel reads and runs on one thread below
     ``threads.GEMM_GRAIN`` multiply-accumulates per thread.
+
+    ``max_pool`` (with ``requant``, without ``want_acc``): the output is the 2x2 stride-2 max
+    pool of the requantized conv output, ``(N, O, OH // 2, OW // 2)``, computed as the
+    requantization of the 2x2 maxima of the accumulators: the same integers, because every
+    requantization rule of a positive multiplier (a rounding of ``M acc``, plus ``Zy``, clamped)
+    is a non-decreasing function of ``acc``, and ``max(f(a), f(b)) = f(max(a, b))`` for such an
+    ``f``. A quarter of the requantizations, and the conv output is never stored.
 
     Contract: vnni_gemm.HAVE_VNNI; the operand bound proves eq. 1 fits int32; ``requant`` needs
     no domain check (``epilogue.needs_domain_check`` is False) and has 1 or O multipliers.
@@ -243,7 +272,9 @@ def conv_exact_vnni(xp: np.ndarray, w: np.ndarray, zx: int, zw: np.ndarray, bias
     shape = (n_len, o_len, oh_len * ow_len)
     acc = np.empty(shape if want_acc else (1, 1, 1), dtype=np.int32)
     want_q = requant is not None
-    q = np.empty(shape if want_q else (1, 1, 1), dtype=out_dtype if want_q else np.int8)
+    q_hw = (oh_len // 2, ow_len // 2) if max_pool else (oh_len, ow_len)
+    q = np.empty((n_len, o_len, q_hw[0] * q_hw[1]) if want_q else (1, 1, 1),
+                 dtype=out_dtype if want_q else np.int8)
     if want_q:
         params = requant.kernel_args(o_len)
     else:
@@ -251,9 +282,9 @@ def conv_exact_vnni(xp: np.ndarray, w: np.ndarray, zx: int, zw: np.ndarray, bias
         params = (np.int64(0), one, one, one, np.zeros(1, dtype=np.float64))
     with threads_for(n_len * o_len * oh_len * ow_len * k_len, GEMM_GRAIN):
         _conv_u8s8(xflat, np.int64(img), plan.wp, plan.wsum, plan.koff, plan.poff, plan.wide,
-                   np.uint64(plan.tstep), np.int64(ow_len), np.int64(plan.pstride), np.int64(za),
-                   plan.zw, bias, np.int64(k_len), acc, want_acc, q, want_q, *params,
+                   np.uint64(plan.tstep), np.int64(oh_len), np.int64(ow_len),
+                   np.int64(plan.pstride), np.int64(za), plan.zw, bias, np.int64(k_len), acc,
+                   want_acc, q, want_q, max_pool, *params,
                    np.int64(out_zero_point), np.int64(act_range[0]), np.int64(act_range[1]))
-    out_shape = (n_len, o_len, oh_len, ow_len)
-    return (acc.reshape(out_shape) if want_acc else None,
-            q.reshape(out_shape) if want_q else None)
+    return (acc.reshape(n_len, o_len, oh_len, ow_len) if want_acc else None,
+            q.reshape((n_len, o_len) + q_hw) if want_q else None)

@@ -59,8 +59,10 @@ def _host_has_vnni() -> bool:
 HAVE_VNNI = _host_has_vnni()
 
 
-def _tile_codegen(a_unsigned: bool):
-    """IR of one micro-tile: ``C[r, 16 v + j] += sum_k A[r, k] B[k, 16 v + j]`` over kc4 k-steps.
+def _tile_codegen(a_unsigned: bool, overwrite: bool = False):
+    """IR of one micro-tile: ``C[r, 16 v + j] += sum_k A[r, k] B[k, 16 v + j]`` over kc4 k-steps
+    (``overwrite``: ``C = ...``, the accumulators start at 0 instead of C's values, so C needs
+    no zeroing pass first).
 
     Arguments (flat C-contiguous arrays, int64 offsets in elements): a, a_off, lda, b, b_off,
     kc4, c (int32), c_off, ldc. ``a_unsigned`` says which operand holds the u8 bytes.
@@ -89,7 +91,9 @@ def _tile_codegen(a_unsigned: bool):
             for v in range(NV):
                 p = builder.gep(c_ptr, [builder.add(row, ir.Constant(i64, 16 * v))])
                 c_addr[r][v] = builder.bitcast(p, v16i32.as_pointer())
-                builder.store(builder.load(c_addr[r][v], align=4), slots[r][v])
+                start = ir.Constant(v16i32, [0] * 16) if overwrite else \
+                    builder.load(c_addr[r][v], align=4)
+                builder.store(start, slots[r][v])
         a_rows = [builder.gep(a_ptr, [builder.add(a_off, builder.mul(ir.Constant(i64, r), lda))])
                   for r in range(MR)]
         b_base = builder.gep(b_ptr, [b_off])
@@ -126,10 +130,11 @@ def vnni_tile_a_unsigned(typingctx, a, a_off, lda, b, b_off, kc4, c, c_off, ldc)
 
 
 @intrinsic
-def vnni_tile_b_unsigned(typingctx, a, a_off, lda, b, b_off, kc4, c, c_off, ldc):
-    """Micro-tile with A holding s8 (broadcast) and B packed u8: convolution ``W cols``."""
+def vnni_tile_b_unsigned_set(typingctx, a, a_off, lda, b, b_off, kc4, c, c_off, ldc):
+    """Micro-tile with A holding s8 (broadcast) and B packed u8, overwriting its C tile:
+    convolution ``W cols`` (the whole reduction in one call, so C needs no zeroing first)."""
     sig = types.void(a, a_off, lda, b, b_off, kc4, c, c_off, ldc)
-    return sig, _tile_codegen(False)
+    return sig, _tile_codegen(False, overwrite=True)
 
 
 def runs_exactly(activation_dtype: np.dtype, plan) -> bool:
