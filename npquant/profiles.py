@@ -251,6 +251,11 @@ class QuantizeRule:
                              f"tail={self.tail})")
         if self.tail is not None and self.tail.block:
             raise ValueError("the tail rule of a blocked QuantizeRule cannot itself be blocked")
+        if (self.zero_point is ZeroPointOrder.BEFORE_ROUNDING_FMA
+                and self.method is not QuantizeMethod.MULTIPLY_RECIPROCAL):
+            # fma(x, f32(1/S), Z) is one rounding of x * (1/S) + Z: it has no dividing form
+            raise ValueError("zero point order before_rounding_fma needs the multiply method "
+                             f"(fma(x, f32(1/S), Z)), got method {self.method.value!r}")
 
     def describe(self) -> str:
         """One line: ``divide in float32, ties away, zero point after_rounding``."""

@@ -210,11 +210,7 @@ def quantize(x, qparams: QParams, *, rule: QuantizeRule) -> np.ndarray:
 
     NaN raises ValueError; +-inf saturate to ``qmax``/``qmin``.
     """
-    # NOTE: a divide rule with the fma zero-point order never adds Z in _round_by_rule (no
-    # profile has one); it keeps that path rather than the fast one
-    if qparams.axis is None and not rule.block and not (
-            rule.method is QuantizeMethod.DIVIDE
-            and rule.zero_point is ZeroPointOrder.BEFORE_ROUNDING_FMA):
+    if qparams.axis is None and not rule.block:
         # the same steps per element in one parallel pass (npquant.integer.fast.quantize)
         from npquant.integer.fast.quantize import quantize_per_tensor
 

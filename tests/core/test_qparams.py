@@ -131,7 +131,9 @@ def test_fma_to_float32_is_one_rounding(x, s, z):
 
 
 RULE_VARIANTS = [QuantizeRule(m, prec, ties, zp) for m in QuantizeMethod
-                 for prec in ("float32", "float64") for ties in Ties for zp in ZeroPointOrder]
+                 for prec in ("float32", "float64") for ties in Ties for zp in ZeroPointOrder
+                 if m is QuantizeMethod.MULTIPLY_RECIPROCAL
+                 or zp is not ZeroPointOrder.BEFORE_ROUNDING_FMA]  # fma has no dividing form
 
 
 @pytest.mark.parametrize("rule", RULE_VARIANTS, ids=lambda r: r.describe())
@@ -209,6 +211,9 @@ BAD = [
     ("bad precision", lambda: quantize(np.ones(1, np.float32), QParams(1.0, 0), rule=QuantizeRule(
         QuantizeMethod.DIVIDE, "float16", Ties.EVEN, ZeroPointOrder.AFTER_ROUNDING)),
      ValueError, "precision"),
+    ("fma with divide", lambda: QuantizeRule(QuantizeMethod.DIVIDE, "float32", Ties.EVEN,
+                                             ZeroPointOrder.BEFORE_ROUNDING_FMA),
+     ValueError, "before_rounding_fma needs the multiply method"),
 ]
 
 

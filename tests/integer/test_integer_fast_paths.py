@@ -19,8 +19,9 @@ from strategies import int_arrays, zero_points
 
 from npquant import integer
 from npquant.integer import reference
-from npquant.integer.fast import depthwise3x3, max_pool, threads
-from npquant.integer.fast import vnni_gemm as fast_gemm
+from npquant.integer.fast import add as fast_add
+from npquant.integer.fast import depthwise as fast_depthwise
+from npquant.integer.fast import depthwise3x3, max_pool, vnni_conv, vnni_gemm
 
 CONV = dict(x_zero_point=3, out_zero_point=-2, x_scale=0.05, w_scale=0.01, out_scale=0.3,
             profile="onnxruntime", padding=1, activation="relu")
@@ -28,7 +29,7 @@ FC = dict(x_zero_point=-7, out_zero_point=5, x_scale=0.05, w_scale=0.02, out_sca
           profile="tflite")
 
 
-@pytest.mark.skipif(not fast_gemm.HAVE_VNNI, reason="the packed VNNI kernels need AVX-512 VNNI")
+@pytest.mark.skipif(not vnni_gemm.HAVE_VNNI, reason="the packed VNNI kernels need AVX-512 VNNI")
 @pytest.mark.parametrize("op", ["conv", "fc"])
 def test_reused_packs_follow_the_weights(op):
     rng = np.random.default_rng(0)
@@ -50,23 +51,25 @@ def test_reused_packs_follow_the_weights(op):
     assert np.array_equal(fast(x, w, None, **kw), ref(x, w, None, **kw).out)
 
 
-def test_thread_count_changes_no_result():
+def test_thread_count_changes_no_result(monkeypatch):
+    """Every call parallel or every call on one thread: the same integers. The grains are
+    patched where the kernels read them (each module imports its grain by name)."""
     rng = np.random.default_rng(1)
     x = rng.integers(-128, 128, (16, 16, 12, 12)).astype(np.int8)
     w = rng.integers(-127, 128, (16, 16, 3, 3)).astype(np.int8)
     before = numba.get_num_threads()
+    users = {"GEMM_GRAIN": (vnni_conv, vnni_gemm, fast_depthwise),
+             "POOL_GRAIN": (max_pool, fast_add)}
     outs = []
     for grain in (1, 1 << 40):  # every call parallel / every call on one thread
-        old = threads.GEMM_GRAIN, threads.POOL_GRAIN
-        threads.GEMM_GRAIN = threads.POOL_GRAIN = grain
-        try:
-            y = integer.conv2d(x, w, None, return_accumulators=True, **CONV)
-            p = integer.max_pool2d(y.out, 2, profile="tflite", return_accumulators=True)
-            a = integer.add(y.out, y.out[:, ::-1], a_scale=0.3, a_zero_point=-2, b_scale=0.3,
-                            b_zero_point=-2, out_scale=0.5, out_zero_point=1, profile="tflite",
-                            return_accumulators=True)
-        finally:
-            threads.GEMM_GRAIN, threads.POOL_GRAIN = old
+        for name, modules in users.items():
+            for mod in modules:
+                monkeypatch.setattr(mod, name, grain)
+        y = integer.conv2d(x, w, None, return_accumulators=True, **CONV)
+        p = integer.max_pool2d(y.out, 2, profile="tflite", return_accumulators=True)
+        a = integer.add(y.out, y.out[:, ::-1], a_scale=0.3, a_zero_point=-2, b_scale=0.3,
+                        b_zero_point=-2, out_scale=0.5, out_zero_point=1, profile="tflite",
+                        return_accumulators=True)
         outs.append((y.out, y.acc, p.out, p.acc, a.out, a.acc))
         assert numba.get_num_threads() == before  # the context restores the count
     for u, v in zip(*outs, strict=True):
