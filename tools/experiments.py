@@ -68,7 +68,7 @@ def ptq_cell(float_dir: Path, bits: int, profile: str, x_train, x_test, y_test,
 
 
 def run(out: Path, *, models=MODELS, bits=BITS, profile: str = "tflite-single-rounding",
-        float_epochs: int = 8, qat_epochs: int = 1, qat_lr: float = 1e-4,
+        float_epochs: int = 15, qat_epochs: int = 1, qat_lr: float = 1e-4,
         qat_optimizer: str = "adam", seed: int = 0, data_dir=None, limit_train=None,
         limit_test=None, progress: bool = False, log=print) -> dict[str, Any]:
     """Run (or continue) every cell; returns the results dict (also in ``out/results.json``)."""
@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     p.add_argument("--bits", nargs="+", type=int, default=list(BITS))
     p.add_argument("--profile", default="tflite-single-rounding")
-    p.add_argument("--float-epochs", type=int, default=8)
+    p.add_argument("--float-epochs", type=int, default=15)
     p.add_argument("--qat-epochs", type=int, default=1)
     p.add_argument("--qat-lr", type=float, default=1e-4)
     p.add_argument("--qat-optimizer", default="adam", choices=("adam", "sgd"))
