@@ -167,7 +167,8 @@ def render(results: dict[str, Any], command: str) -> str:
 
 
 def plot(results: dict[str, Any], path: Path) -> bool:
-    """Accuracy vs bits, one line per row; False if matplotlib is missing."""
+    """Accuracy vs bits, one line per row and the seed's numbers dashed; False if matplotlib
+    is missing."""
     try:
         import matplotlib
 
@@ -180,10 +181,13 @@ def plot(results: dict[str, Any], path: Path) -> bool:
         pts = sorted((int(k.split("/")[1]), 100 * v["integer_accuracy"])
                      for k, v in results["cells"].items() if k.startswith(row + "/"))
         if pts:
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=row)
+            line, = ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=row)
+            seed = sorted(SEED[row].items())
+            ax.plot([b for b, _ in seed], [a for _, a in seed], marker="x", linestyle="--",
+                    color=line.get_color(), alpha=0.6, label=f"{row} (seed)")
     ax.set_xlabel("bits (16: W8A16)")
     ax.set_ylabel("integer-only test accuracy (%)")
-    ax.legend()
+    ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
