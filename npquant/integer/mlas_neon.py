@@ -27,9 +27,10 @@ fuses its sequence):
     y   = rne(f32(clamp(v, qmin - Z_c, qmax - Z_c) + Z_c))
 
 (equal on every element of five crafted fallback cases of 65,536 elements each, where the
-unfused helper differs on up to 231 and the x86 sequence on up to 632). When one input is a
-single element ORT passes it as ``B``: the integer sum is the same, and on the fallback the
-other input's product is the fused one (the single-element case is not measured on ARM).
+unfused helper differs on up to 186, the one fused on ``b``'s product on up to 231 and the x86
+sequence on up to 632). When one input is a single element ORT passes it as ``B``: the integer
+sum is the same, and on the fallback the other input's product is the fused one (the
+single-element case is not measured on ARM).
 """
 
 from __future__ import annotations
