@@ -2,7 +2,8 @@
 (``qemu-aarch64``, sysroot from tools/setup_emulation.sh; tools/emulated_cpu.py): every exact
 row of the oracle table reproduces bit for bit under the profile claimed on aarch64
 (``npquant.testing.oracles.profile_on``: ``tflite-optimized-aarch64`` for TFLite's optimized
-kernels), and fixed cases on which the aarch64 and x86-64 builds give different integers show it.
+kernels, ``onnxruntime-aarch64`` for ORT's QLinearAdd), and fixed cases on which the aarch64 and
+x86-64 builds give different integers show it.
 
 The emulation is skipped when it is not set up, except in CI (NPQUANT_REQUIRE_ORACLES=1, where
 .ci/run sets it up first). The default run checks a few cases per row (the child starts in a few

@@ -1,6 +1,10 @@
 """ONNX Runtime and PyTorch fbgemm as they run on an x86 CPU without VNNI, by user-mode
-emulation (``qemu-x86_64 -cpu Haswell``; install qemu with tools/setup_emulation.sh).
+emulation (``qemu-x86_64 -cpu Haswell``; install qemu with tools/setup_emulation.sh; the child is
+tools/emulated_cpu.py's).
 
+- The oracle table's exact rows under the profile claimed on AVX2
+  (``npquant.testing.oracles.profile_on``): the ONNX Runtime rows on a few cases in the default
+  run, every row on the campaign's (slow).
 - The slow test: the ``-avx2`` profiles reproduce u8 x s8 linear and conv layers bit for bit,
   where the exact-sum profiles do not (tools/emulated_paths.py; docs/framework_facts.md).
 - The default test: crafted depthwise QLinearConv cases on which MLAS's AVX2 kernels split by
@@ -26,11 +30,55 @@ from conftest import require
 
 from npquant.integer import conv2d
 from npquant.profiles import get_profile
+from npquant.testing.oracles import COMPARISONS, measure, on_cpu
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
-from emulated_cpu import EmulatedFrameworks, frameworks_on, missing  # noqa: E402
+from emulated_cpu import FRAMEWORKS, EmulatedFrameworks, frameworks_on, missing  # noqa: E402
 
 pytestmark = pytest.mark.oracle
+
+CPU = "avx2"
+# the rows claimed exact on AVX2 (npquant.testing.oracles.CPU_UNMODELLED lists the others)
+ROWS = [r for r in (on_cpu(c, CPU) for c in COMPARISONS if c.framework in FRAMEWORKS[CPU])
+        if r.exact]
+DEFAULT_CASES = 4  # per ONNX Runtime row in the default run (its rows are the ones MLAS splits)
+CAMPAIGN_CASES = 1000
+
+
+@pytest.fixture(scope="module")
+def child():
+    """One AVX2 child process for the module (skip, or fail in CI, without the emulation)."""
+    require("onnxruntime")
+    require("onnx")
+    reason = missing(CPU)
+    if reason:
+        if os.environ.get("NPQUANT_REQUIRE_ORACLES") == "1":
+            pytest.fail(f"the AVX2 emulation is required in CI: {reason}")
+        pytest.skip(reason)
+    with EmulatedFrameworks(CPU) as proc:
+        yield proc
+
+
+def _check_rows(child, rows, n: int) -> None:
+    bad = []
+    with frameworks_on(child):
+        for cmp in rows:
+            tally = measure(cmp, n, seed=0)
+            if tally.agree != tally.cases:
+                bad.append(f"{cmp.id} under {cmp.profile}: {tally.agree}/{tally.cases}, first "
+                           f"{tally.first_failure}")
+    assert not bad, "\n".join(bad)
+
+
+def test_every_exact_onnxruntime_row_reproduces_on_avx2(child):
+    _check_rows(child, [r for r in ROWS if r.framework == "onnxruntime"], DEFAULT_CASES)
+
+
+@pytest.mark.slow
+def test_every_exact_row_reproduces_on_avx2_campaign(child):
+    require("ai_edge_litert")
+    require("torch")
+    _check_rows(child, ROWS, CAMPAIGN_CASES)
 
 
 @pytest.mark.slow
@@ -77,17 +125,10 @@ def _npquant_depthwise(profile) -> list[np.ndarray]:
             for x, w, g in ((*_dw_case(c, m), g) for c, m, g in DW_SHAPES)]
 
 
-def test_depthwise_sums_exactly_and_grouped_gemms_pair_on_avx2():
+def test_depthwise_sums_exactly_and_grouped_gemms_pair_on_avx2(child):
     """ORT's uint8 QLinearConv on the crafted cases: under Haswell emulation equal to
     ``onnxruntime-avx2`` (63 on the depthwise kernels, 32 on the grouped GEMMs) and not to the
     pair-everywhere rule nor the exact sums; natively (VNNI) equal to the exact sums."""
-    require("onnxruntime")
-    require("onnx")
-    reason = missing("avx2")
-    if reason:
-        if os.environ.get("NPQUANT_REQUIRE_ORACLES") == "1":
-            pytest.fail(f"the AVX2 emulation is required in CI: {reason}")
-        pytest.skip(reason)
     avx2 = get_profile("onnxruntime-avx2")
     pairs_everywhere = replace(avx2, depthwise_accumulator=None)
     want = _npquant_depthwise(avx2)
@@ -96,7 +137,7 @@ def test_depthwise_sums_exactly_and_grouped_gemms_pair_on_avx2():
     assert [int(y.max()) for y in _npquant_depthwise("onnxruntime")] == [63] * 5
     from npquant.interop import onnx as ionnx
 
-    with EmulatedFrameworks("avx2") as child, frameworks_on(child):
+    with frameworks_on(child):
         on_avx2 = _ort_depthwise(ionnx.run_onnx_op)
     assert all(np.array_equal(g, w) for g, w in zip(on_avx2, want, strict=True)), \
         [g.ravel().tolist() for g in on_avx2]
