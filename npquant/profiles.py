@@ -616,9 +616,10 @@ PROFILES.update({p.name: p for p in (
     # MLAS: a conv with one input and one output channel per group runs MlasConvDepthwise
     # (qdwconv.cpp, intrinsics/avx2/qdwconv_avx2.cpp: (x - Zx)(w - Zw) widened to int16,
     # multiplied to int32, summed in int32) or, with 16k channels and Zw = 0,
-    # MlasConvSymDepthwiseKernelAvx2 (x86_64/ConvSymKernelAvx2.S: vpmovzxbd / vpmovsxbd, then
-    # vpmaddwd on int32 lanes whose high halves are 0 or -1 x 0: exact); a depthwise conv with a
-    # channel multiplier > 1 is a grouped GEMM, whose u8 x s8 kernel pairs taps (kh, kw).
+    # MlasConvSymDepthwiseKernelAvx2 (x86_64/ConvSymKernelAvx2.S: x and w widened to int32 by
+    # vpmovzxbd / vpmovsxbd, then vpmaddwd, whose second product is 0 x (0 or -1): x w exactly);
+    # a depthwise conv with a channel multiplier > 1 is a grouped GEMM, whose u8 x s8 kernel
+    # pairs taps (kh, kw).
     _without_vnni(PROFILES["onnxruntime"], "3",
                   "one input and one output channel per group (depthwise, multiplier 1) sums "
                   "exactly (MLAS depthwise kernels)", depthwise_accumulator=_EXACT_INT32),
