@@ -82,6 +82,9 @@ class AddScheme(str, Enum):
     # ONNX Runtime's QLinearAdd on x86-64 with AVX2 (MLAS): float32 r = f32(S / S_out), zero
     # points folded into one float32 constant, two fused multiply-adds, rne (npquant.integer.mlas).
     MLAS = "mlas"
+    # ONNX Runtime's QLinearAdd on ARM (MLAS NEON): QNNPACK's one-shift sequence (2^(21 - e),
+    # ``add.ties`` away), falling back to float32 outside its ranges (npquant.integer.mlas_neon).
+    MLAS_NEON = "mlas-neon"
 
     @property
     def multiplier_bits(self) -> int:
@@ -356,6 +359,11 @@ class Profile:
     # tie rule; a rule requantizes ``sum q - Z N`` by ``M = f32(S_in / f32(S_out N))`` (ONNX
     # Runtime's QLinearGlobalAveragePool: ``M`` is the FLOAT32_RATIO of S_in, 1 and f32(S_out N)).
     global_average_pool: RequantRule | None = None
+    # The accumulator of a conv whose every group has one input and one output channel (a
+    # depthwise conv with multiplier 1), where the framework runs those on a kernel of their own;
+    # None: ``accumulator``. ONNX Runtime on AVX2: MLAS's depthwise kernels sum
+    # (x - Zx)(w - Zw) exactly in int32 while its GEMM (every other conv) pairs vpmaddubsw.
+    depthwise_accumulator: AccumulatorRule | None = None
 
     def relu6_bound_rule(self) -> QuantizeRule:
         """The rule that quantizes RELU6's bound 6.0 (``relu6_bound``, else ``quantize``)."""
@@ -371,14 +379,17 @@ class Profile:
 
     def rules(self) -> list[tuple[str, str]]:
         """``(field, description)`` pairs for listing (``npquant profiles``); ADD's input rule
-        and scheme come right after ``add``, ``dequantize`` after the quantize rules."""
-        later = ("add_inputs", "add_scheme", "dequantize")
+        and scheme come right after ``add``, ``dequantize`` after the quantize rules, the
+        depthwise accumulator (when set) after ``accumulator``."""
+        later = ("add_inputs", "add_scheme", "dequantize", "depthwise_accumulator")
         names = [f.name for f in fields(self)
                  if f.name not in ("name", "version", "description") + later]
         at = names.index("add") + 1
         names[at:at] = (["add_inputs"] if self.add_inputs is not None else []) + ["add_scheme"]
         at = names.index("quantize_per_channel") + 1
         names[at:at] = ["dequantize"]
+        at = names.index("accumulator") + 1
+        names[at:at] = ["depthwise_accumulator"] if self.depthwise_accumulator is not None else []
         out = []
         for name in names:
             value = getattr(self, name)
@@ -588,23 +599,38 @@ PROFILES: dict[str, Profile] = {
 }
 
 
-def _without_vnni(base: Profile) -> Profile:
+def _without_vnni(base: Profile, version: str, depthwise: str,
+                  depthwise_accumulator: AccumulatorRule | None = None) -> Profile:
     """``base`` as it runs on an x86 CPU without VNNI (AVX2 ``vpmaddubsw``): the same rules, but
     uint8 x int8 products are summed in int16-saturated pairs, along the input features of a
-    linear layer and along ``(kh, kw, ci)`` in a conv. Measured under ``qemu-x86_64 -cpu
-    Haswell`` (tools/emulated_paths.py: ORT QLinearMatMul / MatMulInteger / QLinearConv and
-    PyTorch fbgemm linear / conv2d equal on every case, the exact sums on 5-25%;
-    tools/emulated_cpu.py: fbgemm's depthwise conv too, ORT's uint8 depthwise QLinearConv not)."""
-    return replace(base, name=f"{base.name}-avx2", version=base.version,
+    linear layer and along ``(kh, kw, ci)`` in a conv; ``depthwise`` says how its depthwise
+    convs sum (``depthwise_accumulator``). Measured under ``qemu-x86_64 -cpu Haswell``
+    (tools/emulated_paths.py: ORT QLinearMatMul / MatMulInteger / QLinearConv and PyTorch fbgemm
+    linear / conv2d equal on every case, the exact sums on 5-25%; tools/emulated_cpu.py: every
+    row of the oracle table, depthwise convs included)."""
+    return replace(base, name=f"{base.name}-avx2", version=version,
                    description=f"{base.name} on x86 without VNNI (AVX2): u8 x s8 products summed "
                                "in int16-saturated pairs (vpmaddubsw), conv pairs along (kh, kw, "
-                               "ci); depthwise not measured",
+                               f"ci); {depthwise}",
                    accumulator=AccumulatorRule(32, Overflow.RAISE, pair_saturation=True,
-                                               conv_order="hwc"))
+                                               conv_order="hwc"),
+                   depthwise_accumulator=depthwise_accumulator)
 
 
-PROFILES.update({p.name: p for p in (_without_vnni(PROFILES["onnxruntime"]),
-                                     _without_vnni(PROFILES["pytorch-fbgemm"]))})
+PROFILES.update({p.name: p for p in (
+    # MLAS: a conv with one input and one output channel per group runs MlasConvDepthwise
+    # (qdwconv.cpp, intrinsics/avx2/qdwconv_avx2.cpp: (x - Zx)(w - Zw) widened to int16,
+    # multiplied to int32, summed in int32) or, with 16k channels and Zw = 0,
+    # MlasConvSymDepthwiseKernelAvx2 (x86_64/ConvSymKernelAvx2.S: x and w widened to int32 by
+    # vpmovzxbd / vpmovsxbd, then vpmaddwd, whose second product is 0 x (0 or -1): x w exactly);
+    # a depthwise conv with a channel multiplier > 1 is a grouped GEMM, whose u8 x s8 kernel
+    # pairs taps (kh, kw).
+    _without_vnni(PROFILES["onnxruntime"], "3",
+                  "one input and one output channel per group (depthwise, multiplier 1) sums "
+                  "exactly (MLAS depthwise kernels)", depthwise_accumulator=_EXACT_INT32),
+    # fbgemm's depthwise kernels (FbgemmI8DepthwiseAvx2) pair kernel taps in vpmaddubsw too
+    _without_vnni(PROFILES["pytorch-fbgemm"], "1",
+                  "depthwise convs pair kernel taps (kh, kw) the same way"))})
 
 
 def _optimized_on_aarch64(base: Profile) -> Profile:
@@ -633,6 +659,17 @@ def _optimized_on_aarch64(base: Profile) -> Profile:
 
 
 PROFILES["tflite-optimized-aarch64"] = _optimized_on_aarch64(PROFILES["tflite-optimized"])
+# ONNX Runtime on aarch64 (measured under qemu-aarch64 -cpu neoverse-n1, tools/emulated_cpu.py):
+# QLinearAdd is MLAS's NEON kernel (mlas/lib/qladd.cpp, MLAS_NEON_INTRINSICS), QNNPACK's
+# one-shift sequence with a float32 fallback (npquant.integer.mlas_neon); QLinearConv, QGemm and
+# the quantize ops give the x86 results (exact sums on ARM's dot-product kernels).
+PROFILES["onnxruntime-aarch64"] = replace(
+    PROFILES["onnxruntime"], name="onnxruntime-aarch64", version="1",
+    description="onnxruntime on aarch64 (onnxruntime 1.32, neoverse-n1): QLinearAdd is MLAS's NEON "
+                "fixed point, m = rne(f32(S/S_y) 2^(21-e)), one shift ties away, float32 "
+                "fallback outside its ranges",
+    add=RequantRule(RequantKind.SINGLE_ROUNDING, MultiplierDerivation.FLOAT32_RATIO, Ties.AWAY),
+    add_scheme=AddScheme.MLAS_NEON)
 
 
 def get_profile(name: str | Profile) -> Profile:

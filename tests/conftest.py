@@ -45,9 +45,10 @@ ONEDNN_ISA_ID = ONEDNN_ISA + ("-pinned" if ONEDNN_PINNED else "")
 # ONNX Runtime (MLAS) and PyTorch fbgemm multiply u8 x s8 with VNNI (vpdpbusd: exact int32
 # sums) where the CPU has it, and otherwise with AVX2 vpmaddubsw, which saturates each adjacent
 # pair of products to int16. The exact-accumulation claims were measured on a VNNI CPU
-# (docs/fidelity.md); the pair-saturation accumulator model (AccumulatorRule(pair_saturation))
-# has not been checked against ORT or fbgemm on a CPU without VNNI yet. (oneDNN's own
-# pair-saturated sums are modelled: tests/oracles/oracle_refs.conv2d_acc_pair_saturated.)
+# (docs/fidelity.md); the pair-saturation accumulator model (AccumulatorRule(pair_saturation),
+# the ``-avx2`` profiles) was checked against ORT and fbgemm under ``qemu-x86_64 -cpu Haswell``
+# only (tools/emulated_cpu.py, docs/framework_facts.md), not on a real CPU without VNNI. (oneDNN's
+# own pair-saturated sums are modelled: tests/oracles/oracle_refs.conv2d_acc_pair_saturated.)
 EXACT_U8S8_ACCUMULATION = has_vnni()
 
 
@@ -57,7 +58,8 @@ def require_exact_u8s8_accumulation(what: str) -> None:
     if not EXACT_U8S8_ACCUMULATION:
         pytest.skip(f"{what}: this CPU has no VNNI, so the framework accumulates u8 x s8 "
                     "through vpmaddubsw (int16 pair saturation); exactness was measured on VNNI "
-                    "and the pair-saturation model is not yet verified (docs/fidelity.md)")
+                    "(the -avx2 profiles model this CPU, measured under emulation: "
+                    "docs/fidelity.md)")
 
 
 def write_toy_fashion_mnist(directory: Path, n_train: int, n_test: int) -> Path:

@@ -14,12 +14,28 @@ ONNX Runtime only), each under the profile claimed on that CPU (npquant.testing.
 
     python3 tools/fidelity.py             # default 200 cases per row and CPU, about an hour
     python3 tools/fidelity.py --cases 2000 --only tflite --cpus native,aarch64
+
+The campaign (``--results FILE.json``) measures in chunks of ``--chunk`` cases, chunk k with
+hypothesis seed ``--seed + k``, until every row has ``--cases`` cases on every CPU, and stores
+each chunk's tally in the JSON as soon as it is measured: a stopped run resumes where it was
+(``--until HH:MM`` stops starting rows at that UTC time). The page is written from the sums
+over the stored chunks; ``--no-measure`` only rewrites it from the JSON.
+
+    nice -n 19 python3 tools/fidelity.py --results fidelity_campaign.json --cases 10000 \
+        --chunk 500 --until 06:00
+
+Measured with ``--chunk 100`` at nice 19 on 2 shared cores under load (26 min): about 5,700
+cases per row per hour natively (58 rows), 1,700 under AVX2 emulation (58 rows) and 3,600 under
+aarch64 emulation (43 rows); 10,000 per row on the three CPUs is about 10 hours.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import datetime
 import importlib
+import json
 import os
 import platform
 import sys
@@ -30,7 +46,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tools")]  # this checkout, and emulated_cpu beside it
 
-from npquant.testing.oracles import COMPARISONS, CPU_UNMODELLED, REQUIRES, measure, on_cpu  # noqa: E402
+from npquant.testing.oracles import (  # noqa: E402
+    COMPARISONS,
+    CPU_UNMODELLED,
+    REQUIRES,
+    Tally,
+    measure,
+    on_cpu,
+)
 
 # The emulated CPU columns: (heading, how the frameworks run there).
 EMULATED = {"avx2": ("AVX2 x86", "`qemu-x86_64 -cpu Haswell` (AVX2, no AVX-512, no VNNI)"),
@@ -80,13 +103,93 @@ def measure_emulated(cpu: str, rows: list, cases: int, seed: int) -> dict[str, t
     return {cmp.id: (cmp, tally) for cmp, tally, _ in out}
 
 
-def _cpu_cell(cmp, measured: dict) -> str:
+# ----------------------------------------------------------------------------- the campaign
+TALLY_FIELDS = ("cases", "agree", "elements", "elements_differ", "max_abs_diff", "declined",
+                "first_failure")
+
+
+def merge_tallies(tallies: list[Tally]) -> Tally:
+    """One tally of several chunks: counts summed, the largest difference, the first failure."""
+    out = Tally()
+    for t in tallies:
+        for f in ("cases", "agree", "elements", "elements_differ", "declined"):
+            setattr(out, f, getattr(out, f) + getattr(t, f))
+        out.max_abs_diff = max(out.max_abs_diff, t.max_abs_diff)
+        out.first_failure = out.first_failure or t.first_failure
+    return out
+
+
+class Campaign:
+    """The chunks measured so far, in a JSON file: ``{"rows": {"<cpu>|<row id>": {"<seed>":
+    tally}}}``, rewritten atomically after every chunk of every row."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.data = json.loads(self.path.read_text()) if self.path.exists() else {
+            "format": "npquant-fidelity-campaign", "format_version": 1, "rows": {}}
+
+    def chunks(self, cpu: str, row: str) -> dict[str, Tally]:
+        return {seed: Tally(**d) for seed, d in
+                self.data["rows"].get(f"{cpu}|{row}", {}).items()}
+
+    def add(self, cpu: str, row: str, seed: int, tally: Tally) -> None:
+        self.data["rows"].setdefault(f"{cpu}|{row}", {})[str(seed)] = {
+            f: getattr(tally, f) for f in TALLY_FIELDS}
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True))
+        tmp.replace(self.path)
+
+    def total(self, cpu: str, row: str) -> Tally | None:
+        chunks = self.chunks(cpu, row)
+        return merge_tallies(list(chunks.values())) if chunks else None
+
+
+def _past(until: str | None) -> bool:
+    """True once the UTC time of day ``HH:MM`` has come (never without ``until``)."""
+    if not until:
+        return False
+    now = datetime.datetime.now(datetime.timezone.utc)
+    hh, mm = (int(v) for v in until.split(":"))
+    return (now.hour, now.minute) >= (hh, mm)
+
+
+def run_campaign(camp: Campaign, cmps: list, cpus: list[str], cases: int, chunk: int,
+                 seed: int, until: str | None) -> None:
+    """Measure chunk after chunk (chunk k: ``chunk`` cases, seed ``seed + k``) for every row on
+    every CPU until each has ``cases`` cases or ``until`` comes; stored chunks are skipped."""
+    from emulated_cpu import FRAMEWORKS, EmulatedFrameworks, frameworks_on, missing
+
+    for k in range(-(-cases // chunk)):
+        s = seed + k
+        for cpu in cpus:
+            if cpu != "native" and missing(cpu):
+                continue
+            todo = [c for c in cmps if str(s) not in camp.chunks(cpu, c.id)
+                    and (cpu == "native" or c.framework in FRAMEWORKS[cpu])]
+            if not todo:
+                continue
+            with contextlib.ExitStack() as stack:
+                if cpu != "native":  # one emulated child for the chunk's rows
+                    stack.enter_context(frameworks_on(stack.enter_context(
+                        EmulatedFrameworks(cpu))))
+                for cmp in todo:
+                    if _past(until):
+                        return
+                    t0 = time.time()
+                    tally = measure(on_cpu(cmp, cpu) if cpu != "native" else cmp, chunk,
+                                    seed=s)
+                    camp.add(cpu, cmp.id, s, tally)
+                    print(f"[{cpu}] seed {s} {cmp.id:48s} {tally.agree:>5}/{tally.cases:<5} "
+                          f"{time.time() - t0:6.1f} s", flush=True)
+
+
+def _cpu_cell(cmp, measured: dict, with_cases: bool = False) -> str:
     if "" in measured:
         return "not run"
     if cmp.id not in measured:
         return "—"
     other, t = measured[cmp.id]
-    text = f"{t.percent:.1f}%"
+    text = f"{t.percent:.1f}%" + (f" of {t.cases}" if with_cases else "")
     if t.declined:
         text += f" ({t.declined} declined)"
     if other.profile != cmp.profile:
@@ -102,6 +205,28 @@ def _fmt_diff(t) -> str:
     return f"{t.max_abs_diff:g}"
 
 
+def _measure_all(cmps: list, installed: set, cpus: list[str], cases: int, emulated_cases: int,
+                 seed: int) -> tuple[list, dict]:
+    """One run: every row natively (``(cmp, None)`` where the framework is not installed),
+    then on each emulated CPU."""
+    rows = []
+    for cmp in cmps:
+        if cmp.id not in installed:
+            rows.append((cmp, None))
+            continue
+        t0 = time.time()
+        tally = measure(cmp, cases, seed=seed)
+        rows.append((cmp, tally))
+        print(f"{cmp.id:48s} {tally.agree:>6}/{tally.cases:<6} {time.time() - t0:6.1f}s",
+              flush=True)
+    measured = {}
+    for cpu in cpus[1:]:
+        t0 = time.time()
+        measured[cpu] = measure_emulated(cpu, rows, emulated_cases, seed)
+        print(f"[{cpu}] {time.time() - t0:.0f} s", flush=True)
+    return rows, measured
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", type=int, default=200, help="hypothesis cases per row")
@@ -112,6 +237,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="comma-separated: native and the emulated CPUs avx2, aarch64")
     ap.add_argument("--emulated-cases", type=int, default=None,
                     help="cases per row on the emulated CPUs (default: --cases)")
+    ap.add_argument("--results", default=None,
+                    help="campaign: a JSON file of measured chunks, resumed and extended")
+    ap.add_argument("--chunk", type=int, default=500, help="campaign: cases per chunk")
+    ap.add_argument("--until", default=None, help="campaign: stop starting rows at HH:MM UTC")
+    ap.add_argument("--no-measure", action="store_true",
+                    help="campaign: only write the page from the JSON")
     args = ap.parse_args(argv)
     if args.cases < 1:
         ap.error(f"--cases must be >= 1, got {args.cases}")
@@ -123,26 +254,26 @@ def main(argv: list[str] | None = None) -> int:
     warnings.simplefilter("ignore")
     model, flags, onednn = cpu_features()
     vers = versions()
-    rows = []
     start = time.time()
-    for cmp in COMPARISONS:
-        if args.only and args.only not in cmp.id:
-            continue
-        missing = [m for m in REQUIRES[cmp.framework] if vers.get(m) == "not installed"]
-        if missing:
-            rows.append((cmp, None))
-            continue
-        t0 = time.time()
-        tally = measure(cmp, args.cases, seed=args.seed)
-        rows.append((cmp, tally))
-        print(f"{cmp.id:48s} {tally.agree:>6}/{tally.cases:<6} {time.time() - t0:6.1f}s",
-              flush=True)
-    measured = {}
-    for cpu in cpus[1:]:
-        t0 = time.time()
-        measured[cpu] = measure_emulated(cpu, rows, emulated_cases, args.seed)
-        print(f"[{cpu}] {time.time() - t0:.0f} s", flush=True)
+    installed = {cmp.id for cmp in COMPARISONS
+                 if all(vers.get(m) != "not installed" for m in REQUIRES[cmp.framework])}
+    cmps = [c for c in COMPARISONS if not args.only or args.only in c.id]
+    if args.results:
+        camp = Campaign(args.results)
+        if not args.no_measure:
+            run_campaign(camp, [c for c in cmps if c.id in installed], cpus, args.cases,
+                         args.chunk, args.seed, args.until)
+        rows = [(cmp, camp.total("native", cmp.id)) for cmp in cmps]
+        measured = {cpu: {cmp.id: (on_cpu(cmp, cpu), t) for cmp in cmps
+                          if (t := camp.total(cpu, cmp.id)) is not None} for cpu in cpus[1:]}
+        emulated_cases = "up to " + str(max((t.cases for m in measured.values()
+                                             for _, t in m.values()), default=0))
+    else:
+        rows, measured = _measure_all(cmps, installed, cpus, args.cases, emulated_cases,
+                                      args.seed)
     command = f"python3 tools/fidelity.py --cases {args.cases} --seed {args.seed}"
+    if args.results:
+        command += f" --results {Path(args.results).name} --chunk {args.chunk}"
     if args.emulated_cases:
         command += f" --emulated-cases {args.emulated_cases}"
     if args.cpus != "native,avx2,aarch64":
@@ -173,13 +304,17 @@ def main(argv: list[str] | None = None) -> int:
         "- **Which rows depend on the CPU** (the CPU columns measure them): ORT (MLAS)",
         "  uint8 QLinearConv / QLinearMatMul / MatMulInteger and PyTorch fbgemm conv / linear",
         "  sum u8 x s8 exactly with VNNI and in int16-saturated pairs (`vpmaddubsw`) on AVX2",
-        "  (the `-avx2` profiles; ORT's uint8 depthwise QLinearConv on AVX2 is not modelled);",
+        "  (the `-avx2` profiles; ORT's convs with one input and one output channel per group",
+        "  run MLAS's depthwise kernels, exact on every CPU, its depthwise convs with a channel",
+        "  multiplier are grouped GEMMs);",
         "  the x86 engine's conv and depthwise are oneDNN's with VNNI (keyed by the oneDNN",
         "  family above, `npquant.testing.cpu.onednn_int8_isa`; on an AMX CPU the test run caps",
         "  oneDNN at AVX512_CORE_VNNI) and fbgemm's on AVX2. TFLite's optimized kernels on",
         "  aarch64 round CONV_2D / FULLY_CONNECTED once (ruy) except on GEMV shapes, shift",
         "  left last in the 3x3 depthwise kernel and fuse DEQUANTIZE's multiply-add",
-        "  (`tflite-optimized-aarch64`). npquant's own VNNI fast paths are property-tested",
+        "  (`tflite-optimized-aarch64`); ORT's QLinearAdd on aarch64 is MLAS's NEON fixed",
+        "  point (QNNPACK's sequence, a float32 fallback outside its ranges:",
+        "  `onnxruntime-aarch64`). npquant's own VNNI fast paths are property-tested",
         "  equal to the reference kernels, so npquant's results do not depend on the CPU.",
         "- **Versions**: " + ", ".join(f"{k} {v}" for k, v in vers.items()) + ".",
     ]
@@ -204,12 +339,14 @@ def main(argv: list[str] | None = None) -> int:
     for cmp, t in rows:
         claim = "exact" if cmp.exact else "measured"
         if t is None:
+            why = "not installed" if cmp.id not in installed else "not measured yet"
             lines.append(f"| {cmp.op} | {cmp.framework} | {cmp.path} | `{cmp.profile}` | {claim} "
-                         "| — | not installed |" + " — |" * len(measured)
+                         f"| — | {why} |" + " — |" * len(measured)
                          + f" — | — | {cmp.explanation} |")
             continue
         declined = f" ({t.declined} declined)" if t.declined else ""
-        cells = "".join(f" {_cpu_cell(cmp, m)} |" for m in measured.values())
+        cells = "".join(f" {_cpu_cell(cmp, m, bool(args.results))} |"
+                        for m in measured.values())
         lines.append(
             f"| {cmp.op} | {cmp.framework} | {cmp.path} | `{cmp.profile}` | {claim} | "
             f"{t.cases}{declined} | {t.percent:.1f}% |{cells} "

@@ -153,7 +153,12 @@ def check_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, *,
     zw = check_zero_points("w_zero_point", w_zero_point, w.dtype, o_len)
     odt = check_out_dtype(out_dtype)
     zo = check_zero_point("out_zero_point", out_zero_point, odt)
-    rule = accm.check_rule(accumulator if accumulator is not None else prof.accumulator)
+    if accumulator is None:
+        # one input and one output channel per group: the profile's depthwise accumulator, if
+        # the framework runs those convs on a kernel of their own (Profile.depthwise_accumulator)
+        one_to_one = cg == 1 and o_len == groups and prof.depthwise_accumulator is not None
+        accumulator = prof.depthwise_accumulator if one_to_one else prof.accumulator
+    rule = accm.check_rule(accumulator)
     depthwise = groups == c_len and cg == 1 and (groups > 1 or depthwise_op)
     base_rule = prof.depthwise_conv if depthwise else prof.conv
     if depthwise:  # TFLite's 3x3 kernel can round otherwise (RequantRule.for_depthwise)
@@ -191,7 +196,9 @@ def conv2d(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, *,
         x: ``(N, C, H, W)`` int8/uint8/int16. w: ``(O, C / groups, KH, KW)`` int8/uint8.
         bias: int32 ``(O,)`` (scale ``S_x S_w[o]``, zero point 0) or None.
         profile: a ``Profile`` or its name (required): its ``conv`` / ``depthwise_conv`` rule
-            and its ``accumulator``. A ``requant`` built for another rule is refused.
+            and its ``accumulator`` (its ``depthwise_accumulator``, when it has one, for a conv
+            with one input and one output channel per group). A ``requant`` built for another
+            rule is refused.
         stride, dilation: int or ``(h, w)``. padding: int, ``(ph, pw)``,
             ``(top, bottom, left, right)``, or ``"SAME"``/``"VALID"`` (TFLite).
         groups: C and O divisible by it; ``groups == C > 1`` with ``w.shape[1] == 1`` is

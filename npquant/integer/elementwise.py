@@ -25,7 +25,9 @@ Profiles with ``add_scheme`` XNNPACK or QNNPACK use the one-shift sequence of th
 one rounding, with the ``add`` rule's tie rule (XNNPACK ties up, QNNPACK ties away). The
 multipliers have ``b + 1`` bits, so ``|(a - Za) m_a + (b - Zb) m_b| < 2 * 2^8 * 2^(b+1) <= 2^31``.
 
-Add scheme MLAS is ONNX Runtime's QLinearAdd, a float32 sequence (``npquant.integer.mlas``).
+Add scheme MLAS is ONNX Runtime's QLinearAdd on x86-64, a float32 sequence
+(``npquant.integer.mlas``); MLAS_NEON is the one on ARM, QNNPACK's sequence with a float32
+fallback (``npquant.integer.mlas_neon``).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from npquant.fixedpoint import Ties
 from npquant.integer.epilogue import activation_range, needs_domain_check
 from npquant.integer.fast import add as fast_add
 from npquant.integer.mlas import mlas_add
+from npquant.integer.mlas_neon import neon_add
 from npquant.integer.result import KernelResult
 from npquant.profiles import AddScheme, MultiplierDerivation, Profile, RequantRule
 from npquant.requant import (
@@ -144,7 +147,7 @@ def check_add(a: np.ndarray, b: np.ndarray, *, a_scale: float, a_zero_point: int
         # int32 bound |acc| < 2^31 of the module docstring holds for 8-bit inputs only
         raise ValueError(f"profile {prof.name!r}: the {prof.add_scheme.value} ADD takes "
                          "int8/uint8 inputs, got int16")
-    if prof.add_scheme is AddScheme.MLAS:  # ONNX Runtime's float sequence (integer/mlas.py)
+    if prof.add_scheme in (AddScheme.MLAS, AddScheme.MLAS_NEON):  # ONNX Runtime (integer/mlas*)
         return AddCall(**common)
     if prof.add_scheme is not AddScheme.TFLITE:
         m_a, m_b, n = one_shift_multipliers(sa, sb, so, prof.add_scheme)
@@ -174,7 +177,7 @@ def add(a: np.ndarray, b: np.ndarray, *, a_scale: float, a_zero_point: int, b_sc
                   b_zero_point=b_zero_point, out_scale=out_scale, out_zero_point=out_zero_point,
                   profile=profile, out_dtype=out_dtype, activation=activation)
     lo, hi = c.act_range
-    if c.scheme is AddScheme.MLAS:
+    if c.scheme in (AddScheme.MLAS, AddScheme.MLAS_NEON):
         return _mlas(c, return_accumulators)
     af = np.ascontiguousarray(np.broadcast_to(c.a, c.shape)).ravel()
     bf = np.ascontiguousarray(np.broadcast_to(c.b, c.shape)).ravel()
@@ -206,12 +209,20 @@ def add(a: np.ndarray, b: np.ndarray, *, a_scale: float, a_zero_point: int, b_sc
 
 
 def _mlas(c: AddCall, return_accumulators: bool) -> np.ndarray | KernelResult:
-    """ONNX Runtime's QLinearAdd float sequence (``npquant.integer.mlas``) on a checked call."""
+    """ONNX Runtime's QLinearAdd (``npquant.integer.mlas`` on x86-64, ``mlas_neon`` on ARM) on
+    a checked call."""
     (sa, sb, so), (lo, hi) = c.scales, c.act_range
     # MLAS takes two tensors of one shape or one single element; other broadcasts are refused
-    y, acc = mlas_add(c.a, c.b, a_scale=sa, a_zero_point=c.a_zero_point, b_scale=sb,
-                      b_zero_point=c.b_zero_point, out_scale=so, out_zero_point=c.out_zero_point,
-                      qmin=lo, qmax=hi)
+    if c.scheme is AddScheme.MLAS:
+        y, acc = mlas_add(c.a, c.b, a_scale=sa, a_zero_point=c.a_zero_point, b_scale=sb,
+                          b_zero_point=c.b_zero_point, out_scale=so,
+                          out_zero_point=c.out_zero_point, qmin=lo, qmax=hi)
+    else:  # the kernel saturates to the type's range; a fused activation clamps after it
+        tlo, thi = dtype_range(c.out_dtype)
+        y, acc = neon_add(c.a, c.b, a_scale=sa, a_zero_point=c.a_zero_point, b_scale=sb,
+                          b_zero_point=c.b_zero_point, out_scale=so,
+                          out_zero_point=c.out_zero_point, qmin=tlo, qmax=thi)
+        y = np.clip(y, lo, hi)
     out = y.astype(c.out_dtype).reshape(c.shape)
     return KernelResult(out, acc.reshape(c.shape)) if return_accumulators else out
 

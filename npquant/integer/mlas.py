@@ -20,7 +20,8 @@ multiply and add, ``F' = f32(F + f32(q r))``, and the other input takes one fma:
 Measured on onnxruntime 1.32 (AVX-512 VNNI CPU, which runs the AVX2 kernel): equal on 400 of 400
 random cases (int8 and uint8, dyadic and random scales); without the fused multiply-adds (two
 roundings each) 397 of 400, and TFLite's integer sequence (npquant's earlier rule) 88% of cases.
-SSE2-only and ARM builds run other kernels (a float sequence without fma; NEON fixed point).
+SSE2-only and ARM builds run other kernels (a float sequence without fma; NEON fixed point,
+``npquant.integer.mlas_neon``).
 
 The float32 arithmetic is done exactly here: each ``fma`` is computed in float64 with an error
 term (TwoSum, Knuth), and where the float64 sum is not exact the element is recomputed in exact

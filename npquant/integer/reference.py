@@ -36,11 +36,12 @@ from npquant.integer.elementwise import check_add
 from npquant.integer.epilogue import activation_range
 from npquant.integer.gemm import check_fc
 from npquant.integer.mlas import check_mlas_shapes, mlas_add_one
+from npquant.integer.mlas_neon import neon_add_one
 from npquant.integer.pool import PoolCall, check_pool, global_pool_output, global_pool_requant
 from npquant.integer.result import KernelResult
 from npquant.profiles import AccumulatorRule, AddScheme, Overflow, RequantKind
 from npquant.requant import RequantParams, requantize_scalar
-from npquant.validate import ACTIVATION_DTYPES, check_int_array, check_profile
+from npquant.validate import ACTIVATION_DTYPES, check_int_array, check_profile, dtype_range
 
 INT16_MIN, INT16_MAX = -(2**15), 2**15 - 1
 
@@ -255,8 +256,9 @@ def global_avg_pool2d(x: np.ndarray, *, zero_point: int = 0, scale: float | None
 
 
 def _mlas_add(c: Any) -> KernelResult:
-    """ONNX Runtime's QLinearAdd one element at a time: every float32 step an exact rational
-    rounded to float32 (``mlas.mlas_add_one``), ``acc = rne(u)``, ``y = clamp(acc)``; a single
+    """ONNX Runtime's QLinearAdd one element at a time: on x86-64 every float32 step an exact
+    rational rounded to float32 (``mlas.mlas_add_one``), ``acc = rne(u)``, ``y = clamp(acc)``;
+    on ARM the integer sequence or its float fallback (``mlas_neon.neon_add_one``); a single
     element input takes ORT's scalar path."""
     check_mlas_shapes(np.shape(c.a), np.shape(c.b))
     scalar = "a" if np.size(c.a) == 1 else "b" if np.size(c.b) == 1 else None
@@ -264,11 +266,19 @@ def _mlas_add(c: Any) -> KernelResult:
     (sa, sb, so) = c.scales
     acc = np.zeros(c.shape, dtype=np.int32)
     out = np.zeros(c.shape, dtype=c.out_dtype)
+    tlo, thi = dtype_range(c.out_dtype)
     for idx in np.ndindex(c.shape):
-        acc[idx] = total = mlas_add_one(int(a_full[idx]), int(b_full[idx]), a_scale=sa,
-                                        a_zero_point=c.a_zero_point, b_scale=sb,
-                                        b_zero_point=c.b_zero_point, out_scale=so,
-                                        out_zero_point=c.out_zero_point, scalar=scalar)
+        if c.scheme is AddScheme.MLAS:
+            acc[idx] = total = mlas_add_one(int(a_full[idx]), int(b_full[idx]), a_scale=sa,
+                                            a_zero_point=c.a_zero_point, b_scale=sb,
+                                            b_zero_point=c.b_zero_point, out_scale=so,
+                                            out_zero_point=c.out_zero_point, scalar=scalar)
+        else:  # MLAS_NEON: the kernel saturates to the type's range, then the activation
+            acc[idx], total = neon_add_one(int(a_full[idx]), int(b_full[idx]), a_scale=sa,
+                                           a_zero_point=c.a_zero_point, b_scale=sb,
+                                           b_zero_point=c.b_zero_point, out_scale=so,
+                                           out_zero_point=c.out_zero_point, qmin=tlo,
+                                           qmax=thi, scalar=scalar)
         out[idx] = fp.saturate_scalar(total, *c.act_range)
     return KernelResult(out, acc)
 
@@ -276,13 +286,14 @@ def _mlas_add(c: Any) -> KernelResult:
 def add(a: np.ndarray, b: np.ndarray, **kwargs: Any) -> KernelResult:
     """ADD by the definition; the arguments of ``npquant.integer.add``.
 
-    MLAS (ONNX Runtime): ``npquant.integer.mlas``. TFLite scheme: ``s_a = M_a ((a - Za) 2^ls)``,
+    MLAS (ONNX Runtime): ``npquant.integer.mlas`` (x86-64), ``npquant.integer.mlas_neon``
+    (ARM). TFLite scheme: ``s_a = M_a ((a - Za) 2^ls)``,
     ``s_b`` likewise, ``acc = s_a + s_b``,
     ``y = clamp(Z_out + M_out acc)``. One-shift schemes (XNNPACK, QNNPACK):
     ``acc = (a - Za) m_a + (b - Zb) m_b``, ``y = clamp(Z_out + round(acc / 2^n))``.
     """
     c = check_add(a, b, **kwargs)
-    if c.scheme is AddScheme.MLAS:
+    if c.scheme in (AddScheme.MLAS, AddScheme.MLAS_NEON):
         return _mlas_add(c)
     a_full, b_full = np.broadcast_to(c.a, c.shape), np.broadcast_to(c.b, c.shape)
     acc = np.zeros(c.shape, dtype=np.int32)

@@ -732,25 +732,23 @@ REQUIRES = {"tflite": ("ai_edge_litert",), "onnxruntime": ("onnxruntime", "onnx"
 # kernels there (tools/emulated_cpu.py runs the frameworks under qemu; docs/fidelity.md has a
 # column per CPU), keyed by row id or, for every row of a profile, by the profile's name. On
 # AVX2 without VNNI, u8 x s8 sums saturate int16 pairs (vpmaddubsw) in ORT's uint8 QLinearConv,
-# QLinearMatMul and MatMulInteger and in fbgemm's conv (depthwise too) and linear; the x86
-# engine runs its convs on fbgemm there (oneDNN's only with VNNI); ORT's int8 (s8 x s8) kernels
-# and ConvInteger sum exactly there.
+# QLinearMatMul and MatMulInteger and in fbgemm's conv (depthwise too) and linear; ORT's depthwise
+# convs with one output channel per input channel sum exactly there (MLAS's depthwise kernels),
+# those with a channel multiplier pair taps (a grouped GEMM); the x86 engine runs its convs on
+# fbgemm there (oneDNN's only with VNNI); ORT's int8 (s8 x s8) kernels and ConvInteger sum
+# exactly there.
 CPU_VARIANTS: dict[str, dict[str, str]] = {
-    "aarch64": {"tflite-optimized": "tflite-optimized-aarch64"},
+    "aarch64": {"tflite-optimized": "tflite-optimized-aarch64"}
+    | {f"onnxruntime-cpu-QLinearAdd {t}": "onnxruntime-aarch64" for t in ("int8", "uint8")},
     "avx2": {f"onnxruntime-cpu-{op} uint8": "onnxruntime-avx2"
-             for op in ("QLinearConv", "QLinearMatMul", "MatMulInteger")}
+             for op in ("QLinearConv", "QLinearConv (depthwise)", "QLinearMatMul",
+                        "MatMulInteger")}
     | {f"pytorch-{path}-{op}": "pytorch-fbgemm-avx2"
        for path in ("fbgemm", "x86") for op in ("conv2d", "conv2d (depthwise)", "linear")},
 }
 # Rows claimed exact natively that no profile reproduces on that CPU yet: measured there, with
 # the reason (docs/fidelity.md shows the rate).
-CPU_UNMODELLED: dict[str, dict[str, str]] = {
-    "avx2": {"onnxruntime-cpu-QLinearConv (depthwise) uint8":
-             "MLAS's AVX2 depthwise sums are neither exact nor pair-saturated along (kh, kw, ci)"},
-    "aarch64": {f"onnxruntime-cpu-QLinearAdd {t}":
-                "MLAS's NEON QLinearAdd is another sequence than its AVX2 one (49/50 int8, 46/50 "
-                "uint8 cases equal under the AVX2 model, off by 1)" for t in ("int8", "uint8")},
-}
+CPU_UNMODELLED: dict[str, dict[str, str]] = {}
 
 
 def profile_on(cmp: Comparison, cpu: str) -> str:

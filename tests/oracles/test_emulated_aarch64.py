@@ -2,7 +2,8 @@
 (``qemu-aarch64``, sysroot from tools/setup_emulation.sh; tools/emulated_cpu.py): every exact
 row of the oracle table reproduces bit for bit under the profile claimed on aarch64
 (``npquant.testing.oracles.profile_on``: ``tflite-optimized-aarch64`` for TFLite's optimized
-kernels), and fixed cases on which the aarch64 and x86-64 builds give different integers show it.
+kernels, ``onnxruntime-aarch64`` for ORT's QLinearAdd), and fixed cases on which the aarch64 and
+x86-64 builds give different integers show it.
 
 The emulation is skipped when it is not set up, except in CI (NPQUANT_REQUIRE_ORACLES=1, where
 .ci/run sets it up first). The default run checks a few cases per row (the child starts in a few
@@ -180,3 +181,50 @@ def test_cases_on_which_the_aarch64_build_differs_from_x86(child):
     if os.uname().machine == "x86_64":
         native = _run_discriminating(itfl.run_tflite_op)
         assert _same(native, x86_profile)
+
+
+# ----------------------------------------------------------------------------- QLinearAdd
+GRID = np.arange(-128, 128)
+ADD_A = np.repeat(GRID, 256).astype(np.int8).reshape(256, 256)  # every pair of int8 inputs
+ADD_B = np.tile(GRID, 256).astype(np.int8).reshape(256, 256)
+# (S_a, Z_a, S_b, Z_b, S_y, Z_y): ratios 1/2 and 3/8, on MLAS's NEON integer path (n = 22),
+# where every half is a tie (away from zero there, to even on the x86 float sequence); and
+# S_a / S_y = 1 - 2^-24, whose multiplier rounds up to 2^22, so that MLAS falls back to floats
+# (QNNPACK's sequence, the same integers without that check, differs there)
+ADD_CASES = [(1.0, 3, 0.75, -5, 2.0, 7), (float(np.float32(1 - 2**-24)), 3, 0.3, -5, 1.0, 7)]
+
+
+def _add_params(case):
+    sa, za, sb, zb, sy, zy = case
+    return dict(a_scale=sa, a_zero_point=za, b_scale=sb, b_zero_point=zb, y_scale=sy,
+                y_zero_point=zy)
+
+
+def _npquant_add(case, profile):
+    from npquant.integer import add
+
+    sa, za, sb, zb, sy, zy = case
+    return add(ADD_A, ADD_B, a_scale=sa, a_zero_point=za, b_scale=sb, b_zero_point=zb,
+               out_scale=sy, out_zero_point=zy, profile=profile)
+
+
+def test_qlinear_add_on_aarch64_is_mlas_neon_fixed_point(child):
+    """ORT's QLinearAdd on every pair of int8 inputs: on aarch64 equal to
+    ``onnxruntime-aarch64`` (the NEON integer path, and its float fallback), not to the x86
+    float sequence on the first case nor to QNNPACK's integers on the second; natively on x86-64
+    equal to ``onnxruntime``."""
+    from npquant.integer.mlas_neon import neon_add_parameters
+    from npquant.interop import onnx as ionnx
+
+    assert neon_add_parameters(*ADD_CASES[0][0::2]) is not None
+    assert neon_add_parameters(*ADD_CASES[1][0::2]) is None
+    with frameworks_on(child):
+        on_arm = [ionnx.run_onnx_op("qlinear_add", [ADD_A, ADD_B], _add_params(c))
+                  for c in ADD_CASES]
+    for c, y in zip(ADD_CASES, on_arm, strict=True):
+        assert np.array_equal(y, _npquant_add(c, "onnxruntime-aarch64")), c
+    assert not np.array_equal(on_arm[0], _npquant_add(ADD_CASES[0], "onnxruntime"))
+    assert not np.array_equal(on_arm[1], _npquant_add(ADD_CASES[1], "pytorch-qnnpack"))
+    if os.uname().machine == "x86_64":
+        native = ionnx.run_onnx_op("qlinear_add", [ADD_A, ADD_B], _add_params(ADD_CASES[0]))
+        assert np.array_equal(native, _npquant_add(ADD_CASES[0], "onnxruntime"))

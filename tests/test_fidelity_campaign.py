@@ -1,0 +1,46 @@
+"""tools/fidelity.py's campaign: chunks stored as measured, summed for the page, and a second run
+over the same JSON measures nothing already stored (resumable)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from conftest import require
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+import fidelity  # noqa: E402
+
+from npquant.testing.oracles import COMPARISONS, Tally  # noqa: E402
+
+
+def test_merge_tallies_sums_counts_and_keeps_the_largest_difference():
+    a = Tally(cases=3, agree=2, elements=30, elements_differ=1, max_abs_diff=1.0,
+              first_failure="case a")
+    b = Tally(cases=2, agree=2, elements=10, declined=1)
+    m = fidelity.merge_tallies([b, a])
+    assert (m.cases, m.agree, m.elements, m.elements_differ, m.declined) == (5, 4, 40, 1, 1)
+    assert m.max_abs_diff == 1.0 and m.first_failure == "case a"
+
+
+def test_campaign_stores_chunks_and_resumes(tmp_path, monkeypatch):
+    require("onnxruntime")
+    require("onnx")
+    row = next(c for c in COMPARISONS if c.id == "onnxruntime-cpu-DequantizeLinear int8")
+    path = tmp_path / "campaign.json"
+    camp = fidelity.Campaign(path)
+    fidelity.run_campaign(camp, [row], ["native"], cases=6, chunk=3, seed=7, until=None)
+    stored = json.loads(path.read_text())["rows"][f"native|{row.id}"]
+    assert sorted(stored) == ["7", "8"]  # two chunks, seeded 7 and 8
+    total = fidelity.Campaign(path).total("native", row.id)
+    assert total.cases == 6 and total.agree == 6
+    calls = []
+    monkeypatch.setattr(fidelity, "measure", lambda *a, **k: calls.append(a))
+    fidelity.run_campaign(fidelity.Campaign(path), [row], ["native"], cases=6, chunk=3, seed=7,
+                          until=None)
+    assert calls == []  # every chunk was stored: nothing to measure
+    # a third chunk is missing, but ``until`` has come (00:00 UTC always has): nothing starts
+    fidelity.run_campaign(fidelity.Campaign(path), [row], ["native"], cases=9, chunk=3, seed=7,
+                          until="00:00")
+    assert calls == [] and "9" not in fidelity.Campaign(path).chunks("native", row.id)
