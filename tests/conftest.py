@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 from pathlib import Path
 
@@ -77,3 +78,12 @@ def write_toy_fashion_mnist(directory: Path, n_train: int, n_test: int) -> Path:
         write_idx(directory / f"{split}-images-idx3-ubyte.gz", img, compress=True)
         write_idx(directory / f"{split}-labels-idx1-ubyte.gz", labels, compress=True)
     return directory
+
+
+def load_tool(filename: str):
+    """The module of ``tools/<filename>`` (the tools are scripts, not a package)."""
+    path = Path(__file__).resolve().parents[1] / "tools" / filename
+    spec = importlib.util.spec_from_file_location(path.stem + "_tool", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

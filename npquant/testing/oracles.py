@@ -854,6 +854,18 @@ def measure(cmp: Comparison, n: int, *, seed: int = 0) -> Tally:
     return tally
 
 
+def disagreements(rows: list[Comparison], n: int, *, seed: int = 0) -> list[str]:
+    """``measure`` each row on ``n`` cases; one line per row whose framework and npquant
+    disagree on some case (its id, profile, count and first failure), empty if all agree."""
+    bad = []
+    for cmp in rows:
+        tally = measure(cmp, n, seed=seed)
+        if tally.agree != tally.cases:
+            bad.append(f"{cmp.id} under {cmp.profile}: {tally.agree}/{tally.cases}, first "
+                       f"{tally.first_failure}")
+    return bad
+
+
 def _generate_phases():
     from hypothesis import Phase
 

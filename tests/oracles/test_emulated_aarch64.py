@@ -22,7 +22,7 @@ from conftest import require
 
 from npquant.profiles import get_profile
 from npquant.qparams import QParams, dequantize
-from npquant.testing.oracles import COMPARISONS, measure, on_cpu
+from npquant.testing.oracles import COMPARISONS, disagreements, on_cpu
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 from emulated_cpu import FRAMEWORKS, EmulatedFrameworks, frameworks_on, missing  # noqa: E402
@@ -53,13 +53,8 @@ def child():
 
 
 def _check_rows(child, n: int) -> None:
-    bad = []
     with frameworks_on(child):
-        for cmp in ROWS:
-            tally = measure(cmp, n, seed=0)
-            if tally.agree != tally.cases:
-                bad.append(f"{cmp.id} under {cmp.profile}: {tally.agree}/{tally.cases}, first "
-                           f"{tally.first_failure}")
+        bad = disagreements(ROWS, n)
     assert not bad, "\n".join(bad)
 
 

@@ -3,26 +3,15 @@ tables, integer-only vs fake-quant agreement, the rival profile's columns."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
-from conftest import write_toy_fashion_mnist
+from conftest import load_tool, write_toy_fashion_mnist
 
 from npquant import train
 
-TOOL = Path(__file__).resolve().parents[2] / "tools" / "experiments_ptq.py"
-
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location("experiments_ptq_tool", TOOL)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
 
 def test_experiments_ptq_tool_on_toy_data(tmp_path):
-    tool = load_tool()
+    tool = load_tool("experiments_ptq.py")
     (tmp_path / "data").mkdir()
     data = write_toy_fashion_mnist(tmp_path / "data", 600, 200)
     train.train("cnn", "fashion-mnist", 1, 0, tmp_path / "float", data_dir=data, progress=False,

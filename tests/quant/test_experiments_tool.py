@@ -3,24 +3,13 @@ seed's numbers beside ours, an interrupted run continued from results.json."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
-from conftest import write_toy_fashion_mnist
-
-TOOL = Path(__file__).resolve().parents[2] / "tools" / "experiments.py"
-
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location("experiments_tool", TOOL)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from conftest import load_tool, write_toy_fashion_mnist
 
 
 def test_experiments_tool_on_toy_data(tmp_path):
-    tool = load_tool()
+    tool = load_tool("experiments.py")
     (tmp_path / "data").mkdir()
     data = write_toy_fashion_mnist(tmp_path / "data", 600, 200)
     kw = dict(models=("cnn",), bits=(4,), float_epochs=1, qat_epochs=1, data_dir=data,
@@ -47,7 +36,7 @@ def test_experiments_tool_on_toy_data(tmp_path):
 
 def test_plot_needs_matplotlib(tmp_path):
     """The PNG is an optional extra (setup.cfg ``plot``): without matplotlib ``plot`` says so."""
-    tool = load_tool()
+    tool = load_tool("experiments.py")
     results = {"cells": {"cnn_QAT/4": {"integer_accuracy": 0.9},
                          "cnn_QAT/8": {"integer_accuracy": 0.91}}}
     try:
