@@ -100,6 +100,12 @@ def _build(op: str, inputs: Sequence[np.ndarray], p: Mapping[str, Any]):
         inits.append(onnx.numpy_helper.from_array(np.array(arr, order="C"), name))  # keeps 0-d
         node_inputs.append(name)
 
+    def init_qparams(tensor: str, dtype: np.dtype, channels: int | None = None) -> None:
+        # the (scale, zero point) inputs of one tensor, in the order the QLinear* ops list them
+        init(f"{tensor}_scale", _scale_init(f"{tensor}_scale", p[f"{tensor}_scale"], channels))
+        init(f"{tensor}_zero_point", _zp_init(f"{tensor}_zero_point",
+                                              p.get(f"{tensor}_zero_point", 0), dtype, channels))
+
     def feed(name: str, arr: np.ndarray) -> None:
         feeds[name] = arr
         node_inputs.append(name)
@@ -116,8 +122,7 @@ def _build(op: str, inputs: Sequence[np.ndarray], p: Mapping[str, Any]):
         ch = x.shape[axis] if x.ndim else None
         dt = _qdtype("dtype", p.get("dtype", np.int8))
         feed("x", x)
-        init("y_scale", _scale_init("y_scale", p["y_scale"], ch))
-        init("y_zero_point", _zp_init("y_zero_point", p["y_zero_point"], dt, ch))
+        init_qparams("y", dt, ch)
         attrs["axis"] = axis
         out_type, node = dt, "QuantizeLinear"
     elif op == "dequantize_linear":
@@ -127,8 +132,7 @@ def _build(op: str, inputs: Sequence[np.ndarray], p: Mapping[str, Any]):
         axis = int(p.get("axis", 1))
         ch = x.shape[axis] if x.ndim else None
         feed("x", x)
-        init("x_scale", _scale_init("x_scale", p["x_scale"], ch))
-        init("x_zero_point", _zp_init("x_zero_point", p["x_zero_point"], x.dtype, ch))
+        init_qparams("x", x.dtype, ch)
         attrs["axis"] = axis
         out_type, node = np.dtype(np.float32), "DequantizeLinear"
     elif op in ("qlinear_matmul", "qlinear_add"):
@@ -145,16 +149,13 @@ def _build(op: str, inputs: Sequence[np.ndarray], p: Mapping[str, Any]):
         y_dt = a.dtype if op == "qlinear_add" else _qdtype(
             "y dtype", p.get("y_dtype", a.dtype))
         feed("a", a)
-        init("a_scale", _scale_init("a_scale", p["a_scale"]))
-        init("a_zero_point", _zp_init("a_zero_point", p["a_zero_point"], a.dtype))
+        init_qparams("a", a.dtype)
         if op == "qlinear_matmul":  # b is the weight: a constant, as in a quantized model
             init("b", b)
         else:
             feed("b", b)
-        init("b_scale", _scale_init("b_scale", p["b_scale"]))
-        init("b_zero_point", _zp_init("b_zero_point", p["b_zero_point"], b.dtype))
-        init("y_scale", _scale_init("y_scale", p["y_scale"]))
-        init("y_zero_point", _zp_init("y_zero_point", p["y_zero_point"], y_dt))
+        init_qparams("b", b.dtype)
+        init_qparams("y", y_dt)
         out_type = y_dt
         node = "QLinearMatMul" if op == "qlinear_matmul" else "QLinearAdd"
         domain = "" if op == "qlinear_matmul" else "com.microsoft"
@@ -171,13 +172,10 @@ def _build(op: str, inputs: Sequence[np.ndarray], p: Mapping[str, Any]):
             raise ValueError(f"{op}: x {x.shape}, w {w.shape} and groups={groups} disagree")
         feed("x", x)
         if op == "qlinear_conv":
-            init("x_scale", _scale_init("x_scale", p["x_scale"]))
-            init("x_zero_point", _zp_init("x_zero_point", p["x_zero_point"], x.dtype))
+            init_qparams("x", x.dtype)
             init("w", w)
-            init("w_scale", _scale_init("w_scale", p["w_scale"], o))
-            init("w_zero_point", _zp_init("w_zero_point", p.get("w_zero_point", 0), w.dtype, o))
-            init("y_scale", _scale_init("y_scale", p["y_scale"]))
-            init("y_zero_point", _zp_init("y_zero_point", p["y_zero_point"], x.dtype))
+            init_qparams("w", w.dtype, o)
+            init_qparams("y", x.dtype)
             if p.get("bias") is not None:
                 bias = check_array("bias", p["bias"], np.int32, 1)
                 if bias.shape != (o,):
@@ -211,10 +209,8 @@ def _build(op: str, inputs: Sequence[np.ndarray], p: Mapping[str, Any]):
         n_inputs(1)
         x = _int_input("inputs[0]", inputs[0], 4)
         feed("x", x)
-        init("x_scale", _scale_init("x_scale", p["x_scale"]))
-        init("x_zero_point", _zp_init("x_zero_point", p["x_zero_point"], x.dtype))
-        init("y_scale", _scale_init("y_scale", p["y_scale"]))
-        init("y_zero_point", _zp_init("y_zero_point", p["y_zero_point"], x.dtype))
+        init_qparams("x", x.dtype)
+        init_qparams("y", x.dtype)
         k = pair("kernel_size", p["kernel_size"])
         attrs.update(kernel_shape=list(k), strides=list(pair("stride", p.get("stride", k))),
                      pads=_pads(p.get("pads", (0, 0, 0, 0))),
@@ -225,10 +221,8 @@ def _build(op: str, inputs: Sequence[np.ndarray], p: Mapping[str, Any]):
         n_inputs(1)
         x = _int_input("inputs[0]", inputs[0], 4)
         feed("x", x)
-        init("x_scale", _scale_init("x_scale", p["x_scale"]))
-        init("x_zero_point", _zp_init("x_zero_point", p["x_zero_point"], x.dtype))
-        init("y_scale", _scale_init("y_scale", p["y_scale"]))
-        init("y_zero_point", _zp_init("y_zero_point", p["y_zero_point"], x.dtype))
+        init_qparams("x", x.dtype)
+        init_qparams("y", x.dtype)
         attrs["channels_last"] = 0
         out_type, node, domain = x.dtype, "QLinearGlobalAveragePool", "com.microsoft"
     else:
