@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import require
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
@@ -44,3 +45,14 @@ def test_campaign_stores_chunks_and_resumes(tmp_path, monkeypatch):
     fidelity.run_campaign(fidelity.Campaign(path), [row], ["native"], cases=9, chunk=3, seed=7,
                           until="00:00")
     assert calls == [] and "9" not in fidelity.Campaign(path).chunks("native", row.id)
+
+
+def test_campaign_refuses_chunks_of_another_host(tmp_path):
+    path = tmp_path / "campaign.json"
+    here = {"cpu_model": "AMD EPYC", "simd_flags": ["avx2", "avx512_vnni"], "onnxruntime": "1.32.0"}
+    fidelity.Campaign(path, host=here).add("native", "row", 0, Tally(cases=1, agree=1))
+    assert json.loads(path.read_text())["host"] == here
+    fidelity.Campaign(path, host=dict(here))  # the same host resumes
+    other = {**here, "simd_flags": ["avx2"]}
+    with pytest.raises(SystemExit, match=r"simd_flags.*avx512_vnni"):
+        fidelity.Campaign(path, host=other)

@@ -120,13 +120,25 @@ def merge_tallies(tallies: list[Tally]) -> Tally:
 
 
 class Campaign:
-    """The chunks measured so far, in a JSON file: ``{"rows": {"<cpu>|<row id>": {"<seed>":
-    tally}}}``, rewritten atomically after every chunk of every row."""
+    """The chunks measured so far, in a JSON file: ``{"host": ..., "rows": {"<cpu>|<row id>":
+    {"<seed>": tally}}}``, rewritten atomically after every chunk of every row.
 
-    def __init__(self, path: str | Path) -> None:
+    ``host`` is the native CPU (model, SIMD flags, oneDNN family) and the framework versions the
+    chunks were measured with: a campaign resumed on another machine or with other versions
+    would sum tallies of different kernels, so it is refused (start another results file)."""
+
+    def __init__(self, path: str | Path, host: dict | None = None) -> None:
         self.path = Path(path)
         self.data = json.loads(self.path.read_text()) if self.path.exists() else {
             "format": "npquant-fidelity-campaign", "format_version": 1, "rows": {}}
+        if host is not None:
+            stored = self.data.setdefault("host", host)
+            if stored != host:
+                diff = sorted(k for k in set(stored) | set(host) if stored.get(k) != host.get(k))
+                raise SystemExit(
+                    f"{self.path} was measured on another host or with other versions "
+                    f"(differs in {', '.join(diff)}: stored {[stored.get(k) for k in diff]}, "
+                    f"here {[host.get(k) for k in diff]}); use a new --results file")
 
     def chunks(self, cpu: str, row: str) -> dict[str, Tally]:
         return {seed: Tally(**d) for seed, d in
@@ -259,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
                  if all(vers.get(m) != "not installed" for m in REQUIRES[cmp.framework])}
     cmps = [c for c in COMPARISONS if not args.only or args.only in c.id]
     if args.results:
-        camp = Campaign(args.results)
+        camp = Campaign(args.results, host=None if args.no_measure else {
+            "cpu_model": model, "simd_flags": sorted(flags), "onednn": onednn, **vers})
         if not args.no_measure:
             run_campaign(camp, [c for c in cmps if c.id in installed], cpus, args.cases,
                          args.chunk, args.seed, args.until)
