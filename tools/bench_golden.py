@@ -32,7 +32,8 @@ import tempfile
 import threading
 import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 ISSUE_FORMATS = "npz,hex,bin,h"  # the format list of issue 12's "< 10 s" bar
 ALL_FORMATS = "npy,npz,hex,bin,h"
@@ -87,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--probe-gb", type=float, default=4.0, help="disk probe size (0: none)")
     p.add_argument("--probe-page-cache", action="store_true",
                    help="also probe writing through the page cache (what O_DIRECT saves)")
+    p.add_argument("--no-cli", action="store_true",
+                   help="skip timing the npquant golden command itself in a fresh process")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)  # one list, this process
     p.add_argument("--bandwidth", type=float, default=0.0, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -116,8 +119,12 @@ def main(argv: list[str] | None = None) -> int:
                             "--bandwidth", str(bandwidth)], check=False)
         if r.returncode:
             return r.returncode
-        print(f"  {'process wall (Python start, imports, warm-up, run alone)':<58} "
+        print(f"  {'bench process wall (start, imports, warm-up, run alone)':<58} "
               f"{time.perf_counter() - t:7.2f} s")
+        if not args.no_cli:
+            what = f"npquant golden {args.source} --images {args.images}: process wall"
+            print(f"  {what:<58} {cli_run(args, formats, parent):7.2f} s   <- the command, "
+                  f"start to exit ({','.join(formats)})", flush=True)
     return 0
 
 
@@ -149,10 +156,14 @@ def export_report(args: argparse.Namespace, formats: list[str], parent: pathlib.
             ext = name.rsplit(".", 1)[-1]
             sizes[ext] = sizes.get(ext, 0) + (out / name).stat().st_size
         shutil.rmtree(out)
+    t0 = t
     t = time.perf_counter()
     golden_tensors(model, x, labels=y)
     run = time.perf_counter() - t
     total = sum(sizes.values())
+    spans = st.spans
+    last = max(end for _, end in spans.values()) - t0
+    npz = spans.get("golden.npz")
     print(f"\ngolden export of {args.source} ({args.profile}), {args.images} images, formats "
           f"{','.join(formats)}: {len(manifest['sha256']) + 1} files, {total / 1e9:.2f} GB ("
           + ", ".join(f"{e} {n / 1e9:.3f}" for e, n in sorted(sizes.items())) + ")")
@@ -160,8 +171,13 @@ def export_report(args: argparse.Namespace, formats: list[str], parent: pathlib.
         ("build integer model (load, fold, calibrate, convert)", build),
         ("load images", images),
         ("write_golden (run + write all files, atomic)", wall),
-        ("  integer model run with trace (golden_tensors, after)", run),
-        ("  writing files (write_golden - that run)", wall - run),
+        ("  checks + first slice of the traced run, before writing", st.run_span[1] - t0),
+        ("  the traced run's last slice done, at", st.run_span[2] - t0),
+        (f"  golden.npz (waits for the run) written from {npz[0] - t0:.2f} s, to"
+         if npz else "  no golden.npz", npz[1] - t0 if npz else 0.0),
+        ("  last data file done, at", last),
+        ("  manifest, directory fsync, rename (after that)", wall - last),
+        ("    writers waiting for the run's rows, sum", st.wait_rows),
         ("    fill threads' CPU (format, copy, CRC, sha256), sum", st.fill_cpu),
         ("      of which sha256", st.sha256),
         ("    fill threads waiting for a free buffer (disk behind)", st.wait_buffer),
@@ -170,15 +186,32 @@ def export_report(args: argparse.Namespace, formats: list[str], parent: pathlib.
         ("    ftruncate + fsync per file, sum", st.fsync),
         ("  process CPU during write_golden: user", cpu[0]),
         ("                                    sys", cpu[1]),
+        ("traced run alone, after (golden_tensors, no writing)", run),
     ]
     for what, s in rows:
         print(f"  {what:<58} {s:7.2f} s")
     if args.bandwidth:
         floor = total / 1e9 / args.bandwidth
         print(f"  {'disk floor: bytes / probe bandwidth':<58} {floor:7.2f} s")
-    print(f"  {'command total (build + images + write_golden)':<58} {build + images + wall:7.2f} s",
-          flush=True)
+    print(f"  {'in-process total (build + images + write_golden)':<58} "
+          f"{build + images + wall:7.2f} s", flush=True)
     return 0
+
+
+def cli_run(args: argparse.Namespace, formats: list[str], parent: pathlib.Path) -> float:
+    """Wall time of the command itself, ``python -m npquant golden SOURCE OUT --images N
+    --formats F`` in a fresh process (Python start, imports, numba's cache, everything)."""
+    with tempfile.TemporaryDirectory(dir=parent) as tmp:
+        cmd = [sys.executable, "-m", "npquant", "golden", args.source, str(pathlib.Path(tmp) / "g"),
+               "--images", str(args.images), "--profile", args.profile,
+               "--formats", ",".join(formats)]
+        if args.data_dir:
+            cmd += ["--data-dir", args.data_dir]
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH",
+                                                                                   "")]))
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+        return time.perf_counter() - t
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +54,13 @@ class Stats:
     sha256), of which ``sha256``; ``wait_buffer``: their time blocked waiting for a free buffer
     (the disk is behind); ``pwrite``: the I/O threads' time in ``os.pwrite``; ``fsync``: time in
     the per-file ``ftruncate`` + ``fsync``; ``bytes``, ``files``: written; ``direct``: O_DIRECT.
+    With a traced run streaming into the files (``npquant.golden.trace``): ``wait_rows``, the
+    writers' time blocked waiting for its rows; ``run_span``, its first slice's start, the end
+    of that slice and of the run (``time.perf_counter``); ``spans``: each file's (start, end).
     """
 
     fill_cpu: float = 0.0
+    wait_rows: float = 0.0
     sha256: float = 0.0
     wait_buffer: float = 0.0
     pwrite: float = 0.0
@@ -64,6 +68,8 @@ class Stats:
     bytes: int = 0
     files: int = 0
     direct: bool = False
+    run_span: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    spans: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def add(self, **amounts: float) -> None:
         with _STATS_LOCK:
@@ -73,6 +79,11 @@ class Stats:
 
 _STATS: list[Stats] = []
 _STATS_LOCK = threading.Lock()
+
+
+def current_stats() -> Stats:
+    """The ``Stats`` being collected (``collect_stats``), else a throwaway one."""
+    return _STATS[-1] if _STATS else Stats()
 
 
 @contextmanager
@@ -128,16 +139,17 @@ class Streamer:
         self._made, self._max = 0, buffers
         self._lock = threading.Lock()
         self._io = ThreadPoolExecutor(max_workers=io_threads, thread_name_prefix="golden-io")
-        self.stats = _STATS[-1] if _STATS else Stats()
+        self.stats = current_stats()
         self.stats.direct = self.direct
 
     def write_file(self, path: str | Path, fill: Callable[[StreamFile], Any]) -> str:
         """Create ``path``, let ``fill`` write it, fsync it; returns its sha256 hex digest.
         On an error the file is closed (after its pending writes) and the error re-raised."""
-        cpu = time.thread_time()
+        cpu, start = time.thread_time(), time.perf_counter()
         with StreamFile(self, path) as f:
             fill(f)
         self.stats.add(fill_cpu=time.thread_time() - cpu, bytes=f.size, files=1)
+        self.stats.spans[Path(path).name] = (start, time.perf_counter())
         return f.digest
 
     def close(self) -> None:

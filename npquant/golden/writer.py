@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from npquant import __version__
-from npquant.convert import Conv2dOp, FullyConnectedOp, IntegerModel, TraceEntry
+from npquant.convert import Conv2dOp, FullyConnectedOp, IntegerModel
 from npquant.golden import cheader
 from npquant.golden.atomic import atomic_directory, check_target, fsync_file
 from npquant.golden.formats import check_dtype
@@ -54,6 +54,7 @@ from npquant.golden.hex_kernel import hex_range, hex_size, value_bits
 from npquant.golden.manifest import manifest_text, provenance
 from npquant.golden.npz_stream import npy_header, npy_size, raw_bytes, write_npz
 from npquant.golden.stream import Streamer, StreamFile
+from npquant.golden.trace import SlicedTrace, TraceStopped
 from npquant.integer import activation_range
 from npquant.qparams import QParams
 from npquant.quant.ptq import qparams_to_dict
@@ -115,7 +116,8 @@ def write_golden(model: IntegerModel, x: np.ndarray, out_dir: str | Path, *,
     formats = check_formats(formats)
     check_target(Path(out_dir), overwrite=overwrite, marker=MANIFEST)
 
-    tensors, layers = golden_tensors(model, arr, labels=y, nhwc=nhwc)
+    trace = SlicedTrace(model, arr)  # the first slice runs here; the rest while writing
+    tensors, layers, streamed = _trace_tensors(model, trace, labels=y, nhwc=nhwc)
     prof = model.profile
     fields.update({
         "profile": {"name": prof.name, "version": prof.version, "description": prof.description,
@@ -125,8 +127,9 @@ def write_golden(model: IntegerModel, x: np.ndarray, out_dir: str | Path, *,
         "flatten_order": "C order of NCHW: feature index = c*H*W + h*W + w",
         "layers": layers,
     })
-    return write_tensors(out_dir, tensors, fields, formats=formats, overwrite=overwrite,
-                         command=command, provenance_record=provenance_record)
+    return _write_all(out_dir, tensors, fields, formats=formats, overwrite=overwrite,
+                      command=command, provenance_record=provenance_record,
+                      trace=trace, streamed=streamed)
 
 
 def golden_tensors(model: IntegerModel, x: np.ndarray, *, labels: np.ndarray | None = None,
@@ -134,30 +137,44 @@ def golden_tensors(model: IntegerModel, x: np.ndarray, *, labels: np.ndarray | N
     """Every tensor of ``model`` on ``x`` in dataflow order, and the manifest's ``layers``.
 
     Nothing is written; ``npquant compare`` uses this to compare a directory with a fresh run.
+    The model runs a slice of images at a time (``npquant.golden.trace``: the same integers).
     """
-    logits, trace = model.run(x, return_trace=True)
-    tensors: list[Tensor] = []
+    trace = SlicedTrace(model, x)
+    tensors, layers, _ = _trace_tensors(model, trace, labels=labels, nhwc=nhwc)
+    trace.run()
+    return tensors, layers
 
-    def emit(key: str, arr: np.ndarray, layout: str) -> str:
-        arr = np.ascontiguousarray(arr)
+
+def _trace_tensors(model: IntegerModel, trace: SlicedTrace, *, labels: np.ndarray | None,
+                   nhwc: bool) -> tuple[list[Tensor], list[dict[str, Any]], set[str]]:
+    """``golden_tensors``' tensors and layers from ``trace`` (its arrays may still be filling),
+    and the keys of the tensors that fill with it (one row per image: wait for ``trace``)."""
+    tensors: list[Tensor] = []
+    streamed: set[str] = set()
+
+    def emit(key: str, arr: np.ndarray, layout: str, rows: bool = False) -> str:
+        if not rows:
+            arr = np.ascontiguousarray(arr)
         tensors.append((key, arr, layout))
+        if rows:
+            streamed.add(key)
         if nhwc and layout in ("NCHW", "OIHW"):
-            emit(f"{key}.nhwc", arr.transpose(0, 2, 3, 1), "NHWC" if layout == "NCHW" else "OHWI")
+            to_nhwc = functools.partial(np.transpose, axes=(0, 2, 3, 1))
+            emit(f"{key}.nhwc", trace.derive(arr, to_nhwc) if rows else to_nhwc(arr),
+                 "NHWC" if layout == "NCHW" else "OHWI", rows)
         return key
 
     layers = []
-    dq = model.ops[-1]
-    final = TraceEntry(len(trace), dq.name, dq.op, logits, model.dequantize_logits(logits))
     outputs: dict[int, str] = {}  # op index -> the key of its output
     srcs = model.wiring or [(i - 1,) for i in range(len(model.ops))]
-    for entry in [*trace, final]:
+    for entry in trace.entries:
         op = model.ops[entry.index]
         base = f"{entry.index:02d}_{entry.name}"
         # An op's input is the output of the op feeding it: one file, named by both ops'
         # "tensors" (the model input, fed to QUANTIZE, is a file of its own).
         src = srcs[entry.index]
         t: dict[str, str] = {"input": outputs.get(src[0]) or emit(
-            f"{base}.input", entry.input, _act_layout(entry.input))}
+            f"{base}.input", entry.input, _act_layout(entry.input), True)}
         if entry.other is not None:
             t["input_b"] = outputs[src[1]]
         layer: dict[str, Any] = {"index": entry.index, "name": entry.name, "op": entry.op,
@@ -198,13 +215,13 @@ def golden_tensors(model: IntegerModel, x: np.ndarray, *, labels: np.ndarray | N
                 layer["qparams"] = qparams_to_dict(q)
                 layer["zero_points"] = {"zero_point": int(q.zero_point)}
         if entry.acc is not None:
-            t["acc"] = emit(f"{base}.acc", entry.acc, _act_layout(entry.acc))
+            t["acc"] = emit(f"{base}.acc", entry.acc, _act_layout(entry.acc), True)
         t["output"] = outputs[entry.index] = emit(f"{base}.output", entry.output,
-                                                  _act_layout(entry.output))
+                                                  _act_layout(entry.output), True)
         layers.append(layer)
     if labels is not None:
         emit("labels", np.asarray(labels).astype(np.int32), "N")
-    return tensors, layers
+    return tensors, layers, streamed
 
 
 def write_tensors(out_dir: str | Path, tensors: Iterable[Tensor], fields: dict[str, Any], *,
@@ -217,6 +234,16 @@ def write_tensors(out_dir: str | Path, tensors: Iterable[Tensor], fields: dict[s
 
     The lower layer of ``write_golden``, also used for single-op reference vectors.
     """
+    return _write_all(out_dir, tensors, fields, formats=formats, overwrite=overwrite,
+                      command=command, provenance_record=provenance_record)
+
+
+def _write_all(out_dir: str | Path, tensors: Iterable[Tensor], fields: dict[str, Any], *,
+               formats: Sequence[str], overwrite: bool, command: list[str] | None,
+               provenance_record: dict[str, Any] | None, trace: SlicedTrace | None = None,
+               streamed: set[str] = frozenset()) -> dict[str, Any]:
+    """``write_tensors``; with ``trace``, the tensors named in ``streamed`` are still filling
+    and are written as their rows become final while this thread runs the rest of ``trace``."""
     formats = check_formats(formats)
     fields = check_json("fields", fields, dict)
     tensors = list(tensors)
@@ -241,7 +268,7 @@ def write_tensors(out_dir: str | Path, tensors: Iterable[Tensor], fields: dict[s
         + "_H"
     with atomic_directory(out) as tmp:
         files, digests = _write_files(tmp, tensors, formats, fields.get("layers", []),
-                                      _header_comment(manifest), guard)
+                                      _header_comment(manifest), guard, trace, streamed)
         if "npz" in formats:
             manifest["npz"] = NPZ
         if "h" in formats:
@@ -260,7 +287,8 @@ def write_tensors(out_dir: str | Path, tensors: Iterable[Tensor], fields: dict[s
 
 
 def _write_files(tmp: Path, tensors: list[Tensor], formats: list[str],
-                 layers: list[dict[str, Any]], comment: list[str], guard: str
+                 layers: list[dict[str, Any]], comment: list[str], guard: str,
+                 trace: SlicedTrace | None = None, streamed: set[str] = frozenset()
                  ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
     """Write every tensor in every format into ``tmp``; returns the manifest's ``tensors``
     entries and the sha256 of every file written.
@@ -268,41 +296,85 @@ def _write_files(tmp: Path, tensors: list[Tensor], formats: list[str],
     Each file is one job, streamed through ``npquant.golden.stream`` (direct I/O, sha256 on the
     way, one fsync); ``WRITER_THREADS`` threads take the jobs largest first, so they finish
     together while the I/O threads keep the disk busy. The bytes do not depend on the order.
+
+    With ``trace``, this thread runs the model's remaining slices meanwhile: a file of a
+    ``streamed`` tensor is written up to the rows that are final and then waits for more (its
+    bytes are in file order, image after image); ``golden.npz`` needs every member whole before
+    its first byte (each member's CRC-32 precedes it), so it waits for the whole run in a thread
+    of its own instead of holding up one of the writers.
     """
     files: dict[str, dict[str, Any]] = {}
     jobs: list[tuple[int, str, Callable[[StreamFile], None]]] = []  # (bytes, file, fill)
     for key, arr, layout in tensors:
-        arr = np.ascontiguousarray(arr)
+        if key not in streamed:
+            arr = np.ascontiguousarray(arr)
+        rows = trace.wait if key in streamed else None
         entry: dict[str, Any] = {"dtype": str(arr.dtype), "shape": list(arr.shape),
                                  "layout": layout, "files": {}}
         for fmt, size, fill in (("npy", npy_size(arr), _fill_npy),
                                 ("hex", hex_size(arr.size, arr.itemsize), _fill_hex),
                                 ("bin", arr.nbytes, _fill_bin)):
             if fmt in formats:
-                jobs.append((size, f"{key}.{fmt}", functools.partial(fill, arr)))
+                jobs.append((size, f"{key}.{fmt}", functools.partial(fill, arr, rows=rows)))
                 entry["files"][fmt] = f"{key}.{fmt}"
         if "npz" in formats:
             entry["files"]["npz"] = f"{NPZ}:{key}.npy"
         if "h" in formats:
             entry["files"]["h"] = f"{HEADER}:{cheader.c_name(key)}"
         files[key] = entry
+    first: list[tuple[str, Callable[[StreamFile], None]]] = []  # started before the others
     if "npz" in formats:
-        members = [(f"{key}.npy", np.ascontiguousarray(arr)) for key, arr, _ in tensors]
-        jobs.append((sum(npy_size(a) for _, a in members), NPZ,
-                     functools.partial(write_npz, members=members)))
+        members = [(f"{key}.npy", arr if key in streamed else np.ascontiguousarray(arr))
+                   for key, arr, _ in tensors]
+        fill_npz = functools.partial(write_npz, members=members)
+        if trace is None:
+            jobs.append((sum(npy_size(a) for _, a in members), NPZ, fill_npz))
+        else:
+            first.append((NPZ, functools.partial(_after, trace.wait, trace.n, fill_npz)))
     if "h" in formats:
-        jobs.append((0, HEADER, functools.partial(_fill_header, tensors=tensors, layers=layers,
-                                                  comment=comment, guard=guard)))
+        fill_h = functools.partial(_fill_header, tensors=tensors, layers=layers,
+                                   comment=comment, guard=guard)
+        if trace is not None:  # batch tensors: the header holds the first images only
+            fill_h = functools.partial(_after, trace.wait, HEADER_IMAGES, fill_h)
+        jobs.append((0, HEADER, fill_h))
     jobs.sort(key=lambda job: -job[0])
-    with Streamer(tmp) as streamer, ThreadPoolExecutor(max_workers=WRITER_THREADS) as pool:
+    ordered = [*first, *((name, fill) for _, name, fill in jobs)]
+    with Streamer(tmp) as streamer, \
+            ThreadPoolExecutor(max_workers=WRITER_THREADS + len(first)) as pool:
         futures = {name: pool.submit(streamer.write_file, tmp / name, fill)
-                   for _, name, fill in jobs}
-        for future in as_completed(futures.values()):
-            if future.exception() is not None:  # stop starting files; the with waits for
-                for other in futures.values():  # the running ones
-                    other.cancel()
-                raise future.exception()
+                   for name, fill in ordered}
+        try:
+            if trace is not None:
+                trace.run(stop=lambda: any(f.done() and f.exception() is not None
+                                           for f in futures.values()))
+            for future in as_completed(futures.values()):
+                if future.exception() is not None:
+                    raise future.exception()
+        except BaseException as exc:  # stop starting files, make waiting ones give up;
+            for other in futures.values():  # the with waits for the running ones
+                other.cancel()
+            if trace is not None:
+                trace.cancel()
+            raise _first_error(futures.values(), exc) from None
     return files, {name: future.result() for name, future in futures.items()}
+
+
+def _first_error(futures, exc: BaseException) -> BaseException:
+    """The error that stopped an export: a writer's own, not a ``TraceStopped`` it was given
+    because another part failed first, and not the run's stop when a writer failed."""
+    for f in futures:
+        if f.done() and not f.cancelled():
+            e = f.exception()
+            if e is not None and not isinstance(e, TraceStopped):
+                return e
+    return exc
+
+
+def _after(wait: Callable[[int], int], rows: int, fill: Callable[[StreamFile], None],
+           f: StreamFile) -> None:
+    """``fill(f)`` once rows ``[0, rows)`` of the traced run are final."""
+    wait(rows)
+    fill(f)
 
 
 def check_formats(formats: Sequence[str]) -> list[str]:
@@ -393,27 +465,48 @@ def _act_range(op, profile) -> list[int]:
                                              q.dtype, profile, q.bits)]
 
 
-def _fill_npy(arr: np.ndarray, f: StreamFile) -> None:
+def _row_ranges(n: int, rows: Callable[[int], int] | None) -> Iterator[tuple[int, int]]:
+    """Ranges ``[a, b)`` of the ``n`` rows of a tensor, each as soon as it is final: all at once
+    without ``rows``, else whatever ``rows(a + 1)`` (``SlicedTrace.wait``) says is done."""
+    if rows is None:
+        yield 0, n
+        return
+    done = 0
+    while done < n:
+        now = min(rows(done + 1), n)
+        yield done, now
+        done = now
+
+
+def _fill_npy(arr: np.ndarray, f: StreamFile, rows: Callable[[int], int] | None = None) -> None:
     """NumPy's ``.npy`` (no pickle): header, then the raw C-order bytes (``npz_stream``)."""
     f.write(npy_header(arr))
-    f.write(raw_bytes(arr))
+    for a, b in _row_ranges(len(arr) if arr.ndim else 1, rows):
+        f.write(raw_bytes(arr[a:b] if arr.ndim else arr))
 
 
-def _fill_bin(arr: np.ndarray, f: StreamFile) -> None:
+def _fill_bin(arr: np.ndarray, f: StreamFile, rows: Callable[[int], int] | None = None) -> None:
     """The array's bytes, C order, little-endian, no header."""
-    f.write(np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<")))
+    for a, b in _row_ranges(len(arr) if arr.ndim else 1, rows):
+        part = arr[a:b] if arr.ndim else arr
+        f.write(np.ascontiguousarray(part, dtype=arr.dtype.newbyteorder("<")))
 
 
-def _fill_hex(arr: np.ndarray, f: StreamFile) -> None:
-    """The ``$readmemh`` text, formatted straight into the file's buffers (``hex_kernel``)."""
+def _fill_hex(arr: np.ndarray, f: StreamFile, rows: Callable[[int], int] | None = None) -> None:
+    """The ``$readmemh`` text, formatted straight into the file's buffers (``hex_kernel``); a
+    row of the tensor is ``row_values (2 itemsize + 1)`` characters of it."""
     bits = value_bits(arr)
-    total, done = hex_size(bits.size, bits.itemsize), 0
-    while done < total:
-        free = f.space()
-        k = min(free.size, total - done)
-        hex_range(bits, free[:k], done)
-        f.commit(k)
-        done += k
+    line = hex_size(1, bits.itemsize)
+    per_row = line * (bits.size // len(arr) if arr.ndim and len(arr) else bits.size)
+    done = 0
+    for _, b in _row_ranges(len(arr) if arr.ndim else 1, rows):
+        limit = b * per_row
+        while done < limit:
+            free = f.space()
+            k = min(free.size, limit - done)
+            hex_range(bits, free[:k], done)
+            f.commit(k)
+            done += k
 
 
 def _fill_header(f: StreamFile, *, tensors: list[Tensor], layers: list[dict[str, Any]],
