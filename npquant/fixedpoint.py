@@ -16,8 +16,11 @@ with ``M0`` in ``[2^30, 2^31)`` for ``M > 0``. "Ties up" rounds x.5 to x + 1 (to
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from enum import Enum
+from typing import Any
 
 import numba
 import numpy as np
@@ -456,37 +459,54 @@ def float_multiply(x, multiplier, *, precision: FloatPrecision | str, ties: Ties
 # --------------------------------------------------------------------------------------------
 
 
-@numba.vectorize(["int64(int64, int64)"], cache=True)
+def lazy_vectorize(signature: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``numba.vectorize([signature], cache=True)``, built on the first call. With a signature
+    numba builds the ufunc at import (from its cache: ~0.1 s each, 0.7-1.1 s for the eight of
+    this module and ``npquant.requant`` on the development VM), a cost every command paid for
+    ufuncs most never call (``npquant golden`` calls none). The ufunc is the same."""
+    def wrap(core: Callable[..., Any]) -> Callable[..., Any]:
+        built: list[Any] = []
+
+        @functools.wraps(core)
+        def call(*args: Any) -> Any:
+            if not built:
+                built.append(numba.vectorize([signature], cache=True)(core))
+            return built[0](*args)
+        return call
+    return wrap
+
+
+@lazy_vectorize("int64(int64, int64)")
 def _vec_srdhm(a, b):
     return saturating_rounding_doubling_high_mul_scalar(a, b)
 
 
-@numba.vectorize(["int64(int64, int64, int64)"], cache=True)
+@lazy_vectorize("int64(int64, int64, int64)")
 def _vec_shift(x, exponent, ties):
     return rounding_shift_right_scalar(x, exponent, ties)
 
 
-@numba.vectorize(["int64(int64, int64, int64, int64)"], cache=True)
+@lazy_vectorize("int64(int64, int64, int64, int64)")
 def _vec_double_rounding(x, m, shift, ties):
     return double_rounding_multiply_scalar(x, m, shift, ties)
 
 
-@numba.vectorize(["int64(int64, int64, int64)"], cache=True)
+@lazy_vectorize("int64(int64, int64, int64)")
 def _vec_single_rounding(x, m, shift):
     return single_rounding_multiply_scalar(x, m, shift)
 
 
-@numba.vectorize(["float64(float64, int64)"], cache=True)
+@lazy_vectorize("float64(float64, int64)")
 def _vec_round_float(v, ties):
     return round_float_scalar(v, ties)
 
 
-@numba.vectorize(["int64(int64, float32, int64)"], cache=True)
+@lazy_vectorize("int64(int64, float32, int64)")
 def _vec_f32_multiply(x, m, ties):
     return float32_multiply_scalar(x, m, ties)
 
 
-@numba.vectorize(["int64(int64, float64, int64)"], cache=True)
+@lazy_vectorize("int64(int64, float64, int64)")
 def _vec_f64_multiply(x, m, ties):
     return float64_multiply_scalar(x, m, ties)
 

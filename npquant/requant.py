@@ -205,7 +205,7 @@ def requantize_scalar(acc: int, kind: int, ties: int, quantized_multiplier: int,
     return fp.rounding_shift_right_scalar(acc, -shift, ties)
 
 
-@numba.vectorize(["int64(int64, int64, int64, int64, int64, float64)"], cache=True)
+@fp.lazy_vectorize("int64(int64, int64, int64, int64, int64, float64)")
 def _vec_requantize(acc, kind, ties, qm, shift, mult):
     return requantize_scalar(acc, kind, ties, qm, shift, mult)
 

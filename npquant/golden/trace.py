@@ -12,7 +12,7 @@ This buys two things:
   slice; the full-size arrays (~2 GB for 10k images of the seed CNN, mostly int32 accumulators)
   are one anonymous ``mmap`` touched once, without the transparent huge pages NumPy asks for on
   large arrays: on the development VM faulting 2 GB in took 3-3.9 s of kernel time with them
-  and 1.1-1.3 s without (docs/golden.md, "Export speed");
+  and 1.1-1.3 s without (docs/pipeline.md, "How the files are written, and how fast");
 * overlap: ``wait(n)`` returns once rows ``[0, n)`` of every tensor are final, so the writer's
   threads format, hash and write them while the next slices run.
 
