@@ -16,6 +16,11 @@ This buys two things:
 * overlap: ``wait(n)`` returns once rows ``[0, n)`` of every tensor are final, so the writer's
   threads format, hash and write them while the next slices run.
 
+An op that could combine or move images — PAD of the batch axis, CONCATENATION along it, a
+TRANSPOSE that moves it (imported models may hold them) — or a tensor whose first axis is not
+the slice's images makes the run one slice of the whole batch: still correct, only not
+overlapped.
+
 The first slice runs in the constructor (it fixes every tensor's dtype and row shape); ``run``
 does the rest in the calling thread (the numba kernels' thread team belongs to it).
 """
@@ -27,10 +32,12 @@ import threading
 import time
 from collections.abc import Callable
 
+import numba
 import numpy as np
 
-from npquant.convert import IntegerModel, TraceEntry
+from npquant.convert import IntegerModel, IntOp, TraceEntry
 from npquant.golden.stream import current_stats
+from npquant.intops import ConcatOp, PadOp, TransposeOp
 
 SLICE = 256  # images per slice: the seed CNN's largest temporary (conv1 int32 accumulators,
 # 108 KB an image) stays below glibc's 32 MiB ceiling for heap (not mmap) allocations, so the
@@ -70,7 +77,13 @@ class SlicedTrace:
         self.stats = current_stats()
         start = time.perf_counter()
         self._derived: list[tuple[np.ndarray, np.ndarray, Callable[[np.ndarray], np.ndarray]]] = []
+        if any(_moves_images(op) for op in model.ops):
+            self.step = self.n
         first = self._run_slice(0, min(self.step, self.n))
+        if any(len(a) != len(first[0].input) for e in first for f in _FIELDS
+               if (a := getattr(e, f)) is not None):
+            self.step = self.n  # a tensor whose rows are not the images: one slice of all
+            first = self._run_slice(0, self.n)
         # one full array per distinct array of the first slice's trace (an op's input is the
         # array of the output feeding it); _slots: where each is found in a slice's trace
         seen: dict[int, int] = {}
@@ -101,9 +114,15 @@ class SlicedTrace:
         self._derived.append((full, source, fn))
         return full
 
-    def run(self, stop: Callable[[], bool] | None = None) -> None:
+    def run(self, stop: Callable[[], bool] | None = None, *, threads: int | None = None
+            ) -> None:
         """Run the remaining slices, publishing each (``wait``). ``stop()`` is asked before each
-        slice (a writer failed: ``TraceStopped``). An error is kept for ``wait`` and re-raised."""
+        slice (a writer failed: ``TraceStopped``). ``threads``: numba threads of the kernels
+        meanwhile (default: as set; the integers do not depend on it). An error is kept for
+        ``wait`` and re-raised."""
+        before = numba.get_num_threads()
+        if threads is not None:
+            numba.set_num_threads(max(1, min(threads, before)))
         try:
             for a in range(self.done, self.n, self.step):
                 if self._cancelled or (stop is not None and stop()):
@@ -117,6 +136,8 @@ class SlicedTrace:
                 self._error = exc
                 self._cond.notify_all()
             raise
+        finally:
+            numba.set_num_threads(before)
 
     def cancel(self) -> None:
         """Make ``run`` stop before its next slice and ``wait`` raise."""
@@ -155,6 +176,19 @@ class SlicedTrace:
         with self._cond:
             self.done = b
             self._cond.notify_all()
+
+
+def _moves_images(op: IntOp) -> bool:
+    """Whether ``op`` may combine images or move them off the first axis (module docstring):
+    PAD of the batch axis, CONCATENATION along axis 0 (or a negative axis, which may be it), a
+    TRANSPOSE whose permutation moves axis 0."""
+    if isinstance(op, PadOp):
+        return bool(op.pads) and tuple(op.pads[0]) != (0, 0)
+    if isinstance(op, ConcatOp):
+        return op.axis < 1
+    if isinstance(op, TransposeOp):
+        return bool(op.perm) and op.perm[0] != 0
+    return False
 
 
 def _arena(specs: list[tuple[np.dtype, tuple[int, ...]]]) -> list[np.ndarray]:

@@ -5,7 +5,8 @@ and the sha256 of every file.
 
 The values come from ``IntegerModel.run(..., return_trace=True)`` — the integer kernels under the
 named profile; ``tests/test_convert.py`` checks that path bit for bit against an independent
-step-by-step reference.
+step-by-step reference. The run goes a slice of images at a time (``npquant.golden.trace``, the
+same integers) while the files of the finished rows are written.
 
 Per op ``k`` (name ``op``, e.g. ``01_conv1``) the files are ``<k>_<name>.<tensor>.{npy,hex,bin}``
 with tensors (the manifest's ``layers[k].tensors`` maps each role to its file stem):
@@ -67,6 +68,10 @@ HEADER = "golden.h"
 FORMATS = ("npy", "npz", "hex", "bin", "h")
 HEADER_IMAGES = 1  # images of each batch tensor in the C header (``_header_slice``)
 WRITER_THREADS = 2
+# numba threads of the traced run while the writers fill (docs/pipeline.md, "How the files are
+# written, and how fast"): the writers keep the other core busy, and a second kernel thread
+# added CPU (spinning between a slice's parallel regions) more than it shortened the export
+RUN_THREADS = 1
 HEX_FORMAT = ("one value per line, lowercase hex, zero-padded to 2 digits per byte of the dtype "
               "(int8: 2, int32: 8); integers in two's complement (int8 -1 = ff, int32 -2 = "
               "fffffffe); floats as IEEE-754 bit patterns (float32 1.0 = 3f800000); C order")
@@ -346,7 +351,7 @@ def _write_files(tmp: Path, tensors: list[Tensor], formats: list[str],
         try:
             if trace is not None:
                 trace.run(stop=lambda: any(f.done() and f.exception() is not None
-                                           for f in futures.values()))
+                                           for f in futures.values()), threads=RUN_THREADS)
             for future in as_completed(futures.values()):
                 if future.exception() is not None:
                     raise future.exception()

@@ -124,3 +124,19 @@ def test_wait_raises_trace_stopped_after_cancel_and_bad_slice_size():
     for bad in (0, -1, 2.0, True):
         with pytest.raises(ValueError, match="slice_images"):
             SlicedTrace(im, x[:4], slice_images=bad)
+
+
+def test_ops_that_move_images_make_one_slice(monkeypatch):
+    from npquant.intops import ConcatOp, PadOp, ReshapeOp, TransposeOp
+
+    moves = [PadOp("p", pads=((1, 0), (0, 0))), ConcatOp("c", axis=0), ConcatOp("c", axis=-4),
+             TransposeOp("t", perm=(1, 0, 2, 3))]
+    keeps = [PadOp("p", pads=((0, 0), (0, 0), (1, 1), (1, 1))), ConcatOp("c", axis=1),
+             TransposeOp("t", perm=(0, 2, 3, 1)), ReshapeOp("r", shape=(4,))]
+    assert [trace._moves_images(op) for op in moves] == [True] * 4
+    assert [trace._moves_images(op) for op in keeps] == [False] * 4
+    im, x = small_model()
+    monkeypatch.setattr(trace, "_moves_images", lambda op: op.op == "MAX_POOL_2D")
+    t = SlicedTrace(im, x[:5], slice_images=2)
+    assert t.step == 5 and t.done == 5  # the whole batch in the constructor's one slice
+    assert np.array_equal(t.entries[-1].input, im.run(x[:5]))
