@@ -3,20 +3,26 @@
 
 Usage: python3 tools/bench_golden.py [--images 10000] [--source cnn|TRAIN_DIR]
                                      [--formats npz,hex,bin,h --formats npy,npz,hex,bin,h]
-                                     [--dir /tmp] [--probe-gb 4] [--probe-page-cache]
+                                     [--dir /tmp] [--probe-gb 4] [--probe-page-cache] [--no-cli]
 
 Each format list is exported in a fresh child process, as ``npquant golden`` runs (the first
 model run of a process touches new memory, which a warm process would hide). Prints the time of
-each part of ``npquant golden``'s own work — building the integer model
-(load, fold, calibrate, convert), loading the images, running the integer model with its trace,
-writing every file (atomic: temporary directory, fsync, rename) — per format list, with the
-bytes per format and where the writing time went (``npquant.golden.stream.Stats``: CPU of the
-threads that format, copy and hash; their wait for free buffers, i.e. for the disk; the I/O
-threads' time in pwrite; fsync). A disk probe first writes ``--probe-gb`` GB the way the writer
-does (two threads, O_DIRECT where it works, fsync) and reports the bandwidth, so the bytes /
-bandwidth floor of each export is printed next to its time. Every export goes to a temporary
-directory under ``--dir`` and is deleted afterwards. The repository root is put first on
-``sys.path``, so the checkout is measured.
+each part of ``npquant golden``'s own work — building the integer model (load, fold, calibrate,
+convert), loading the images, ``write_golden`` — and, inside ``write_golden``, its timeline: the
+traced run goes a slice of images at a time while the files of the finished rows are written
+(``npquant.golden.trace``), so the report gives when the first slice was done (before any
+writing), when the run ended, when ``golden.npz`` (which waits for the whole run) started and
+ended, when the last data file was done and the manifest + rename after it; then where the
+writing time went (``npquant.golden.stream.Stats``: the writers' wait for the run's rows, CPU of
+the threads that format, copy and hash; their wait for free buffers, i.e. for the disk; the I/O
+threads' time in pwrite; fsync), the process CPU, and the traced run alone for comparison. A
+disk probe first writes ``--probe-gb`` GB the way the writer does (two threads, O_DIRECT where
+it works, fsync) and reports the bandwidth, so the bytes / bandwidth floor of each export is
+printed next to its time. Last, per list, the command itself, ``python -m npquant golden SOURCE
+OUT --images N --formats F``, timed from process start to exit in a fresh process (the issue's
+"command's own time"; ``--no-cli`` skips it). Every export goes to a temporary directory under
+``--dir`` and is deleted afterwards. The repository root is put first on ``sys.path`` (and on
+the command's ``PYTHONPATH``), so the checkout is measured.
 """
 
 from __future__ import annotations
