@@ -191,7 +191,7 @@ def test_depthwise_3x3_equals_reference(kernel, regime, data):
     masked or overlaps the one before), heights below, at and above the 4-row steps (the last
     group overlaps the one before), one-row and one-column images, depth multipliers, dilation,
     every padding form, with and without the accumulators."""
-    if kernel == "avx512" and not depthwise3x3_avx512.HAVE_AVX512BW:
+    if kernel == "avx512" and not depthwise3x3_avx512.HAVE_AVX512:
         pytest.skip("the AVX-512 depthwise kernel needs AVX-512 BW and VBMI")
     n, c, m = data.draw(st.integers(1, 2)), data.draw(st.integers(1, 3)), data.draw(
         st.integers(1, 2))

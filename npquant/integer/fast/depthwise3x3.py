@@ -168,7 +168,7 @@ def depthwise_3x3(x: np.ndarray, w: np.ndarray, zx: int, zw: np.ndarray, bias: n
 def avx512_applies(x_dtype: np.dtype, dilation: tuple[int, int]) -> bool:
     """True when ``depthwise3x3_avx512`` runs the layer: an AVX-512 BW CPU, int8/uint8 inputs
     (the kernel permutes bytes) and column dilation 1 (its byte permutations are constants)."""
-    return avx512.HAVE_AVX512BW and np.dtype(x_dtype) != np.int16 and dilation[1] == 1
+    return avx512.HAVE_AVX512 and np.dtype(x_dtype) != np.int16 and dilation[1] == 1
 
 
 _WEIGHTS: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}

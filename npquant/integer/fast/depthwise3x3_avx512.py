@@ -1,5 +1,5 @@
 """The 3x3 depthwise convolution for stride 1, column dilation 1, int8/uint8 inputs, on AVX-512
-BW: several output rows per step, taps paired into ``vpmaddwd`` / ``vpdpwssd``, read in place.
+(BW and VBMI): several output rows per step, taps paired into ``vpdpwssd``, rows read in place.
 
 Each output element is eq. 2 of ``npquant.integer.fast.depthwise3x3`` modulo 2^32 (exact under
 the caller's operand bound), here on bytes ``u`` that are the stored uint8 values, or the stored
@@ -27,13 +27,16 @@ to three output rows. The row step of a plane runs its last group shifted up to 
 row, and the column step of 16 stores its last chunk under a lane mask, so every plane size runs
 the same code.
 
-The float32 ties-to-even rule (ORT, fbgemm) is applied in registers (the arithmetic of
-``epilogue.f32_even_out``: ``rint(f32(f32(acc) m))``, clamped to ``[lo - zo, hi - zo]``, plus
-``zo``); any other rule (or a call that wants the accumulators) stores the int32 sums and the
-caller requantizes them per row.
+The float32 ties-to-even rule (ORT, fbgemm) is applied in registers: the integer of
+``epilogue.f32_even_out``, ``clamp(rint(f32(f32(acc) m)), lo - zo, hi - zo) + zo``, computed as
+``round_even(clamp(f32(f32(acc) m), lo - zo, hi - zo)) + zo`` (the same integer: the bounds are
+integers and rounding is monotone; clamping first keeps ``vcvtps2dq`` in range). Any other rule
+(or a call that wants the accumulators) stores the int32 sums and the caller requantizes them
+per row.
 
 The kernels are LLVM IR (numba ``intrinsic``s, as in ``fast.vnni_gemm``): numba's loops do not
-produce this form. ``HAVE_AVX512BW`` is False on CPUs without AVX-512 BW; then
+produce this form (its own vectorizer gave 9 zero-extensions and 9 multiply-adds per 16 outputs,
+``fast.depthwise3x3``). ``HAVE_AVX512`` is False on CPUs without AVX-512 F, BW and VBMI; then
 ``fast.depthwise3x3``'s portable loop runs instead.
 """
 
@@ -56,13 +59,13 @@ LANES = 16  # output columns per step (int32 lanes of a 512-bit register)
 WINDOW = 64  # bytes of an input row loaded per step (one 512-bit register)
 
 
-def _host_has_avx512bw() -> bool:
+def _host_has_avx512() -> bool:
     feats = llvm.get_host_cpu_features()
     return bool(feats.get("avx512f", False) and feats.get("avx512bw", False)
                 and feats.get("avx512vbmi", False) and numba.config.CPU_NAME in (None, "host"))
 
 
-HAVE_AVX512BW = _host_has_avx512bw()
+HAVE_AVX512 = _host_has_avx512()
 
 _I1, _I8, _I16, _I32, _I64 = (ir.IntType(b) for b in (1, 8, 16, 32, 64))
 _F32 = ir.FloatType()
@@ -209,9 +212,7 @@ def _codegen(rows: int, fused: bool):
             zo = builder.fptosi(_splat(builder, fzo, _V16F32), _V16I32)
             om = _mask(builder, outmask, 16)
             for s, acc in enumerate(accs):
-                # round_even(clamp(v, lo - zo, hi - zo)) = clamp(round_even(v), ...): the bounds
-                # are integers and rounding is monotone; clamping first keeps the conversion
-                # in range
+                # clamp, then round to even (module docstring: the same integer as rint first)
                 r = builder.fmul(builder.sitofp(acc, _V16F32), mv)
                 r = builder.select(builder.fcmp_ordered(">", r, lo), r, lo)  # max(r, lo)
                 r = builder.select(builder.fcmp_ordered("<", r, hi), r, hi)  # min(., hi)
