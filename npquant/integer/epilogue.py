@@ -196,6 +196,8 @@ def requantize_row(acc_row, kind, ties, qm, shift, mult, zo, lo, hi, out_row):
         for j in range(n):
             v = fp.float32_multiply_scalar(acc_row[j], m32, ties) + zo
             out_row[j] = fp.saturate_scalar(v, lo, hi)
+    elif kind == KIND_DOUBLE_ROUNDING and qm != fp.INT32_MIN:
+        double_rounding_row(acc_row, qm, shift, ties, zo, lo, hi, out_row)
     elif kind == KIND_DOUBLE_ROUNDING:
         for j in range(n):
             v = fp.double_rounding_multiply_scalar(acc_row[j], qm, shift, ties) + zo
@@ -204,6 +206,65 @@ def requantize_row(acc_row, kind, ties, qm, shift, mult, zo, lo, hi, out_row):
         for j in range(n):
             v = requantize_scalar(acc_row[j], kind, ties, qm, shift, mult) + zo
             out_row[j] = fp.saturate_scalar(v, lo, hi)
+
+
+@numba.njit(cache=True)
+def double_rounding_row(acc_row, qm, shift, ties, zo, lo, hi, out_row):
+    """``out_row[j] = clamp(zo + double_rounding_multiply_scalar(acc_row[j], qm, shift, ties),
+    lo, hi)`` in branch-free int64 loops that LLVM vectorizes (TFLite's reference and
+    optimized requantization; the scalar version branches per element and does not).
+
+    With ``a = acc 2^left`` (``left = max(shift, 0)``, ``right = max(-shift, 0)``):
+
+        high = trunc((a M0 + nudge) / 2^31),  nudge = 2^30 if a M0 >= 0 else 1 - 2^30   (SRDHM)
+        f = floor(high / 2^right),  r = high - f 2^right,  h = 2^(right - 1)
+        q = f + 1 if r > h, or r == h and the tie goes up (TIES_UP: always; TIES_AWAY:
+            high > 0; TIES_EVEN: f odd), else f
+
+    ``trunc(t / 2^31) = (t + (2^31 - 1 if t < 0 else 0)) >> 31`` (``t >> 63`` is -1 or 0).
+    SRDHM saturates only for ``a = M0 = INT32_MIN``: the caller sends ``M0 = INT32_MIN`` to the
+    scalar loop instead.
+    Contract: as ``requantize_row``; ``qm != INT32_MIN``.
+    """
+    n = out_row.shape[0]
+    left = shift if shift > 0 else 0
+    right = -shift if shift < 0 else 0
+    m0 = np.int64(np.int32(qm))  # sign-extended from 32 bits: LLVM multiplies with vpmuldq
+    half = np.int64(1) << (right - 1) if right > 0 else np.int64(0)
+    # NOTE: one loop per tie rule, so each loop body is free of the rule's branch
+    if right == 0:
+        for j in range(n):
+            high = _srdhm(np.int64(acc_row[j]) << left, m0)
+            out_row[j] = fp.saturate_scalar(high + zo, lo, hi)
+    elif ties == fp.TIES_UP:
+        for j in range(n):
+            high = _srdhm(np.int64(acc_row[j]), m0)  # left = 0 here
+            f = high >> right
+            r = high - (f << right)
+            out_row[j] = fp.saturate_scalar(f + (r >= half) + zo, lo, hi)
+    elif ties == fp.TIES_AWAY:
+        for j in range(n):
+            high = _srdhm(np.int64(acc_row[j]), m0)  # left = 0 here
+            f = high >> right
+            r = high - (f << right)
+            up = (r > half) | ((r == half) & (high > 0))
+            out_row[j] = fp.saturate_scalar(f + up + zo, lo, hi)
+    else:
+        for j in range(n):
+            high = _srdhm(np.int64(acc_row[j]), m0)  # left = 0 here
+            f = high >> right
+            r = high - (f << right)
+            up = (r > half) | ((r == half) & ((f & 1) == 1))
+            out_row[j] = fp.saturate_scalar(f + up + zo, lo, hi)
+
+
+@numba.njit(cache=True, inline="always")
+def _srdhm(a, m0):
+    """SRDHM of ``a`` and ``m0`` (``double_rounding_row``), without the saturation."""
+    ab = a * m0
+    low31 = np.int64((1 << 31) - 1)
+    total = ab + (np.int64(1 << 30) - ((ab >> 63) & low31))  # nudge 2^30 or 1 - 2^30
+    return (total + ((total >> 63) & low31)) >> 31
 
 
 @numba.njit(cache=True)

@@ -1,6 +1,10 @@
 """The fast 3x3 depthwise convolution for stride 1 (any dilation, any padding): the nine taps
 summed in one vector loop over 16 output columns at a time, requantized in the same loop.
 
+``depthwise_3x3`` runs ``fast.depthwise3x3_avx512`` instead when it applies
+(``avx512_applies``: an AVX-512 BW + VBMI CPU, int8/uint8 inputs, column dilation 1), which
+pairs the taps and reads the rows in place; the loop here is the portable kernel for the rest.
+
 ``fast.depthwise`` adds one tap at a time to a whole plane of int32 sums (nine loads and
 stores of the plane); here each output element reads its nine inputs and leaves the loop as the
 output integer:
