@@ -213,6 +213,31 @@ def test_depthwise_3x3_equals_reference(kernel, regime, data):
             assert np.array_equal(integer.depthwise_conv2d(x, w, bias, **call), ref[1]), what
 
 
+@pytest.mark.parametrize("x_dtype", [np.int8, np.uint8])
+@pytest.mark.parametrize("out_dtype", [np.int8, np.uint8, np.int16])
+def test_depthwise_3x3_avx512_every_dtype(x_dtype, out_dtype):
+    """The AVX-512 depthwise kernel for each input and output dtype (its loads flip int8 to
+    unsigned bytes, its stores narrow to the output's width), fused (``onnxruntime``: float32
+    ties-to-even in registers) and not (``tflite``: int32 sums, then the row epilogue), with a
+    depth multiplier of 2, per-channel weight zero points and a 37-column row (a masked step)."""
+    if not depthwise3x3_avx512.HAVE_AVX512:
+        pytest.skip("the AVX-512 depthwise kernel needs AVX-512 BW and VBMI")
+    rng = np.random.default_rng(11)
+    info, oinfo = np.iinfo(x_dtype), np.iinfo(out_dtype)
+    x = rng.integers(int(info.min), int(info.max) + 1, (2, 3, 9, 37)).astype(x_dtype)
+    w = rng.integers(-128, 128, (6, 1, 3, 3)).astype(np.int8)
+    bias = rng.integers(-5000, 5000, 6).astype(np.int32)
+    assert depthwise3x3.avx512_applies(x.dtype, (1, 1))
+    for profile in ("onnxruntime", "tflite"):
+        kw = dict(x_zero_point=int(info.min) + 77, w_zero_point=rng.integers(-3, 4, 6),
+                  out_zero_point=int(oinfo.min) + 9, x_scale=0.05, w_scale=0.01,
+                  out_scale=0.3, out_dtype=out_dtype, profile=profile, padding=1)
+        what = f"x {x.dtype} out {np.dtype(out_dtype)} {profile}"
+        ref = _outcome(reference.depthwise_conv2d, x, w, bias, **kw)
+        _same(_outcome(integer.depthwise_conv2d, x, w, bias, **kw), ref, what)
+        assert np.array_equal(integer.depthwise_conv2d(x, w, bias, **kw), ref[1]), what
+
+
 @pytest.mark.parametrize("regime", ["exact", "int16", "narrow", "m_ge_1"])
 @settings(max_examples=12)
 @given(data=st.data())
