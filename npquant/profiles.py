@@ -53,6 +53,32 @@ class Overflow(str, Enum):
     SATURATE = "saturate"  # clamp every partial sum (DSP accumulators with saturation)
 
 
+class BiasAdd(str, Enum):
+    """How a conv / fully-connected layer's int32 bias ``b`` (scale ``S_b = S_x S_w``) enters.
+
+    TFLite and ONNX Runtime take ``b`` itself and add it to the accumulator. PyTorch's quantized
+    conv and linear hold the bias as a float (as a trained model has it): npquant hands them
+    ``B = f32(b S_b)`` with ``S_b = f32(s_x s_w)`` (the product of the float32 scales that the
+    kernels themselves use as the bias scale), and each engine brings ``B`` back its own way.
+    """
+
+    INTEGER = "integer"  # acc = b + sum (x - Zx)(w - Zw), requantized as a whole
+    # qnnpack: the float bias quantized to int32 (quantize_per_tensor / _per_channel to qint32,
+    # fbgemm::Quantize): b' = rne(f32(B f32(1 / S_b))), then added to the accumulator as ``b``
+    QUANTIZED_RECIPROCAL = "quantized_reciprocal"
+    # fbgemm ReQuantizeOutput with a float bias, per-tensor weights: the bias term is
+    # f32(B r) with r = f32(1.0 / f64(S_b)), added to the accumulator in float32:
+    # y = round(f32(f32(f32(acc - b) + f32(B r)) M))
+    FLOAT32_RECIPROCAL = "float32_reciprocal"
+    # the same with per-channel weights: the bias term is f32(B / S_b[c]) (a float32 division)
+    FLOAT32_DIVIDE = "float32_divide"
+
+    @property
+    def in_float(self) -> bool:
+        """True when the bias is added in float32 after the integer sum (fbgemm)."""
+        return self in (BiasAdd.FLOAT32_RECIPROCAL, BiasAdd.FLOAT32_DIVIDE)
+
+
 class QuantizeMethod(str, Enum):
     """How float -> int QUANTIZE divides by the scale."""
 
@@ -141,8 +167,16 @@ class RequantRule:
     gemv: RequantRule | None = None
     # the depthwise shapes of TFLite's 3x3 kernel (``tflite_fast_3x3``), when it rounds otherwise
     fast_3x3: RequantRule | None = None
+    # how the int32 bias enters (``BiasAdd``); ``per_channel_bias``, when given, for per-channel
+    # weight scales (as ``per_channel_derivation``)
+    bias: BiasAdd = BiasAdd.INTEGER
+    per_channel_bias: BiasAdd | None = None
 
     def __post_init__(self) -> None:
+        floats = [b for b in (self.bias, self.per_channel_bias) if b is not None and b.in_float]
+        if floats and self.kind is not RequantKind.FLOAT32:
+            raise ValueError(f"a float32 bias ({floats[0].value}) needs the float32 "
+                             f"requantization kind, got {self.kind.value}")
         if (self.channel_group > 0) != (self.tail_ties is not None):
             raise ValueError("channel_group > 0 and tail_ties go together "
                              f"(got channel_group={self.channel_group}, "
@@ -152,9 +186,11 @@ class RequantRule:
 
     def same_arithmetic(self, other: RequantRule) -> bool:
         """True when ``other`` rounds as this rule does once ``M`` is known: the same kind, tie
-        rules and channel grouping (the derivation of ``M`` from the scales may differ)."""
-        return (self.kind, self.ties, self.channel_group, self.tail_ties) == \
-            (other.kind, other.ties, other.channel_group, other.tail_ties)
+        rules, channel grouping and bias rules (the derivation of ``M`` from the scales may
+        differ)."""
+        return (self.kind, self.ties, self.channel_group, self.tail_ties, self.bias,
+                self.per_channel_bias) == (other.kind, other.ties, other.channel_group,
+                                           other.tail_ties, other.bias, other.per_channel_bias)
 
     def channel_ties(self, channels: int) -> np.ndarray:
         """Tie-rule codes (``Ties.code``) per output channel: length ``channels`` when the rule
@@ -185,6 +221,12 @@ class RequantRule:
             return self.per_channel_derivation
         return self.derivation
 
+    def bias_for(self, per_channel: bool) -> BiasAdd:
+        """How the bias enters for per-channel (True) or per-tensor (False) weights."""
+        if per_channel and self.per_channel_bias is not None:
+            return self.per_channel_bias
+        return self.bias
+
     def describe(self) -> str:
         """One line: ``double_rounding, M from double, final ties away``."""
         text = f"{self.kind.value}, M from {self.derivation.value}"
@@ -199,6 +241,10 @@ class RequantRule:
                      f"{GEMV_MIN_DEPTH}): {self.gemv.describe()}")
         if self.fast_3x3 is not None:
             text += f"; 3x3 kernel shapes: {self.fast_3x3.describe()}"
+        if self.bias is not BiasAdd.INTEGER or self.per_channel_bias is not None:
+            text += f"; bias {self.bias.value}"
+            if self.per_channel_bias is not None:
+                text += f" (per-channel: {self.per_channel_bias.value})"
         return text
 
 
@@ -415,8 +461,14 @@ def _plain(value: object) -> str:
 _DR_DOUBLE_AWAY = RequantRule(RequantKind.DOUBLE_ROUNDING, MultiplierDerivation.DOUBLE, Ties.AWAY)
 _SR_DOUBLE = RequantRule(RequantKind.SINGLE_ROUNDING, MultiplierDerivation.DOUBLE, Ties.UP)
 _F32_RATIO_EVEN = RequantRule(RequantKind.FLOAT32, MultiplierDerivation.FLOAT32_RATIO, Ties.EVEN)
+# fbgemm's ReQuantizeOutput with PyTorch's float bias (BiasAdd): per-tensor f32(B f32(1/S_b)),
+# per-channel f32(B / S_b), added to f32(acc) before the multiply by M
+_FBGEMM_F32 = replace(_F32_RATIO_EVEN, bias=BiasAdd.FLOAT32_RECIPROCAL,
+                      per_channel_bias=BiasAdd.FLOAT32_DIVIDE)
 _F32_RECIP_EVEN = RequantRule(RequantKind.FLOAT32, MultiplierDerivation.FLOAT32_RECIPROCAL,
                               Ties.EVEN)
+# QNNPACK (PyTorch qnnpack engine): the float bias quantized to int32, b' = rne(f32(B f32(1/S_b)))
+_QNNPACK_F32 = replace(_F32_RECIP_EVEN, bias=BiasAdd.QUANTIZED_RECIPROCAL)
 _XNNPACK_QUANTIZE = QuantizeRule(QuantizeMethod.MULTIPLY_RECIPROCAL, "float32", Ties.EVEN,
                                  ZeroPointOrder.AFTER_ROUNDING)
 _TFLITE_QUANTIZE = QuantizeRule(QuantizeMethod.DIVIDE, "float32", Ties.AWAY,
@@ -537,13 +589,15 @@ PROFILES: dict[str, Profile] = {
         ),
         Profile(
             name="pytorch-fbgemm",
-            version="1",
+            version="2",
             description="PyTorch 2.13 quantized CPU ops on the fbgemm engine (and linear on "
-                        "'x86'): float32 requantization as ORT; quantize_per_tensor rounds "
-                        "fma(x, 1/S, Z)",
-            conv=_F32_RATIO_EVEN,
-            depthwise_conv=_F32_RATIO_EVEN,
-            fully_connected=_F32_RATIO_EVEN,
+                        "'x86'): float32 requantization as ORT, the float bias added in "
+                        "float32 before it; quantize_per_tensor rounds fma(x, 1/S, Z)",
+            # fbgemm ReQuantizeOutput (include/fbgemm/OutputProcessing-inl.h,
+            # src/QuantUtilsAvx2.cc requantizeOutputProcessingAvx2, FbgemmI8DepthwiseAvx2-inl.h)
+            conv=_FBGEMM_F32,
+            depthwise_conv=_FBGEMM_F32,
+            fully_connected=_FBGEMM_F32,
             # NOTE: fbgemm's quantized add is a float sequence not modelled yet (96.5% agreement,
             # docs/fidelity.md); this rule and the average pool's are npquant's.
             add=_F32_RATIO_EVEN,
@@ -558,12 +612,14 @@ PROFILES: dict[str, Profile] = {
         ),
         Profile(
             name="pytorch-qnnpack",
-            version="1",
+            version="2",
             description="PyTorch 2.13 quantized CPU ops on the qnnpack engine (quint8 x qint8): "
-                        "nearbyint(f32(acc) * f32(f32(s_w s_x) * f32(1 / s_y))) + Z",
-            conv=_F32_RECIP_EVEN,
-            depthwise_conv=_F32_RECIP_EVEN,
-            fully_connected=_F32_RECIP_EVEN,
+                        "nearbyint(f32(acc) * f32(f32(s_w s_x) * f32(1 / s_y))) + Z, the float "
+                        "bias quantized to int32 first",
+            # quant_utils::QuantizeBias (aten/src/ATen/native/quantized/cpu/QuantUtils.h)
+            conv=_QNNPACK_F32,
+            depthwise_conv=_QNNPACK_F32,
+            fully_connected=_QNNPACK_F32,
             # q8vadd: 22-bit multipliers from f32(S / S_out), one shift rounding ties away
             add=RequantRule(RequantKind.SINGLE_ROUNDING, MultiplierDerivation.FLOAT32_RATIO,
                             Ties.AWAY),
@@ -628,8 +684,9 @@ PROFILES.update({p.name: p for p in (
     _without_vnni(PROFILES["onnxruntime"], "3",
                   "one input and one output channel per group (depthwise, multiplier 1) sums "
                   "exactly (MLAS depthwise kernels)", depthwise_accumulator=_EXACT_INT32),
-    # fbgemm's depthwise kernels (FbgemmI8DepthwiseAvx2) pair kernel taps in vpmaddubsw too
-    _without_vnni(PROFILES["pytorch-fbgemm"], "1",
+    # fbgemm's depthwise kernels (FbgemmI8DepthwiseAvx2) pair kernel taps in vpmaddubsw too;
+    # version 2: the float bias of pytorch-fbgemm version 2
+    _without_vnni(PROFILES["pytorch-fbgemm"], "2",
                   "depthwise convs pair kernel taps (kh, kw) the same way"))})
 
 

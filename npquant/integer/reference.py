@@ -8,7 +8,8 @@ TFLite's reference kernels read: a loop over the output elements, and for each e
    (``AccumulatorRule``: N bits, overflow raise / wrap / saturate, or the ``vpmaddubsw`` pairs);
 2. **requantize** (``requantize_one``): ``M acc`` rounded by the profile's rule, with the
    fixed-point and float primitives of ``npquant.fixedpoint`` (through
-   ``npquant.requant.requantize_scalar``);
+   ``npquant.requant.requantize_scalar``); where the profile adds the bias in float32 (fbgemm,
+   ``npquant.integer.bias``), ``requantize_float_bias``;
 3. **clamp**: ``Z_out`` plus that, saturated to the fused activation's integer range.
 
 Python integers hold every intermediate value exactly, so nothing here can overflow by accident:
@@ -112,10 +113,32 @@ def requantize_one(acc: int, params: RequantParams, channel: int, channels: int)
                                  shift, float(params.multiplier[i])))
 
 
+def requantize_float_bias(acc: int, bias: int, term: float, params: RequantParams,
+                          channel: int, channels: int) -> int:
+    """fbgemm's float bias (``npquant.integer.bias``): ``round(f32(f32(f32(acc - b) + term) M))``
+    with the rule's ties, ``acc - b`` the integer sum without the bias, the inner sum rounded
+    once (no zero point, no clamp)."""
+    total = acc - bias
+    if not fp.INT32_MIN <= total <= fp.INT32_MAX:
+        raise ValueError(f"accumulator {total} is outside int32, which requantization takes")
+    m32 = np.float32(params.multiplier[channel if params.channels > 1 else 0])
+    ties = params.channel_ties(channels)
+    tie = int(ties[channel] if ties.shape[0] > 1 else ties[0])
+    # f32(acc - b) + term rounded once to float32 (a float32 add, or fbgemm's fused fma)
+    with_bias = fp.float32_sum_scalar(float(np.float32(total)), float(term))
+    product = np.float32(np.float32(with_bias) * m32)  # float32 multiply: one rounding
+    return int(fp.round_float_scalar(float(product), tie))
+
+
 def _output(acc: int, params: RequantParams, channel: int, channels: int, zo: int,
-            act_range: tuple[int, int]) -> int:
-    """``clamp(Z_out + M acc, act_min, act_max)``: the epilogue of every GEMM-like op."""
-    return fp.saturate_scalar(zo + requantize_one(acc, params, channel, channels), *act_range)
+            act_range: tuple[int, int], bias: int = 0, term: np.ndarray | None = None) -> int:
+    """``clamp(Z_out + M acc, act_min, act_max)``: the epilogue of every GEMM-like op; with a
+    float bias ``term`` (per channel), ``requantize_float_bias`` instead of ``M acc``."""
+    if term is not None:
+        scaled = requantize_float_bias(acc, bias, term[channel], params, channel, channels)
+    else:
+        scaled = requantize_one(acc, params, channel, channels)
+    return fp.saturate_scalar(zo + scaled, *act_range)
 
 
 def _accumulate_at(layer: str, index: tuple[int, ...], bias: int, xs: list[int],
@@ -156,7 +179,7 @@ def conv2d(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None,
                                          c.x_zero_point, int(c.w_zero_point[o]), c.accumulator)
     for n, o, i, j in np.ndindex(shape):
         out[n, o, i, j] = _output(int(acc[n, o, i, j]), c.requant, o, o_len, c.out_zero_point,
-                                  c.act_range)
+                                  c.act_range, int(c.bias[o]), c.float_bias)
     return KernelResult(out, acc)
 
 
@@ -180,7 +203,7 @@ def fully_connected(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None
                                    c.x_zero_point, int(c.w_zero_point[o]), c.accumulator)
     for n, o in np.ndindex(shape):
         out[n, o] = _output(int(acc[n, o]), c.requant, o, shape[1], c.out_zero_point,
-                            c.act_range)
+                            c.act_range, int(c.bias[o]), c.float_bias)
     return KernelResult(out, acc)
 
 
