@@ -130,6 +130,18 @@ class AddScheme(str, Enum):
         return 15 if input_bits == 16 else 20
 
 
+class AveragePoolScheme(str, Enum):
+    """The arithmetic of an average pool over a window (npquant.integer.pool)."""
+
+    # round(sum q / count) on the stored integers with ``average_pool``'s tie rule (TFLite)
+    INTEGER = "integer"
+    # ONNX Runtime's QLinearAveragePool (contrib_ops/cpu/quantization/qlinear_pool.cc): each
+    # input dequantized to f32(S (q - Z)), summed in float32 in window order (rows, then
+    # columns), divided by the count in float32, quantized rne(f32(f32(y / S_out) + Z_out));
+    # a window that is the whole unpadded plane is the global average pool instead
+    FLOAT32 = "float32"
+
+
 class QParamsMethod(str, Enum):
     """How (scale, zero point) are chosen from an observed range (npquant.qparams)."""
 
@@ -388,7 +400,7 @@ class Profile:
     depthwise_conv: RequantRule
     fully_connected: RequantRule
     add: RequantRule  # ADD of two tensors: rescale each input, sum, requantize (op docs)
-    average_pool: Ties  # tie rule of the integer division sum / count
+    average_pool: Ties  # tie rule of the integer division sum / count (INTEGER scheme)
     quantize: QuantizeRule  # float -> int with per-tensor qparams
     quantize_per_channel: QuantizeRule  # float -> int with per-channel qparams
     qparams_method: QParamsMethod
@@ -410,6 +422,9 @@ class Profile:
     # None: ``accumulator``. ONNX Runtime on AVX2: MLAS's depthwise kernels sum
     # (x - Zx)(w - Zw) exactly in int32 while its GEMM (every other conv) pairs vpmaddubsw.
     depthwise_accumulator: AccumulatorRule | None = None
+    # How an average pool over a window computes (``AveragePoolScheme``); ``average_pool`` is
+    # its tie rule under the INTEGER scheme.
+    average_pool_scheme: AveragePoolScheme = AveragePoolScheme.INTEGER
 
     def relu6_bound_rule(self) -> QuantizeRule:
         """The rule that quantizes RELU6's bound 6.0 (``relu6_bound``, else ``quantize``)."""
@@ -427,11 +442,15 @@ class Profile:
         """``(field, description)`` pairs for listing (``npquant profiles``); ADD's input rule
         and scheme come right after ``add``, ``dequantize`` after the quantize rules, the
         depthwise accumulator (when set) after ``accumulator``."""
-        later = ("add_inputs", "add_scheme", "dequantize", "depthwise_accumulator")
+        later = ("add_inputs", "add_scheme", "dequantize", "depthwise_accumulator",
+                 "average_pool_scheme")
         names = [f.name for f in fields(self)
                  if f.name not in ("name", "version", "description") + later]
         at = names.index("add") + 1
         names[at:at] = (["add_inputs"] if self.add_inputs is not None else []) + ["add_scheme"]
+        at = names.index("average_pool") + 1
+        names[at:at] = (["average_pool_scheme"]
+                        if self.average_pool_scheme is not AveragePoolScheme.INTEGER else [])
         at = names.index("quantize_per_channel") + 1
         names[at:at] = ["dequantize"]
         at = names.index("accumulator") + 1
@@ -444,6 +463,10 @@ class Profile:
                 continue
             if name == "global_average_pool" and value is None:
                 continue  # listed only when set: the global pool is then the average_pool rule
+            if name == "average_pool" and \
+                    self.average_pool_scheme is not AveragePoolScheme.INTEGER:
+                out.append((name, "not read: the float32 scheme rounds to even"))
+                continue
             if name == "add" and self.add_scheme is AddScheme.MLAS:
                 out.append((name, "not read: the mlas scheme is a float32 sequence"))
                 continue
@@ -567,19 +590,19 @@ PROFILES: dict[str, Profile] = {
         ),
         Profile(
             name="onnxruntime",
-            version="2",
+            version="3",
             description="ONNX Runtime CPU (MLAS) on x86-64 with AVX2: QLinearConv/QLinearMatMul/"
                         "QGemm nearbyint(f32(acc) * f32(f32(s_x s_w) / s_y)) + Z; QLinearAdd's "
-                        "float32 fma sequence; QLinearGlobalAveragePool",
+                        "float32 fma sequence; QLinearGlobalAveragePool; QLinearAveragePool's "
+                        "float32 sequence",
             conv=_F32_RATIO_EVEN,
             depthwise_conv=_F32_RATIO_EVEN,
             fully_connected=_F32_RATIO_EVEN,
-            # ``add`` is not read by the MLAS scheme (npquant.integer.mlas); QLinearAveragePool
-            # (a window) follows a float sequence not modelled yet (65% agreement,
-            # docs/fidelity.md): its tie rule here is npquant's.
+            # ``add`` is not read by the MLAS scheme (npquant.integer.mlas)
             add=_F32_RATIO_EVEN,
             add_scheme=AddScheme.MLAS,
             average_pool=Ties.EVEN,
+            average_pool_scheme=AveragePoolScheme.FLOAT32,
             global_average_pool=_F32_RATIO_EVEN,
             quantize=_ORT_QUANTIZE,
             quantize_per_channel=_ORT_QUANTIZE,
@@ -681,7 +704,8 @@ PROFILES.update({p.name: p for p in (
     # vpmovzxbd / vpmovsxbd, then vpmaddwd, whose second product is 0 x (0 or -1): x w exactly);
     # a depthwise conv with a channel multiplier > 1 is a grouped GEMM, whose u8 x s8 kernel
     # pairs taps (kh, kw).
-    _without_vnni(PROFILES["onnxruntime"], "3",
+    # version 4: QLinearAveragePool's float32 sequence of onnxruntime version 3
+    _without_vnni(PROFILES["onnxruntime"], "4",
                   "one input and one output channel per group (depthwise, multiplier 1) sums "
                   "exactly (MLAS depthwise kernels)", depthwise_accumulator=_EXACT_INT32),
     # fbgemm's depthwise kernels (FbgemmI8DepthwiseAvx2) pair kernel taps in vpmaddubsw too;
@@ -720,8 +744,8 @@ PROFILES["tflite-optimized-aarch64"] = _optimized_on_aarch64(PROFILES["tflite-op
 # QLinearAdd is MLAS's NEON kernel (mlas/lib/qladd.cpp, MLAS_NEON_INTRINSICS), QNNPACK's
 # one-shift sequence with a float32 fallback (npquant.integer.mlas_neon); QLinearConv, QGemm and
 # the quantize ops give the x86 results (exact sums on ARM's dot-product kernels).
-PROFILES["onnxruntime-aarch64"] = replace(
-    PROFILES["onnxruntime"], name="onnxruntime-aarch64", version="1",
+PROFILES["onnxruntime-aarch64"] = replace(  # version 2: QLinearAveragePool as onnxruntime 3
+    PROFILES["onnxruntime"], name="onnxruntime-aarch64", version="2",
     description="onnxruntime on aarch64 (onnxruntime 1.32, neoverse-n1): QLinearAdd is MLAS's NEON "
                 "fixed point, m = rne(f32(S/S_y) 2^(21-e)), one shift ties away, float32 "
                 "fallback outside its ranges",

@@ -237,6 +237,44 @@ def requantize_row_channels(acc_row, kind, ties, qm, shift, mult, zo, lo, hi, ou
             out_row[j] = fp.saturate_scalar(v, lo, hi)
 
 
+@numba.njit(cache=True)
+def requantize_row_float_bias(sum_row, ties, mult, term, zo, lo, hi, out_row):
+    """``requantize_row`` of the float32 kind with a float bias term (``npquant.integer.bias``):
+    ``out_row[j] = clamp(zo + round(f32(f32(f32(sum_row[j]) + term) M)), lo, hi)``.
+
+    Contract: ``sum_row`` the int32 sums *without* the bias; scalars ``ties``, ``mult`` (a
+    float32 value), ``term`` (float64); out_row of the output dtype. The fused VNNI kernels call
+    it per channel row; the same integers as ``_epilogue_float_bias``.
+    """
+    n = out_row.shape[0]
+    m32 = np.float32(mult)
+    if ties == fp.TIES_EVEN:
+        flo, fhi, fzo = np.float32(lo - zo), np.float32(hi - zo), np.float32(zo)
+        for j in range(n):
+            total = fp.float32_sum_scalar(np.float64(np.float32(sum_row[j])), term)
+            r = np.rint(np.float32(total * m32))
+            out_row[j] = np.int32(min(max(r, flo), fhi) + fzo)
+    else:
+        for j in range(n):
+            v = fp.float32_bias_multiply_scalar(sum_row[j], term, m32, ties) + zo
+            out_row[j] = fp.saturate_scalar(v, lo, hi)
+
+
+@numba.njit(cache=True)
+def requantize_row_channels_float_bias(sum_row, ties, mult, term, zo, lo, hi, out_row):
+    """``requantize_row_float_bias`` for one row of a channels-last ``(rows, C)`` array:
+    element j is channel j (``ties``, ``mult`` of length C or 1, ``term`` of length C)."""
+    n = out_row.shape[0]
+    per_channel = mult.shape[0] > 1
+    for j in range(n):
+        m32 = np.float32(mult[j if per_channel else 0])
+        t = ties[j if ties.shape[0] > 1 else 0]
+        total = fp.float32_sum_scalar(np.float64(np.float32(sum_row[j])), term[j])
+        v = np.int64(fp.round_float_scalar(np.float64(np.float32(total * m32)), t)) + zo \
+            if t != fp.TIES_EVEN else np.int64(np.rint(np.float32(total * m32))) + zo
+        out_row[j] = fp.saturate_scalar(v, lo, hi)
+
+
 @numba.njit(cache=True, parallel=True)
 def _epilogue_rows(acc, kind, ties_per_channel, qm, shift, mult, zo, lo, hi, out):
     """``_epilogue`` (same contract, same values) as one ``requantize_row`` per ``(a, c)`` row.
@@ -266,15 +304,22 @@ def _epilogue_float_bias(acc, bias, term, ties_per_channel, mult, zo, lo, hi, ou
     a_len, c_len, b_len = acc.shape
     per_channel = mult.shape[0] > 1
     per_channel_ties = ties_per_channel.shape[0] > 1
+    flo, fhi, fzo = np.float32(lo - zo), np.float32(hi - zo), np.float32(zo)
     for t in prange(a_len * c_len):
         a = t // c_len
         c = t % c_len
         m32 = np.float32(mult[c if per_channel else 0])
         ties = ties_per_channel[c if per_channel_ties else 0]
-        for b in range(b_len):
-            v = fp.float32_bias_multiply_scalar(np.int64(acc[a, c, b]) - bias[c], term[c], m32,
-                                                ties) + zo
-            out[a, c, b] = fp.saturate_scalar(v, lo, hi)
+        bc, tc = bias[c], term[c]
+        if ties == fp.TIES_EVEN:  # the clamp in float32, as f32_even_out (same integers)
+            for b in range(b_len):
+                total = fp.float32_sum_scalar(np.float64(np.float32(acc[a, c, b] - bc)), tc)
+                r = np.rint(np.float32(total * m32))
+                out[a, c, b] = np.int32(min(max(r, flo), fhi) + fzo)
+        else:
+            for b in range(b_len):
+                v = fp.float32_bias_multiply_scalar(acc[a, c, b] - bc, tc, m32, ties) + zo
+                out[a, c, b] = fp.saturate_scalar(v, lo, hi)
 
 
 def needs_domain_check(params: RequantParams) -> bool:

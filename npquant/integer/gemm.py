@@ -182,13 +182,13 @@ def fully_connected(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None
                  activation=activation, accumulator=accumulator, layer=layer)
     plan = accm.plan_for(c.x, c.x_zero_point, c.w, c.w_zero_point, c.x.shape[1], c.bias,
                          c.accumulator)
-    if vnni_gemm.runs_exactly(c.x.dtype, plan) and not needs_domain_check(c.requant) \
-            and c.float_bias is None:
+    if vnni_gemm.runs_exactly(c.x.dtype, plan) and not needs_domain_check(c.requant):
         # the same sums and the same epilogue, fused into the GEMM's last pass
         acc, out = vnni_gemm.gemm_exact_vnni(c.x, c.w, c.x_zero_point, c.w_zero_point, c.bias,
                                              requant=c.requant, out_zero_point=c.out_zero_point,
                                              act_range=c.act_range, out_dtype=c.out_dtype,
-                                             want_acc=return_accumulators)
+                                             want_acc=return_accumulators,
+                                             float_bias=c.epilogue_bias())
         if acc is not None:
             acc = acc.astype(accm.accumulator_dtype(c.accumulator), copy=False)
         return KernelResult(out, acc) if return_accumulators else out

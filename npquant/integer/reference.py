@@ -40,7 +40,7 @@ from npquant.integer.mlas import check_mlas_shapes, mlas_add_one
 from npquant.integer.mlas_neon import neon_add_one
 from npquant.integer.pool import PoolCall, check_pool, global_pool_output, global_pool_requant
 from npquant.integer.result import KernelResult
-from npquant.profiles import AccumulatorRule, AddScheme, Overflow, RequantKind
+from npquant.profiles import AccumulatorRule, AddScheme, AveragePoolScheme, Overflow, RequantKind
 from npquant.requant import RequantParams, requantize_scalar
 from npquant.validate import ACTIVATION_DTYPES, check_int_array, check_profile, dtype_range
 
@@ -207,10 +207,21 @@ def fully_connected(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None
     return KernelResult(out, acc)
 
 
+def _mean_float32(values: list[int], count: int, scale: float, zp: int) -> int:
+    """ONNX Runtime's QLinearAveragePool of one window (``AveragePoolScheme.FLOAT32``): the
+    float32 sum of ``f32(S (q - Z))`` in order, ``f32(sum / count)``, ``rne(f32(f32(m / S) + Z))``
+    (input and output sharing ``S`` and ``Z``)."""
+    s32, total = np.float32(scale), np.float32(0.0)
+    for q in values:
+        total = np.float32(total + np.float32(s32 * np.float32(q - zp)))
+    mean = np.float32(total / np.float32(count))
+    return int(np.rint(np.float32(np.float32(mean / s32) + np.float32(zp))))
+
+
 def _pool(c: PoolCall) -> KernelResult:
     """Each window's max, or ``round(sum q / count)`` with the profile's tie rule (the stored
-    ``q``, as TFLite averages them); padded taps are skipped, or count as ``Z`` with
-    ``count_include_pad``."""
+    ``q``, as TFLite averages them), or ONNX Runtime's float32 sequence (``_mean_float32``);
+    padded taps are skipped, or count as ``Z`` with ``count_include_pad``."""
     n_len, c_len, h_len, w_len = c.x.shape
     shape = (n_len, c_len) + c.out_hw
     acc = np.zeros(shape, dtype=np.int32)
@@ -228,6 +239,11 @@ def _pool(c: PoolCall) -> KernelResult:
                     padded += 1
         if c.is_max:
             acc[n, ch, i, j] = r = max(values)
+        elif c.scheme is AveragePoolScheme.FLOAT32:
+            count = kh_len * kw_len if c.count_include_pad else len(values)
+            acc[n, ch, i, j] = sum(values) + (c.zero_point * padded if c.count_include_pad
+                                              else 0)
+            r = _mean_float32(values, count, c.scale, c.zero_point)
         else:
             if c.count_include_pad:
                 values += [c.zero_point] * padded
@@ -245,8 +261,13 @@ def max_pool2d(x: np.ndarray, kernel_size: int | tuple[int, int], stride: Any = 
 
 def avg_pool2d(x: np.ndarray, kernel_size: int | tuple[int, int], stride: Any = None,
                padding: Any = 0, **kwargs: Any) -> KernelResult:
-    """Average pool by the definition; the arguments of ``npquant.integer.avg_pool2d``."""
-    return _pool(check_pool("avg", x, kernel_size, stride, padding, **kwargs))
+    """Average pool by the definition; the arguments of ``npquant.integer.avg_pool2d`` (under
+    the FLOAT32 scheme a window that is the whole unpadded plane is the global average pool)."""
+    c = check_pool("avg", x, kernel_size, stride, padding, **kwargs)
+    if c.scheme is AveragePoolScheme.FLOAT32 and c.whole_plane:
+        return global_avg_pool2d(c.x, zero_point=c.zero_point, scale=c.scale,
+                                 profile=kwargs["profile"], activation=kwargs.get("activation"))
+    return _pool(c)
 
 
 def global_avg_pool2d(x: np.ndarray, *, zero_point: int = 0, scale: float | None = None,

@@ -66,6 +66,7 @@ class Case:
     activation: str = "NONE"
     axis: int | None = None
     dyadic: bool = False
+    count_include_pad: bool = False  # average pools (ONNX)
 
     @property
     def per_channel(self) -> bool:
@@ -311,9 +312,12 @@ def npq_add(c: Case, profile: str) -> np.ndarray:
 
 
 def npq_pool(c: Case, profile: str, op: str) -> np.ndarray:
-    fn = avg_pool2d if op == "average_pool2d" else max_pool2d
-    return fn(c.x, c.kernel, c.stride, c.padding, zero_point=c.x_zp, scale=c.x_scale,
-              profile=profile, activation=ACT[c.activation])
+    if op == "average_pool2d":
+        return avg_pool2d(c.x, c.kernel, c.stride, c.padding, zero_point=c.x_zp,
+                          scale=c.x_scale, profile=profile, activation=ACT[c.activation],
+                          count_include_pad=c.count_include_pad)
+    return max_pool2d(c.x, c.kernel, c.stride, c.padding, zero_point=c.x_zp, scale=c.x_scale,
+                      profile=profile, activation=ACT[c.activation])
 
 
 def _qparams(c: Case, dtype) -> QParams:
@@ -604,6 +608,13 @@ def _onnx_rows() -> list[Comparison]:
             "MLAS AVX2: r = f32(S/S_y), F = f32(Z_y - fma(r_a, Z_a, f32(r_b Z_b))), "
             "rne(fma(q_a, r_a, fma(q_b, r_b, F)))"))
         rows.append(Comparison(
+            f"QLinearAveragePool {tag}", "onnxruntime", "cpu", ort,
+            lambda dt=dt: pool_cases(dt).flatmap(lambda c: st.booleans().map(
+                lambda inc: replace(c, activation="NONE", count_include_pad=inc))),
+            onnx_avg_pool, lambda c: npq_pool(c, ort, "average_pool2d"),
+            "float32: sum of f32(S (q-Z)), f32(sum/count), rne(f32(f32(m/S) + Z)); "
+            "count_include_pad both ways; whole-plane windows the global pool"))
+        rows.append(Comparison(
             f"QLinearGlobalAveragePool {tag}", "onnxruntime", "cpu", ort,
             lambda dt=dt: global_pool_cases(dt), onnx_global_avg_pool,
             lambda c: npq_global_pool(c, ort),
@@ -666,7 +677,8 @@ def onnx_avg_pool(c: Case) -> np.ndarray:
     _, pads = tflite_padding(c.padding, c.x.shape[2:], c.kernel, c.stride)
     return run_onnx_op("qlinear_average_pool", [c.x], dict(
         kernel_size=c.kernel, stride=c.stride, pads=pads, x_scale=c.x_scale,
-        x_zero_point=c.x_zp, y_scale=c.x_scale, y_zero_point=c.x_zp))
+        x_zero_point=c.x_zp, y_scale=c.x_scale, y_zero_point=c.x_zp,
+        count_include_pad=c.count_include_pad))
 
 
 def onnx_global_avg_pool(c: Case) -> np.ndarray:
@@ -720,12 +732,6 @@ def _measured_rows() -> list[Comparison]:
             lambda c: npq_add(c, "pytorch-fbgemm"),
             "float dequantize-add-quantize (vectorized over 64-element blocks, scalar tail); "
             "not modelled, off by 1", exact=False),
-        Comparison(
-            "QLinearAveragePool int8", "onnxruntime", "cpu", "onnxruntime",
-            lambda: pool_cases().map(lambda c: replace(c, activation="NONE")), onnx_avg_pool,
-            lambda c: npq_pool(c, "onnxruntime", "average_pool2d"),
-            "not modelled (neither rne nor half-away of the mean of q or q - Z); off by 1",
-            exact=False),
     ]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from hypothesis import strategies as st
 
@@ -60,6 +62,8 @@ def requant_cases(draw, op: str, channels: int):
                              max_size=count))
         exps = draw(st.lists(st.integers(0, 23), min_size=count, max_size=count))
         mult = np.array([m * 2.0 ** -e for m, e in zip(mant, exps, strict=True)])
-    params = requant_params_from_multiplier(rule, mult)
     out_scale = draw(st.sampled_from([0.5, 0.02, 0.1, 1 / 64, 0.0473]))
+    # the bias scale S_b = S_in S_w = M S_out, which the profiles that add a float bias need
+    params = replace(requant_params_from_multiplier(rule, mult),
+                     bias_scale=(mult * out_scale).astype(np.float32).astype(np.float64))
     return prof, params, out_scale
