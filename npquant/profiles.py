@@ -111,6 +111,10 @@ class AddScheme(str, Enum):
     # ONNX Runtime's QLinearAdd on ARM (MLAS NEON): QNNPACK's one-shift sequence (2^(21 - e),
     # ``add.ties`` away), falling back to float32 outside its ranges (npquant.integer.mlas_neon).
     MLAS_NEON = "mlas-neon"
+    # PyTorch's quantized add on CPU (ATen qadd_kernel, fbgemm and x86 engines): float32
+    # dequantize-add-quantize, blocks of 64 elements with fma dequantization and the zero point
+    # after the rounding, a scalar tail with it before (npquant.integer.aten_add).
+    ATEN = "aten"
 
     @property
     def multiplier_bits(self) -> int:
@@ -467,8 +471,9 @@ class Profile:
                     self.average_pool_scheme is not AveragePoolScheme.INTEGER:
                 out.append((name, "not read: the float32 scheme rounds to even"))
                 continue
-            if name == "add" and self.add_scheme is AddScheme.MLAS:
-                out.append((name, "not read: the mlas scheme is a float32 sequence"))
+            if name == "add" and self.add_scheme in (AddScheme.MLAS, AddScheme.ATEN):
+                out.append((name, f"not read: the {self.add_scheme.value} scheme is a float32 "
+                                  "sequence"))
                 continue
             text = value.describe() if hasattr(value, "describe") else _plain(value)
             out.append((name, text))
@@ -615,15 +620,17 @@ PROFILES: dict[str, Profile] = {
             version="2",
             description="PyTorch 2.13 quantized CPU ops on the fbgemm engine (and linear on "
                         "'x86'): float32 requantization as ORT, the float bias added in "
-                        "float32 before it; quantize_per_tensor rounds fma(x, 1/S, Z)",
+                        "float32 before it; quantized add ATen's float32 sequence; "
+                        "quantize_per_tensor rounds fma(x, 1/S, Z)",
             # fbgemm ReQuantizeOutput (include/fbgemm/OutputProcessing-inl.h,
             # src/QuantUtilsAvx2.cc requantizeOutputProcessingAvx2, FbgemmI8DepthwiseAvx2-inl.h)
             conv=_FBGEMM_F32,
             depthwise_conv=_FBGEMM_F32,
             fully_connected=_FBGEMM_F32,
-            # NOTE: fbgemm's quantized add is a float sequence not modelled yet (96.5% agreement,
-            # docs/fidelity.md); this rule and the average pool's are npquant's.
+            # ``add`` is not read by the ATen scheme (npquant.integer.aten_add); the average
+            # pool's rule is npquant's (PyTorch pools are not measured)
             add=_F32_RATIO_EVEN,
+            add_scheme=AddScheme.ATEN,
             average_pool=Ties.EVEN,
             quantize=QuantizeRule(QuantizeMethod.MULTIPLY_RECIPROCAL, "float32", Ties.EVEN,
                                   ZeroPointOrder.BEFORE_ROUNDING_FMA),

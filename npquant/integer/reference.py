@@ -32,6 +32,7 @@ import numpy as np
 
 from npquant import fixedpoint as fp
 from npquant.integer.accumulator import AccumulatorOverflowError, accumulator_dtype
+from npquant.integer.aten_add import BLOCK, aten_add_one
 from npquant.integer.conv import check_conv
 from npquant.integer.elementwise import check_add
 from npquant.integer.epilogue import activation_range
@@ -327,6 +328,24 @@ def _mlas_add(c: Any) -> KernelResult:
     return KernelResult(out, acc)
 
 
+def _aten_add(c: Any) -> KernelResult:
+    """PyTorch's quantized add one element at a time (``aten_add.aten_add_one``): elements in
+    the whole blocks of ``BLOCK`` of the flat output take the vectorized sequence, the rest the
+    scalar one; ``acc`` the rounded value before the clamp."""
+    (sa, sb, so) = c.scales
+    acc = np.zeros(c.shape, dtype=np.int32)
+    out = np.zeros(c.shape, dtype=c.out_dtype)
+    n = int(np.prod(c.shape))
+    for flat, idx in enumerate(np.ndindex(c.shape)):
+        acc[idx] = total = aten_add_one(int(c.a[idx]), int(c.b[idx]), a_scale=sa,
+                                        a_zero_point=c.a_zero_point, b_scale=sb,
+                                        b_zero_point=c.b_zero_point, out_scale=so,
+                                        out_zero_point=c.out_zero_point,
+                                        vector=flat < BLOCK * (n // BLOCK))
+        out[idx] = fp.saturate_scalar(total, *c.act_range)
+    return KernelResult(out, acc)
+
+
 def add(a: np.ndarray, b: np.ndarray, **kwargs: Any) -> KernelResult:
     """ADD by the definition; the arguments of ``npquant.integer.add``.
 
@@ -339,6 +358,8 @@ def add(a: np.ndarray, b: np.ndarray, **kwargs: Any) -> KernelResult:
     c = check_add(a, b, **kwargs)
     if c.scheme in (AddScheme.MLAS, AddScheme.MLAS_NEON):
         return _mlas_add(c)
+    if c.scheme is AddScheme.ATEN:
+        return _aten_add(c)
     a_full, b_full = np.broadcast_to(c.a, c.shape), np.broadcast_to(c.b, c.shape)
     acc = np.zeros(c.shape, dtype=np.int32)
     out = np.zeros(c.shape, dtype=c.out_dtype)

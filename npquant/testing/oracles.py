@@ -649,6 +649,12 @@ def _torch_rows() -> list[Comparison]:
         lambda c: torch_op(c, "x86"), lambda c: npq_conv(c, "pytorch-fbgemm"),
         "x86 engine linear is fbgemm (float bias as fbgemm)"))
     rows.append(Comparison(
+        "add", "pytorch", "fbgemm", "pytorch-fbgemm",
+        lambda: add_cases(np.uint8, activations=False), lambda c: torch_op(c, "fbgemm"),
+        lambda c: npq_add(c, "pytorch-fbgemm"),
+        "ATen qadd: blocks of 64 rne(f32(f32(fma(S,q,-ZS) + ...) f32(1/S_y))) + Z, "
+        "scalar tail rne(f32(f32(c f32(1/S_y)) + Z))"))
+    rows.append(Comparison(
         "add", "pytorch", "qnnpack", "pytorch-qnnpack",
         lambda: add_cases(np.uint8, activations=False), lambda c: torch_op(c, "qnnpack"),
         lambda c: npq_add(c, "pytorch-qnnpack"),
@@ -726,12 +732,6 @@ def _measured_rows() -> list[Comparison]:
             lambda c: torch_op(c, "x86"), lambda c: npq_conv(c, "pytorch-fbgemm"),
             "mostly zp_in_float (97 of 100 fixed cases on avx512_core_vnni); rare outliers (up"
             " to 255) unexplained", exact=False),
-        Comparison(
-            "add", "pytorch", "fbgemm", "pytorch-fbgemm",
-            lambda: add_cases(np.uint8, activations=False), lambda c: torch_op(c, "fbgemm"),
-            lambda c: npq_add(c, "pytorch-fbgemm"),
-            "float dequantize-add-quantize (vectorized over 64-element blocks, scalar tail); "
-            "not modelled, off by 1", exact=False),
     ]
 
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 from hypothesis import strategies as st
 
-from npquant.profiles import PROFILES, RequantKind
+from npquant.profiles import PROFILES, BiasAdd, RequantKind
 from npquant.requant import requant_params_from_multiplier
 
 ACT_DTYPES = (np.int8, np.uint8, np.int16)
@@ -46,10 +46,15 @@ def zero_points(dtype):
 
 
 @st.composite
-def requant_cases(draw, op: str, channels: int):
+def requant_cases(draw, op: str, channels: int, *, integer_bias: bool = False):
     """``(profile, params, out_scale)`` for op in conv/depthwise_conv/fully_connected: a profile
-    from PROFILES and random per-tensor or per-channel multipliers in [2^-24, 1)."""
-    profile = draw(st.sampled_from(sorted(PROFILES)))
+    from PROFILES and random per-tensor or per-channel multipliers in [2^-24, 1).
+    ``integer_bias``: only profiles that add the int32 bias to the accumulator (the int64
+    references of test_integer_gemm_conv; PyTorch's float bias: test_bias.py)."""
+    names = sorted(n for n in PROFILES if not integer_bias or all(
+        b in (None, BiasAdd.INTEGER) for b in (getattr(PROFILES[n], op).bias,
+                                               getattr(PROFILES[n], op).per_channel_bias)))
+    profile = draw(st.sampled_from(names))
     prof = PROFILES[profile]
     rule = getattr(prof, op)
     per_channel = draw(st.booleans())

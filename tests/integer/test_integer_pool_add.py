@@ -117,9 +117,9 @@ def add_cases(draw):
     b = draw(int_arrays(dt, shape))
     scales = draw(st.tuples(*[st.floats(1e-3, 1.0)] * 3))
     zs = draw(st.tuples(zero_points(dt), zero_points(dt), zero_points(dt)))
-    # (onnxruntime adds by MLAS's float sequence: tests/integer/test_mlas.py)
-    prof = PROFILES[draw(st.sampled_from(["tflite", "tflite-single-rounding",
-                                          "pytorch-fbgemm"]))]
+    # (onnxruntime adds by MLAS's float sequence: tests/integer/test_mlas.py; pytorch-fbgemm
+    # by ATen's: tests/integer/test_aten_add.py)
+    prof = PROFILES[draw(st.sampled_from(["tflite", "tflite-single-rounding"]))]
     act = draw(st.sampled_from([None, "relu", "relu6"]))
     return a, b, scales, zs, prof, act
 
