@@ -47,12 +47,19 @@ def test_campaign_stores_chunks_and_resumes(tmp_path, monkeypatch):
     assert calls == [] and "9" not in fidelity.Campaign(path).chunks("native", row.id)
 
 
-def test_campaign_refuses_chunks_of_another_host(tmp_path):
+def test_campaign_refuses_chunks_of_another_host_or_versions(tmp_path):
     path = tmp_path / "campaign.json"
-    here = {"cpu_model": "AMD EPYC", "simd_flags": ["avx2", "avx512_vnni"], "onnxruntime": "1.32.0"}
-    fidelity.Campaign(path, host=here).add("native", "row", 0, Tally(cases=1, agree=1))
-    assert json.loads(path.read_text())["host"] == here
-    fidelity.Campaign(path, host=dict(here))  # the same host resumes
-    other = {**here, "simd_flags": ["avx2"]}
-    with pytest.raises(SystemExit, match=r"simd_flags.*avx512_vnni"):
-        fidelity.Campaign(path, host=other)
+    vers = {"onnxruntime": "1.32.0", "torch": "2.13.0+cpu"}
+    host = {"cpu_model": "AMD EPYC", "simd_flags": ["avx2", "avx512_vnni"], "onednn": "x"}
+    fidelity.Campaign(path, versions=vers, native_host=host).add("avx2", "row", 0,
+                                                                 Tally(cases=1, agree=1))
+    stored = json.loads(path.read_text())
+    assert stored["versions"] == vers and stored["native_host"] == host
+    fidelity.Campaign(path, versions=dict(vers), native_host=dict(host))  # same: resumes
+    other_cpu = {**host, "simd_flags": ["avx2"]}
+    with pytest.raises(SystemExit, match=r"native host.*simd_flags.*avx512_vnni"):
+        fidelity.Campaign(path, versions=vers, native_host=other_cpu)
+    # emulated CPUs are the same on every host: without native chunks another CPU may add
+    fidelity.Campaign(path, versions=vers, native_host=None)
+    with pytest.raises(SystemExit, match=r"versions.*onnxruntime"):
+        fidelity.Campaign(path, versions={**vers, "onnxruntime": "1.33.0"})

@@ -10,7 +10,10 @@ per bit width ``b``:
 * PTQ: fold BatchNorm, calibrate min/max observers (16 batches of 64 training images),
   ``choose_qparams`` with ``QuantConfig(weight_bits, act_bits)``, ``convert``, integer accuracy;
 * QAT: ``npquant.quant.qat.run_qat`` from the float checkpoint with the same bit widths, then
-  ``convert`` and integer accuracy (and the fake-quant/integer prediction agreement).
+  ``convert`` and integer accuracy (and the fake-quant/integer prediction agreement). BatchNorm
+  is folded with its running statistics from the first step (``--freeze-bn-after 0``): the float
+  model has converged, and folding with each batch's statistics moves the folded weights, and so
+  their 2-bit codes, from batch to batch (docs/experiments.md: 61% against 72% at 2 bits).
 
 Bit widths: ``b`` bits for weights and activations (every layer and the model input), except
 16, which is W8A16: the integer kernels hold weights as int8. Every finished cell is written to
@@ -21,7 +24,9 @@ the markdown table (and ``--plot`` a PNG, if matplotlib is installed).
 from __future__ import annotations
 
 import argparse
+import fractions
 import json
+import math
 import os
 import sys
 import time
@@ -31,10 +36,10 @@ from typing import Any
 import numpy as np
 
 from npquant import train
-from npquant.convert import convert
+from npquant.convert import IntegerModel, convert
 from npquant.quant import fold_batch_norm
 from npquant.quant.ptq import QuantConfig, calibrate, choose_qparams
-from npquant.quant.qat import evaluate_qat, load_qat, run_qat
+from npquant.quant.qat import evaluate_qat, load_qat, run_qat, to_integer_model
 
 BITS = (2, 4, 6, 8, 16)
 MODELS = ("cnn", "cnn_bn")
@@ -55,28 +60,79 @@ def qat_methods(bits: int) -> tuple[str, str]:
     return ("lsq", "lsq") if bits <= 4 else ("minmax", "ema")
 
 
+def ptq_model(float_dir: Path, bits: int, profile: str, x_train, input_shape,
+              seed: int) -> IntegerModel:
+    """The integer-only model of the PTQ cell at ``bits`` (module docstring)."""
+    folded = fold_batch_norm(train.load_trained_model(float_dir))
+    cal = calibrate(folded, x_train, num_batches=16, batch_size=64, seed=seed)
+    qp = choose_qparams(folded, cal, profile, quant_config(bits))
+    return convert(folded, qp, profile, input_shape=tuple(input_shape))
+
+
 def ptq_cell(float_dir: Path, bits: int, profile: str, x_train, x_test, y_test,
              seed: int) -> dict[str, Any]:
     """Integer-only accuracy of PTQ at ``bits`` (module docstring)."""
     t0 = time.perf_counter()
-    folded = fold_batch_norm(train.load_trained_model(float_dir))
-    cal = calibrate(folded, x_train, num_batches=16, batch_size=64, seed=seed)
-    qp = choose_qparams(folded, cal, profile, quant_config(bits))
-    im = convert(folded, qp, profile, input_shape=tuple(x_test.shape[1:]))
+    im = ptq_model(float_dir, bits, profile, x_train, x_test.shape[1:], seed)
     acc = float(np.mean(im.predict(x_test) == y_test))
     return {"integer_accuracy": acc, "seconds": round(time.perf_counter() - t0, 1)}
 
 
+def mcnemar(a_right: np.ndarray, b_right: np.ndarray) -> dict[str, Any]:
+    """McNemar's exact test of two classifiers on the same images: of the ``n = n_a + n_b``
+    images exactly one of them gets right (``n_a``: only a, ``n_b``: only b), the count ``n_a``
+    is Binomial(n, 1/2) if both are equally accurate, so the two-sided p-value is
+    ``p = min(1, 2 sum_{k <= min(n_a, n_b)} C(n, k) / 2^n)`` (exact integer arithmetic)."""
+    a_right, b_right = np.asarray(a_right, bool), np.asarray(b_right, bool)
+    if a_right.shape != b_right.shape:
+        raise ValueError(f"a_right and b_right must have one shape, got {a_right.shape} and "
+                         f"{b_right.shape}")
+    n_a = int(np.sum(a_right & ~b_right))
+    n_b = int(np.sum(b_right & ~a_right))
+    n = n_a + n_b
+    tail = sum(math.comb(n, k) for k in range(min(n_a, n_b) + 1))
+    p = min(1.0, float(fractions.Fraction(2 * tail, 2**n)))
+    return {"only_a": n_a, "only_b": n_b, "p_value": p}
+
+
+def paired(out: Path, bits, *, profile: str, seed: int, data_dir=None, limit_train=None,
+           limit_test=None) -> dict[str, Any]:
+    """CNN_BN against CNN on the same test images, per method and bit width: the accuracy
+    difference (points) and McNemar's exact test of the per-image outcomes (``mcnemar``; ``a``
+    is CNN_BN). The cells' integer models are rebuilt: PTQ from the float checkpoints, QAT from
+    the QAT checkpoints."""
+    x_train, _ = train.prepare("fashion-mnist", "train", data_dir, limit_train)
+    x_test, y_test = train.prepare("fashion-mnist", "test", data_dir, limit_test)
+    rows = {}
+    for b in bits:
+        for kind in ("ptq", "qat"):
+            right = {}
+            for model in MODELS:
+                float_dir = out / model / "float"
+                if kind == "ptq":
+                    im = ptq_model(float_dir, b, profile, x_train, x_test.shape[1:], seed)
+                else:
+                    im = to_integer_model(load_qat(float_dir, out / model / f"qat{b}"),
+                                          x_test.shape[1:])
+                right[model] = im.predict(x_test) == y_test
+            test = mcnemar(right["cnn_bn"], right["cnn"])
+            diff = 100 * float(np.mean(right["cnn_bn"]) - np.mean(right["cnn"]))
+            rows[f"{kind}/{b}"] = {"bn_minus_cnn_points": round(diff, 2), **test}
+    return rows
+
+
 def run(out: Path, *, models=MODELS, bits=BITS, profile: str = "tflite-single-rounding",
         float_epochs: int = 15, qat_epochs: int = 1, qat_lr: float = 1e-4,
-        qat_optimizer: str = "adam", seed: int = 0, data_dir=None, limit_train=None,
-        limit_test=None, progress: bool = False, log=print) -> dict[str, Any]:
+        qat_optimizer: str = "adam", freeze_bn_after: float = 0.0, seed: int = 0,
+        data_dir=None, limit_train=None, limit_test=None, progress: bool = False,
+        log=print) -> dict[str, Any]:
     """Run (or continue) every cell; returns the results dict (also in ``out/results.json``)."""
     out.mkdir(parents=True, exist_ok=True)
     path = out / "results.json"
     results: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
     settings = {"profile": profile, "float_epochs": float_epochs, "qat_epochs": qat_epochs,
-                "qat_lr": qat_lr, "qat_optimizer": qat_optimizer, "seed": seed,
+                "qat_lr": qat_lr, "qat_optimizer": qat_optimizer,
+                "freeze_bn_after": freeze_bn_after, "seed": seed,
                 "limit_train": limit_train, "limit_test": limit_test}
     if results.get("settings", settings) != settings:
         raise ValueError(f"{path} holds results of other settings {results['settings']}; "
@@ -122,7 +178,8 @@ def run(out: Path, *, models=MODELS, bits=BITS, profile: str = "tflite-single-ro
                 wq, aq = qat_methods(b)
                 s = run_qat(float_dir, out / model / f"qat{b}", profile=profile,
                             config=quant_config(b), weight_quant=wq, act_quant=aq,
-                            epochs=qat_epochs, lr=qat_lr, optimizer=qat_optimizer, seed=seed,
+                            epochs=qat_epochs, lr=qat_lr, optimizer=qat_optimizer,
+                            freeze_bn_after=freeze_bn_after, seed=seed,
                             data_dir=data_dir, limit_train=limit_train,
                             limit_test=limit_test, progress=progress, log=log)
                 results["cells"][key] = {
@@ -163,6 +220,18 @@ def render(results: dict[str, Any], command: str) -> str:
             text = "-" if c is None else f"{100 * c['integer_accuracy']:.2f}%"
             cells.append(text + (f" ({seed}%)" if seed is not None else ""))
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    if results.get("paired"):
+        lines += ["", "CNN_BN minus CNN on the same 10,000 images (points; images only CNN_BN / "
+                  "only CNN gets right; McNemar's exact two-sided p):", "", head,
+                  "|---|" + "---|" * len(bits)]
+        for kind in ("ptq", "qat"):
+            cells = []
+            for b in bits:
+                c = results["paired"].get(f"{kind}/{b}")
+                cells.append("-" if c is None else
+                             f"{c['bn_minus_cnn_points']:+.2f} ({c['only_a']}/{c['only_b']}, "
+                             f"p={c['p_value']:.2g})")
+            lines.append(f"| {kind.upper()} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + f"\n\nCommand: `{command}`\n"
 
 
@@ -204,6 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--qat-epochs", type=int, default=1)
     p.add_argument("--qat-lr", type=float, default=1e-4)
     p.add_argument("--qat-optimizer", default="adam", choices=("adam", "sgd"))
+    p.add_argument("--freeze-bn-after", type=float, default=0.0,
+                   help="QAT epochs of BatchNorm folded with batch statistics before its running "
+                        "statistics are used and frozen (default 0: frozen from the start)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", default=None)
     p.add_argument("--limit-train", type=int, default=None)
@@ -211,12 +283,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--double-rounding", action="store_true",
                    help="also convert every finished QAT cell under tflite (double rounding) and "
                         "store its accuracy and code agreement in results.json")
+    p.add_argument("--paired", action="store_true",
+                   help="compare CNN_BN with CNN image by image in every finished cell "
+                        "(McNemar's exact test) and store it in results.json")
     p.add_argument("--doc", default=None, help="write the markdown table here")
     p.add_argument("--plot", default=None, help="write the PNG plot here (needs matplotlib)")
     args = p.parse_args(argv)
     results = run(Path(args.out), models=args.models, bits=args.bits, profile=args.profile,
                   float_epochs=args.float_epochs, qat_epochs=args.qat_epochs,
-                  qat_lr=args.qat_lr, qat_optimizer=args.qat_optimizer, seed=args.seed,
+                  qat_lr=args.qat_lr, qat_optimizer=args.qat_optimizer,
+                  freeze_bn_after=args.freeze_bn_after, seed=args.seed,
                   data_dir=args.data_dir, limit_train=args.limit_train,
                   limit_test=args.limit_test)
     if args.double_rounding:
@@ -231,6 +307,17 @@ def main(argv: list[str] | None = None) -> int:
         path = Path(args.out) / "results.json"
         disk = json.loads(path.read_text())
         disk["tflite_double_rounding"] = results["tflite_double_rounding"]
+        path.write_text(json.dumps(disk, indent=1, sort_keys=True) + "\n")
+    if args.paired:
+        both = sorted({int(k.split("/")[1]) for k in results["cells"]
+                       if all(f"{ROW[(m, kind)]}/{k.split('/')[1]}" in results["cells"]
+                              for m in MODELS for kind in ("ptq", "qat"))})
+        results["paired"] = paired(Path(args.out), both, profile=args.profile, seed=args.seed,
+                                   data_dir=args.data_dir, limit_train=args.limit_train,
+                                   limit_test=args.limit_test)
+        path = Path(args.out) / "results.json"
+        disk = json.loads(path.read_text())
+        disk["paired"] = results["paired"]
         path.write_text(json.dumps(disk, indent=1, sort_keys=True) + "\n")
     table = render(results, "python3 tools/experiments.py " + " ".join(argv or sys.argv[1:]))
     print(table)

@@ -120,25 +120,31 @@ def merge_tallies(tallies: list[Tally]) -> Tally:
 
 
 class Campaign:
-    """The chunks measured so far, in a JSON file: ``{"host": ..., "rows": {"<cpu>|<row id>":
-    {"<seed>": tally}}}``, rewritten atomically after every chunk of every row.
+    """The chunks measured so far, in a JSON file: ``{"versions": ..., "native_host": ...,
+    "rows": {"<cpu>|<row id>": {"<seed>": tally}}}``, rewritten atomically after every chunk of
+    every row.
 
-    ``host`` is the native CPU (model, SIMD flags, oneDNN family) and the framework versions the
-    chunks were measured with: a campaign resumed on another machine or with other versions
-    would sum tallies of different kernels, so it is refused (start another results file)."""
+    ``versions`` are the frameworks' and npquant's dependencies' versions, ``native_host`` the
+    native CPU (model, SIMD flags, oneDNN family) the ``native`` chunks were measured on. A
+    campaign resumed with other versions, or measuring native chunks on another CPU, would sum
+    tallies of different kernels, so it is refused (start another results file); the emulated
+    CPUs are the same on every host, so their chunks may be added on any machine."""
 
-    def __init__(self, path: str | Path, host: dict | None = None) -> None:
+    def __init__(self, path: str | Path, versions: dict | None = None,
+                 native_host: dict | None = None) -> None:
         self.path = Path(path)
         self.data = json.loads(self.path.read_text()) if self.path.exists() else {
             "format": "npquant-fidelity-campaign", "format_version": 1, "rows": {}}
-        if host is not None:
-            stored = self.data.setdefault("host", host)
-            if stored != host:
-                diff = sorted(k for k in set(stored) | set(host) if stored.get(k) != host.get(k))
+        for key, here in (("versions", versions), ("native_host", native_host)):
+            if here is None:
+                continue
+            stored = self.data.setdefault(key, here)
+            if stored != here:
+                diff = sorted(k for k in set(stored) | set(here) if stored.get(k) != here.get(k))
                 raise SystemExit(
-                    f"{self.path} was measured on another host or with other versions "
-                    f"(differs in {', '.join(diff)}: stored {[stored.get(k) for k in diff]}, "
-                    f"here {[host.get(k) for k in diff]}); use a new --results file")
+                    f"{self.path} was measured with other {key.replace('_', ' ')} (differs in "
+                    f"{', '.join(diff)}: stored {[stored.get(k) for k in diff]}, here "
+                    f"{[here.get(k) for k in diff]}); use a new --results file")
 
     def chunks(self, cpu: str, row: str) -> dict[str, Tally]:
         return {seed: Tally(**d) for seed, d in
@@ -260,8 +266,9 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--cases must be >= 1, got {args.cases}")
     cpus = [c for c in args.cpus.split(",") if c]
     bad_cpus = [c for c in cpus if c not in ("native", *EMULATED)]
-    if bad_cpus or "native" not in cpus:
-        ap.error(f"--cpus must include native and only native, avx2, aarch64; got {args.cpus}")
+    if bad_cpus or not cpus or ("native" not in cpus and not args.results):
+        ap.error(f"--cpus must include native (except in a --results campaign) and only "
+                 f"native, avx2, aarch64; got {args.cpus}")
     emulated_cases = args.emulated_cases or args.cases
     warnings.simplefilter("ignore")
     model, flags, onednn = cpu_features()
@@ -271,14 +278,21 @@ def main(argv: list[str] | None = None) -> int:
                  if all(vers.get(m) != "not installed" for m in REQUIRES[cmp.framework])}
     cmps = [c for c in COMPARISONS if not args.only or args.only in c.id]
     if args.results:
-        camp = Campaign(args.results, host=None if args.no_measure else {
-            "cpu_model": model, "simd_flags": sorted(flags), "onednn": onednn, **vers})
+        measuring = not args.no_measure
+        camp = Campaign(args.results, versions=vers if measuring else None,
+                        native_host={"cpu_model": model, "simd_flags": sorted(flags),
+                                     "onednn": onednn} if measuring and "native" in cpus
+                        else None)
         if not args.no_measure:
             run_campaign(camp, [c for c in cmps if c.id in installed], cpus, args.cases,
                          args.chunk, args.seed, args.until)
         rows = [(cmp, camp.total("native", cmp.id)) for cmp in cmps]
+        # the page shows what is stored: every emulated CPU, the native CPU it was measured on
         measured = {cpu: {cmp.id: (on_cpu(cmp, cpu), t) for cmp in cmps
-                          if (t := camp.total(cpu, cmp.id)) is not None} for cpu in cpus[1:]}
+                          if (t := camp.total(cpu, cmp.id)) is not None} for cpu in EMULATED}
+        host = camp.data.get("native_host")
+        if host:
+            model, flags, onednn = host["cpu_model"], host["simd_flags"], host["onednn"]
         emulated_cases = "up to " + str(max((t.cases for m in measured.values()
                                              for _, t in m.values()), default=0))
     else:
