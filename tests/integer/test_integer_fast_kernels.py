@@ -18,8 +18,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import int_arrays, requant_cases, zero_points
 
+from npquant import fixedpoint as fp
 from npquant.integer import conv2d, depthwise_conv2d, fully_connected
-from npquant.integer.epilogue import _epilogue, _epilogue_rows
+from npquant.integer.epilogue import _epilogue, _epilogue_rows, double_rounding_row
 from npquant.integer.fast import vnni_gemm as fast_gemm
 from npquant.integer.fast.conv_loops import depthwise_i32 as _depthwise_i32
 from npquant.integer.fast.conv_loops import depthwise_i32_unit_stride as _depthwise_i32_unit_stride
@@ -27,6 +28,7 @@ from npquant.integer.fast.conv_loops import im2col as _im2col
 from npquant.integer.fast.gemm_loops import gemm_i64 as _gemm_i64
 from npquant.integer.fast.vnni_conv import conv_exact_vnni
 from npquant.profiles import PROFILES
+from npquant.requant import KIND_DOUBLE_ROUNDING
 
 needs_vnni = pytest.mark.skipif(not fast_gemm.HAVE_VNNI, reason="CPU without AVX-512 VNNI")
 BYTE_DTYPES = (np.int8, np.uint8)
@@ -162,6 +164,44 @@ def test_row_epilogue_equals_plain_epilogue(data):
     _epilogue(*args, expected)
     _epilogue_rows(*args, got)
     assert np.array_equal(got, expected), f"epilogue rows differ, profile {profile}"
+
+
+def _edge_int32() -> np.ndarray:
+    """+-2^i plus -2..2 for every i, the int32 ends and 0 (gemmlowp's edge set), in int32."""
+    powers = [s * (1 << i) + d for i in range(32) for s in (1, -1) for d in range(-2, 3)]
+    vals = np.array(powers + [fp.INT32_MIN, fp.INT32_MIN + 1, fp.INT32_MAX, 0], np.int64)
+    return np.unique(vals[(vals >= fp.INT32_MIN) & (vals <= fp.INT32_MAX)]).astype(np.int32)
+
+
+@pytest.mark.parametrize("ties", [fp.TIES_UP, fp.TIES_AWAY, fp.TIES_EVEN])
+def test_double_rounding_row_equals_scalar(ties):
+    """``epilogue.double_rounding_row`` (branch-free, vectorized) = ``_epilogue``'s one
+    ``double_rounding_multiply_scalar`` + clamp per element: every shift -31..31 (for
+    ``shift > 0`` only accumulators with ``acc 2^shift`` in int32, the domain check's contract),
+    multipliers at their ends (not INT32_MIN, which ``requantize_row`` keeps on the scalar
+    loop), accumulators on the edge set (the ties of every rounding shift,
+    ``(2 k + 1) 2^(e-1)``, are in it) and random ones."""
+    rng = np.random.default_rng(5)
+    acc_all = np.concatenate([_edge_int32(), rng.integers(fp.INT32_MIN, fp.INT32_MAX, 500,
+                                                          dtype=np.int64).astype(np.int32)])
+    multipliers = [1 << 30, (1 << 31) - 1, (1 << 30) + 1, 1518500250, 0, 1, -(1 << 30),
+                   fp.INT32_MIN + 1]
+    kind = np.int64(KIND_DOUBLE_ROUNDING)
+    for shift in range(-31, 32):
+        acc = acc_all[np.abs(acc_all.astype(np.int64)) < 2**(31 - shift)] if shift > 0 \
+            else acc_all
+        for qm in multipliers:
+            for zo, lo, hi in ((0, -128, 127), (-37, -100, 90), (5, -32768, 32767)):
+                got, want = np.empty(acc.shape, np.int16), np.empty((1, 1, acc.size), np.int16)
+                double_rounding_row(acc, np.int64(qm), np.int64(shift), np.int64(ties),
+                                    np.int64(zo), np.int64(lo), np.int64(hi), got)
+                _epilogue(acc.reshape(1, 1, -1), kind, np.array([ties], np.int64),
+                          np.array([qm], np.int64), np.array([shift], np.int64),
+                          np.ones(1), np.int64(zo), np.int64(lo), np.int64(hi), want)
+                if not np.array_equal(got, want[0, 0]):
+                    k = int(np.argwhere(got != want[0, 0])[0][0])
+                    raise AssertionError(f"acc={acc[k]} M0={qm} shift={shift} ties={ties}: "
+                                         f"{got[k]}, but should be {want[0, 0, k]}")
 
 
 @st.composite

@@ -11,6 +11,8 @@ exception type) must be identical.
 
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
@@ -20,6 +22,7 @@ from strategies import int_arrays, zero_points
 from npquant import integer
 from npquant.integer import accumulator as accm
 from npquant.integer import reference
+from npquant.integer.fast import depthwise3x3, depthwise3x3_avx512
 from npquant.integer.fast import vnni_gemm as fast_gemm
 from npquant.profiles import PROFILES, AccumulatorRule, Overflow
 
@@ -176,27 +179,63 @@ def test_conv_equals_reference(kind, regime, data):
               _outcome(reference.conv2d, x, w, bias, groups=groups, **call), what)
 
 
+@pytest.mark.parametrize("kernel", ["avx512", "portable"])
 @pytest.mark.parametrize("regime", ["exact", "int16", "m_ge_1", "narrow"])
 @settings(max_examples=12)
 @given(data=st.data())
-def test_depthwise_3x3_equals_reference(regime, data):
-    """The stride-1 3x3 depthwise kernel (``fast.depthwise3x3``, taken in the exact and int16
-    regimes) and its neighbours: output rows shorter than, as long as and longer than its
-    16-column chunks (the last chunk of a row overlaps the one before), depth multipliers,
-    dilation, every padding form, with and without the accumulators."""
-    c, m = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 2))
-    h, wd = data.draw(st.integers(5, 6)), data.draw(st.sampled_from([5, 15, 16, 17, 18, 33]))
+def test_depthwise_3x3_equals_reference(kernel, regime, data):
+    """The stride-1 3x3 depthwise kernels (``fast.depthwise3x3``, taken in the exact and int16
+    regimes: the AVX-512 one for int8/uint8 inputs with column dilation 1 on a CPU that has
+    it, else the portable loop) and their neighbours: output rows shorter than, as long as and
+    longer than the 16-column steps and the 64-byte row loads (the last step of a row is
+    masked or overlaps the one before), heights below, at and above the 4-row steps (the last
+    group overlaps the one before), one-row and one-column images, depth multipliers, dilation,
+    every padding form, with and without the accumulators."""
+    if kernel == "avx512" and not depthwise3x3_avx512.HAVE_AVX512:
+        pytest.skip("the AVX-512 depthwise kernel needs AVX-512 BW and VBMI")
+    n, c, m = data.draw(st.integers(1, 2)), data.draw(st.integers(1, 3)), data.draw(
+        st.integers(1, 2))
+    h = data.draw(st.sampled_from([1, 2, 3, 5, 6, 9]))
+    wd = data.draw(st.sampled_from([1, 2, 5, 15, 16, 17, 18, 33, 64, 70]))
     dilation = data.draw(st.sampled_from([(1, 1), (2, 1), (1, 2)]))
-    padding = data.draw(st.sampled_from(["SAME", "VALID", (1, 0, 0, 2), 1, 2]))
-    x, w, bias, kw = data.draw(_operands(regime, (1, c, h, wd), (c * m, 1, 3, 3), c * m))
+    padding = data.draw(st.sampled_from(["SAME", "VALID", (1, 0, 0, 2), 1, 2, (3, 2, 4, 1)]))
+    x, w, bias, kw = data.draw(_operands(regime, (n, c, h, wd), (c * m, 1, 3, 3), c * m))
     plan = _plan(x, w, bias, kw, 9)
     _assert_regime(regime, plan, x)
     call = dict(kw, dilation=dilation, padding=padding)
-    what = f"{regime} {plan} x{x.shape} {x.dtype} w{w.shape} d{dilation} {padding} {kw['profile']}"
+    what = f"{kernel} {regime} {plan} x{x.shape} {x.dtype} w{w.shape} d{dilation} {padding} " \
+        f"{kw['profile']}"
     ref = _outcome(reference.depthwise_conv2d, x, w, bias, **call)
-    _same(_outcome(integer.depthwise_conv2d, x, w, bias, **call), ref, what)
-    if ref[0] == "ok":  # without return_accumulators: the requantization fused in the loop
-        assert np.array_equal(integer.depthwise_conv2d(x, w, bias, **call), ref[1]), what
+    applies = depthwise3x3.avx512_applies if kernel == "avx512" else lambda *_: False
+    with mock.patch.object(depthwise3x3, "avx512_applies", applies):
+        _same(_outcome(integer.depthwise_conv2d, x, w, bias, **call), ref, what)
+        if ref[0] == "ok":  # without return_accumulators: the requantization fused in the loop
+            assert np.array_equal(integer.depthwise_conv2d(x, w, bias, **call), ref[1]), what
+
+
+@pytest.mark.parametrize("x_dtype", [np.int8, np.uint8])
+@pytest.mark.parametrize("out_dtype", [np.int8, np.uint8, np.int16])
+def test_depthwise_3x3_avx512_every_dtype(x_dtype, out_dtype):
+    """The AVX-512 depthwise kernel for each input and output dtype (its loads flip int8 to
+    unsigned bytes, its stores narrow to the output's width), fused (``onnxruntime``: float32
+    ties-to-even in registers) and not (``tflite``: int32 sums, then the row epilogue), with a
+    depth multiplier of 2, per-channel weight zero points and a 37-column row (a masked step)."""
+    if not depthwise3x3_avx512.HAVE_AVX512:
+        pytest.skip("the AVX-512 depthwise kernel needs AVX-512 BW and VBMI")
+    rng = np.random.default_rng(11)
+    info, oinfo = np.iinfo(x_dtype), np.iinfo(out_dtype)
+    x = rng.integers(int(info.min), int(info.max) + 1, (2, 3, 9, 37)).astype(x_dtype)
+    w = rng.integers(-128, 128, (6, 1, 3, 3)).astype(np.int8)
+    bias = rng.integers(-5000, 5000, 6).astype(np.int32)
+    assert depthwise3x3.avx512_applies(x.dtype, (1, 1))
+    for profile in ("onnxruntime", "tflite"):
+        kw = dict(x_zero_point=int(info.min) + 77, w_zero_point=rng.integers(-3, 4, 6),
+                  out_zero_point=int(oinfo.min) + 9, x_scale=0.05, w_scale=0.01,
+                  out_scale=0.3, out_dtype=out_dtype, profile=profile, padding=1)
+        what = f"x {x.dtype} out {np.dtype(out_dtype)} {profile}"
+        ref = _outcome(reference.depthwise_conv2d, x, w, bias, **kw)
+        _same(_outcome(integer.depthwise_conv2d, x, w, bias, **kw), ref, what)
+        assert np.array_equal(integer.depthwise_conv2d(x, w, bias, **kw), ref[1]), what
 
 
 @pytest.mark.parametrize("regime", ["exact", "int16", "narrow", "m_ge_1"])

@@ -1,6 +1,10 @@
 """The fast 3x3 depthwise convolution for stride 1 (any dilation, any padding): the nine taps
 summed in one vector loop over 16 output columns at a time, requantized in the same loop.
 
+``depthwise_3x3`` runs ``fast.depthwise3x3_avx512`` instead when it applies
+(``avx512_applies``: an AVX-512 BW + VBMI CPU, int8/uint8 inputs, column dilation 1), which
+pairs the taps and reads the rows in place; the loop here is the portable kernel for the rest.
+
 ``fast.depthwise`` adds one tap at a time to a whole plane of int32 sums (nine loads and
 stores of the plane); here each output element reads its nine inputs and leaves the loop as the
 output integer:
@@ -31,6 +35,7 @@ from numba import prange
 
 from npquant import fixedpoint as fp
 from npquant.integer.epilogue import f32_even_out, requantize_row
+from npquant.integer.fast import depthwise3x3_avx512 as avx512
 from npquant.integer.fast.threads import DEPTHWISE_GRAIN, threads_for
 from npquant.requant import KIND_FLOAT32, RequantParams
 
@@ -142,34 +147,50 @@ def depthwise_3x3(x: np.ndarray, w: np.ndarray, zx: int, zw: np.ndarray, bias: n
     """
     x = np.ascontiguousarray(x)
     o_len = w.shape[0]
-    wz, start = _weights(w, zw, bias, zx)
     out = np.empty((x.shape[0], o_len) + tuple(out_hw), dtype=out_dtype)
     acc = np.empty(out.shape if want_acc else (0, 0, 0, 0), dtype=np.int32)
     kind, ties, qm, shift, mscale = requant.kernel_args(o_len)
+    args = (np.int64(o_len // x.shape[1]), (np.int64(pads[0]), np.int64(pads[2])),
+            np.int64(dilation[0]))
+    tail = (want_acc, acc, kind, ties, qm, shift, mscale, np.int64(out_zero_point),
+            np.int64(act_range[0]), np.int64(act_range[1]))
     with threads_for(out.size, DEPTHWISE_GRAIN):
-        _depthwise3x3(x, np.int64(zx), wz, start, np.int64(o_len // x.shape[1]),
-                      (np.int64(pads[0]), np.int64(pads[2])), np.int64(dilation[0]),
-                      np.int64(dilation[1]), want_acc, acc, kind, ties, qm, shift, mscale,
-                      np.int64(out_zero_point), np.int64(act_range[0]),
-                      np.int64(act_range[1]), np.int64(numba.get_num_threads()), out)
+        chunks = np.int64(numba.get_num_threads())
+        if avx512_applies(x.dtype, dilation):
+            # int8 becomes unsigned bytes by + 128, with Zx + 128 (module depthwise3x3_avx512)
+            flip = 0x80 if x.dtype == np.int8 else 0
+            _, start, pairs = _weights(w, zw, bias, zx + flip)
+            avx512.depthwise3x3(x, np.int64(zx), pairs, start, *args, *tail,
+                                chunks, out)
+        else:
+            wz, start, _ = _weights(w, zw, bias, zx)
+            _depthwise3x3(x, np.int64(zx), wz, start, *args, np.int64(dilation[1]), *tail,
+                          chunks, out)
     return out, (acc if want_acc else None)
 
 
-_WEIGHTS: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+def avx512_applies(x_dtype: np.dtype, dilation: tuple[int, int]) -> bool:
+    """True when ``depthwise3x3_avx512`` runs the layer: an AVX-512 BW CPU, int8/uint8 inputs
+    (the kernel permutes bytes) and column dilation 1 (its byte permutations are constants)."""
+    return avx512.HAVE_AVX512 and np.dtype(x_dtype) != np.int16 and dilation[1] == 1
+
+
+_WEIGHTS: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 _MAX_WEIGHTS = 64
 
 
 def _weights(w: np.ndarray, zw: np.ndarray, bias: np.ndarray, zx: int
-             ) -> tuple[np.ndarray, np.ndarray]:
-    """``(wz, start)``: the int16 ``w - Zw`` ``(O, 9)`` (|wz| <= 255) and eq. 2's int32 start
-    value ``bias - Zx sum_t wz_t`` modulo 2^32 (the sums are exact in int32), built once per
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(wz, start, pairs)``: the int16 ``w - Zw`` ``(O, 9)`` (|wz| <= 255), eq. 2's int32
+    start value ``bias - Zx sum_t wz_t`` modulo 2^32 (the sums are exact in int32) and the
+    weight pairs of ``depthwise3x3_avx512.weight_pairs``, built once per
     (weights, zero points, bias): a model's layer on every call. The key holds the bytes."""
     key = (w.tobytes(), w.shape, w.dtype.str, zw.tobytes(), bias.tobytes(), int(zx))
     hit = _WEIGHTS.get(key)
     if hit is None:
         wz = w.reshape(w.shape[0], 9).astype(np.int16) - zw.astype(np.int16)[:, None]
         start = (bias - zx * wz.sum(axis=1, dtype=np.int64) + 2**31) % 2**32 - 2**31
-        hit = (wz, start.astype(np.int32))
+        hit = (wz, start.astype(np.int32), avx512.weight_pairs(wz))
         if len(_WEIGHTS) >= _MAX_WEIGHTS:
             _WEIGHTS.pop(next(iter(_WEIGHTS)))  # the oldest
         _WEIGHTS[key] = hit
