@@ -245,7 +245,8 @@ class AvgPoolOp(IntOp):
                                           return_accumulators=True)
         else:
             r = integer.avg_pool2d(x, self.kernel_size, self.stride, self.padding,
-                                   zero_point=_zp(self.qparams), profile=profile,
+                                   zero_point=_zp(self.qparams),
+                                   scale=float(self.qparams.scale), profile=profile,
                                    count_include_pad=True, return_accumulators=True)
         return r.out, r.acc
 

@@ -261,6 +261,47 @@ def float32_multiply_scalar(x: int, multiplier: np.float32, ties: int) -> int:
     return int(min(max(rounded, -_FLOAT_TO_INT_LIMIT), _FLOAT_TO_INT_LIMIT))
 
 
+@numba.njit(cache=True, inline="always")
+def float32_sum_scalar(a: float, b: float) -> np.float32:
+    """``f32(a + b)``, the exact sum of two float64 values rounded once to float32 (ties to
+    even): a float32 addition when both are float32 values, a fused multiply-add
+    ``fma(p, q, a)`` when ``b = p q`` is the (exact) float64 product of two float32.
+
+    The float64 sum ``s`` can itself round when the exponents of ``a`` and ``b`` lie far apart;
+    TwoSum (Knuth) gives its exact error ``e = (a + b) - s``, which matters in one case only:
+    ``s`` exactly halfway between two float32 ``r`` (its rounding, to even) and ``r2``, where the
+    exact sum lies on the side of ``e``. With ``d = s - r`` (exact), ``s`` is such a midpoint
+    exactly when ``r2 = s + d`` is a float32 too (otherwise ``s + d`` falls strictly between two).
+    """
+    s = a + b
+    bv = s - a
+    e = (a - (s - bv)) + (b - bv)
+    r = np.float32(s)
+    d = s - np.float64(r)
+    r2 = s + d
+    r2_32 = np.float32(r2)
+    # both candidates computed, one selected: the loop stays branch-free (it vectorizes)
+    beyond = (e != 0.0) & (d != 0.0) & ((e > 0.0) == (d > 0.0)) & (np.float64(r2_32) == r2)
+    return r2_32 if beyond else r
+
+
+@numba.vectorize(["float32(float64, float64)"], cache=True)
+def float32_sum(a, b):
+    """``float32_sum_scalar`` element-wise over arrays (float64 in, float32 out)."""
+    return float32_sum_scalar(a, b)
+
+
+@numba.njit(cache=True, inline="always")
+def float32_bias_multiply_scalar(x: int, term: float, multiplier: np.float32,
+                                 ties: int) -> int:
+    """``round(f32(f32(f32(x) + term) * f32(M)))``: fbgemm's requantization with a float bias
+    term added to the int32 sum in float32 (``npquant.integer.bias``); the sum is rounded once
+    (``float32_sum_scalar``), ``term = 0`` is ``float32_multiply_scalar``."""
+    total = float32_sum_scalar(np.float64(np.float32(x)), term)
+    rounded = round_float_scalar(np.float64(np.float32(total * multiplier)), ties)
+    return int(min(max(rounded, -_FLOAT_TO_INT_LIMIT), _FLOAT_TO_INT_LIMIT))
+
+
 @numba.njit(cache=True)
 def float64_multiply_scalar(x: int, multiplier: float, ties: int) -> int:
     """``round(f64(x) * f64(M))``: TFLite's reference FULLY_CONNECTED int8 path (TIES_AWAY)."""

@@ -53,6 +53,32 @@ class Overflow(str, Enum):
     SATURATE = "saturate"  # clamp every partial sum (DSP accumulators with saturation)
 
 
+class BiasAdd(str, Enum):
+    """How a conv / fully-connected layer's int32 bias ``b`` (scale ``S_b = S_x S_w``) enters.
+
+    TFLite and ONNX Runtime take ``b`` itself and add it to the accumulator. PyTorch's quantized
+    conv and linear hold the bias as a float (as a trained model has it): npquant hands them
+    ``B = f32(b S_b)`` with ``S_b = f32(s_x s_w)`` (the product of the float32 scales that the
+    kernels themselves use as the bias scale), and each engine brings ``B`` back its own way.
+    """
+
+    INTEGER = "integer"  # acc = b + sum (x - Zx)(w - Zw), requantized as a whole
+    # qnnpack: the float bias quantized to int32 (quantize_per_tensor / _per_channel to qint32,
+    # fbgemm::Quantize): b' = rne(f32(B f32(1 / S_b))), then added to the accumulator as ``b``
+    QUANTIZED_RECIPROCAL = "quantized_reciprocal"
+    # fbgemm ReQuantizeOutput with a float bias, per-tensor weights: the bias term is
+    # f32(B r) with r = f32(1.0 / f64(S_b)), added to the accumulator in float32:
+    # y = round(f32(f32(f32(acc - b) + f32(B r)) M))
+    FLOAT32_RECIPROCAL = "float32_reciprocal"
+    # the same with per-channel weights: the bias term is f32(B / S_b[c]) (a float32 division)
+    FLOAT32_DIVIDE = "float32_divide"
+
+    @property
+    def in_float(self) -> bool:
+        """True when the bias is added in float32 after the integer sum (fbgemm)."""
+        return self in (BiasAdd.FLOAT32_RECIPROCAL, BiasAdd.FLOAT32_DIVIDE)
+
+
 class QuantizeMethod(str, Enum):
     """How float -> int QUANTIZE divides by the scale."""
 
@@ -85,6 +111,10 @@ class AddScheme(str, Enum):
     # ONNX Runtime's QLinearAdd on ARM (MLAS NEON): QNNPACK's one-shift sequence (2^(21 - e),
     # ``add.ties`` away), falling back to float32 outside its ranges (npquant.integer.mlas_neon).
     MLAS_NEON = "mlas-neon"
+    # PyTorch's quantized add on CPU (ATen qadd_kernel, fbgemm and x86 engines): float32
+    # dequantize-add-quantize, blocks of 64 elements with fma dequantization and the zero point
+    # after the rounding, a scalar tail with it before (npquant.integer.aten_add).
+    ATEN = "aten"
 
     @property
     def multiplier_bits(self) -> int:
@@ -102,6 +132,18 @@ class AddScheme(str, Enum):
         """TFLite scheme: the left shift ``ls`` of ``(q - Z) 2^ls`` before the input rescaling,
         20 for 8-bit inputs and 15 for int16 (lite/kernels/add.cc Prepare)."""
         return 15 if input_bits == 16 else 20
+
+
+class AveragePoolScheme(str, Enum):
+    """The arithmetic of an average pool over a window (npquant.integer.pool)."""
+
+    # round(sum q / count) on the stored integers with ``average_pool``'s tie rule (TFLite)
+    INTEGER = "integer"
+    # ONNX Runtime's QLinearAveragePool (contrib_ops/cpu/quantization/qlinear_pool.cc): each
+    # input dequantized to f32(S (q - Z)), summed in float32 in window order (rows, then
+    # columns), divided by the count in float32, quantized rne(f32(f32(y / S_out) + Z_out));
+    # a window that is the whole unpadded plane is the global average pool instead
+    FLOAT32 = "float32"
 
 
 class QParamsMethod(str, Enum):
@@ -141,8 +183,16 @@ class RequantRule:
     gemv: RequantRule | None = None
     # the depthwise shapes of TFLite's 3x3 kernel (``tflite_fast_3x3``), when it rounds otherwise
     fast_3x3: RequantRule | None = None
+    # how the int32 bias enters (``BiasAdd``); ``per_channel_bias``, when given, for per-channel
+    # weight scales (as ``per_channel_derivation``)
+    bias: BiasAdd = BiasAdd.INTEGER
+    per_channel_bias: BiasAdd | None = None
 
     def __post_init__(self) -> None:
+        floats = [b for b in (self.bias, self.per_channel_bias) if b is not None and b.in_float]
+        if floats and self.kind is not RequantKind.FLOAT32:
+            raise ValueError(f"a float32 bias ({floats[0].value}) needs the float32 "
+                             f"requantization kind, got {self.kind.value}")
         if (self.channel_group > 0) != (self.tail_ties is not None):
             raise ValueError("channel_group > 0 and tail_ties go together "
                              f"(got channel_group={self.channel_group}, "
@@ -152,9 +202,11 @@ class RequantRule:
 
     def same_arithmetic(self, other: RequantRule) -> bool:
         """True when ``other`` rounds as this rule does once ``M`` is known: the same kind, tie
-        rules and channel grouping (the derivation of ``M`` from the scales may differ)."""
-        return (self.kind, self.ties, self.channel_group, self.tail_ties) == \
-            (other.kind, other.ties, other.channel_group, other.tail_ties)
+        rules, channel grouping and bias rules (the derivation of ``M`` from the scales may
+        differ)."""
+        return (self.kind, self.ties, self.channel_group, self.tail_ties, self.bias,
+                self.per_channel_bias) == (other.kind, other.ties, other.channel_group,
+                                           other.tail_ties, other.bias, other.per_channel_bias)
 
     def channel_ties(self, channels: int) -> np.ndarray:
         """Tie-rule codes (``Ties.code``) per output channel: length ``channels`` when the rule
@@ -185,6 +237,12 @@ class RequantRule:
             return self.per_channel_derivation
         return self.derivation
 
+    def bias_for(self, per_channel: bool) -> BiasAdd:
+        """How the bias enters for per-channel (True) or per-tensor (False) weights."""
+        if per_channel and self.per_channel_bias is not None:
+            return self.per_channel_bias
+        return self.bias
+
     def describe(self) -> str:
         """One line: ``double_rounding, M from double, final ties away``."""
         text = f"{self.kind.value}, M from {self.derivation.value}"
@@ -199,6 +257,10 @@ class RequantRule:
                      f"{GEMV_MIN_DEPTH}): {self.gemv.describe()}")
         if self.fast_3x3 is not None:
             text += f"; 3x3 kernel shapes: {self.fast_3x3.describe()}"
+        if self.bias is not BiasAdd.INTEGER or self.per_channel_bias is not None:
+            text += f"; bias {self.bias.value}"
+            if self.per_channel_bias is not None:
+                text += f" (per-channel: {self.per_channel_bias.value})"
         return text
 
 
@@ -342,7 +404,7 @@ class Profile:
     depthwise_conv: RequantRule
     fully_connected: RequantRule
     add: RequantRule  # ADD of two tensors: rescale each input, sum, requantize (op docs)
-    average_pool: Ties  # tie rule of the integer division sum / count
+    average_pool: Ties  # tie rule of the integer division sum / count (INTEGER scheme)
     quantize: QuantizeRule  # float -> int with per-tensor qparams
     quantize_per_channel: QuantizeRule  # float -> int with per-channel qparams
     qparams_method: QParamsMethod
@@ -364,6 +426,9 @@ class Profile:
     # None: ``accumulator``. ONNX Runtime on AVX2: MLAS's depthwise kernels sum
     # (x - Zx)(w - Zw) exactly in int32 while its GEMM (every other conv) pairs vpmaddubsw.
     depthwise_accumulator: AccumulatorRule | None = None
+    # How an average pool over a window computes (``AveragePoolScheme``); ``average_pool`` is
+    # its tie rule under the INTEGER scheme.
+    average_pool_scheme: AveragePoolScheme = AveragePoolScheme.INTEGER
 
     def relu6_bound_rule(self) -> QuantizeRule:
         """The rule that quantizes RELU6's bound 6.0 (``relu6_bound``, else ``quantize``)."""
@@ -381,11 +446,15 @@ class Profile:
         """``(field, description)`` pairs for listing (``npquant profiles``); ADD's input rule
         and scheme come right after ``add``, ``dequantize`` after the quantize rules, the
         depthwise accumulator (when set) after ``accumulator``."""
-        later = ("add_inputs", "add_scheme", "dequantize", "depthwise_accumulator")
+        later = ("add_inputs", "add_scheme", "dequantize", "depthwise_accumulator",
+                 "average_pool_scheme")
         names = [f.name for f in fields(self)
                  if f.name not in ("name", "version", "description") + later]
         at = names.index("add") + 1
         names[at:at] = (["add_inputs"] if self.add_inputs is not None else []) + ["add_scheme"]
+        at = names.index("average_pool") + 1
+        names[at:at] = (["average_pool_scheme"]
+                        if self.average_pool_scheme is not AveragePoolScheme.INTEGER else [])
         at = names.index("quantize_per_channel") + 1
         names[at:at] = ["dequantize"]
         at = names.index("accumulator") + 1
@@ -398,8 +467,13 @@ class Profile:
                 continue
             if name == "global_average_pool" and value is None:
                 continue  # listed only when set: the global pool is then the average_pool rule
-            if name == "add" and self.add_scheme is AddScheme.MLAS:
-                out.append((name, "not read: the mlas scheme is a float32 sequence"))
+            if name == "average_pool" and \
+                    self.average_pool_scheme is not AveragePoolScheme.INTEGER:
+                out.append((name, "not read: the float32 scheme rounds to even"))
+                continue
+            if name == "add" and self.add_scheme in (AddScheme.MLAS, AddScheme.ATEN):
+                out.append((name, f"not read: the {self.add_scheme.value} scheme is a float32 "
+                                  "sequence"))
                 continue
             text = value.describe() if hasattr(value, "describe") else _plain(value)
             out.append((name, text))
@@ -415,8 +489,14 @@ def _plain(value: object) -> str:
 _DR_DOUBLE_AWAY = RequantRule(RequantKind.DOUBLE_ROUNDING, MultiplierDerivation.DOUBLE, Ties.AWAY)
 _SR_DOUBLE = RequantRule(RequantKind.SINGLE_ROUNDING, MultiplierDerivation.DOUBLE, Ties.UP)
 _F32_RATIO_EVEN = RequantRule(RequantKind.FLOAT32, MultiplierDerivation.FLOAT32_RATIO, Ties.EVEN)
+# fbgemm's ReQuantizeOutput with PyTorch's float bias (BiasAdd): per-tensor f32(B f32(1/S_b)),
+# per-channel f32(B / S_b), added to f32(acc) before the multiply by M
+_FBGEMM_F32 = replace(_F32_RATIO_EVEN, bias=BiasAdd.FLOAT32_RECIPROCAL,
+                      per_channel_bias=BiasAdd.FLOAT32_DIVIDE)
 _F32_RECIP_EVEN = RequantRule(RequantKind.FLOAT32, MultiplierDerivation.FLOAT32_RECIPROCAL,
                               Ties.EVEN)
+# QNNPACK (PyTorch qnnpack engine): the float bias quantized to int32, b' = rne(f32(B f32(1/S_b)))
+_QNNPACK_F32 = replace(_F32_RECIP_EVEN, bias=BiasAdd.QUANTIZED_RECIPROCAL)
 _XNNPACK_QUANTIZE = QuantizeRule(QuantizeMethod.MULTIPLY_RECIPROCAL, "float32", Ties.EVEN,
                                  ZeroPointOrder.AFTER_ROUNDING)
 _TFLITE_QUANTIZE = QuantizeRule(QuantizeMethod.DIVIDE, "float32", Ties.AWAY,
@@ -515,19 +595,19 @@ PROFILES: dict[str, Profile] = {
         ),
         Profile(
             name="onnxruntime",
-            version="2",
+            version="3",
             description="ONNX Runtime CPU (MLAS) on x86-64 with AVX2: QLinearConv/QLinearMatMul/"
                         "QGemm nearbyint(f32(acc) * f32(f32(s_x s_w) / s_y)) + Z; QLinearAdd's "
-                        "float32 fma sequence; QLinearGlobalAveragePool",
+                        "float32 fma sequence; QLinearGlobalAveragePool; QLinearAveragePool's "
+                        "float32 sequence",
             conv=_F32_RATIO_EVEN,
             depthwise_conv=_F32_RATIO_EVEN,
             fully_connected=_F32_RATIO_EVEN,
-            # ``add`` is not read by the MLAS scheme (npquant.integer.mlas); QLinearAveragePool
-            # (a window) follows a float sequence not modelled yet (65% agreement,
-            # docs/fidelity.md): its tie rule here is npquant's.
+            # ``add`` is not read by the MLAS scheme (npquant.integer.mlas)
             add=_F32_RATIO_EVEN,
             add_scheme=AddScheme.MLAS,
             average_pool=Ties.EVEN,
+            average_pool_scheme=AveragePoolScheme.FLOAT32,
             global_average_pool=_F32_RATIO_EVEN,
             quantize=_ORT_QUANTIZE,
             quantize_per_channel=_ORT_QUANTIZE,
@@ -537,16 +617,20 @@ PROFILES: dict[str, Profile] = {
         ),
         Profile(
             name="pytorch-fbgemm",
-            version="1",
+            version="2",
             description="PyTorch 2.13 quantized CPU ops on the fbgemm engine (and linear on "
-                        "'x86'): float32 requantization as ORT; quantize_per_tensor rounds "
-                        "fma(x, 1/S, Z)",
-            conv=_F32_RATIO_EVEN,
-            depthwise_conv=_F32_RATIO_EVEN,
-            fully_connected=_F32_RATIO_EVEN,
-            # NOTE: fbgemm's quantized add is a float sequence not modelled yet (96.5% agreement,
-            # docs/fidelity.md); this rule and the average pool's are npquant's.
+                        "'x86'): float32 requantization as ORT, the float bias added in "
+                        "float32 before it; quantized add ATen's float32 sequence; "
+                        "quantize_per_tensor rounds fma(x, 1/S, Z)",
+            # fbgemm ReQuantizeOutput (include/fbgemm/OutputProcessing-inl.h,
+            # src/QuantUtilsAvx2.cc requantizeOutputProcessingAvx2, FbgemmI8DepthwiseAvx2-inl.h)
+            conv=_FBGEMM_F32,
+            depthwise_conv=_FBGEMM_F32,
+            fully_connected=_FBGEMM_F32,
+            # ``add`` is not read by the ATen scheme (npquant.integer.aten_add); the average
+            # pool's rule is npquant's (PyTorch pools are not measured)
             add=_F32_RATIO_EVEN,
+            add_scheme=AddScheme.ATEN,
             average_pool=Ties.EVEN,
             quantize=QuantizeRule(QuantizeMethod.MULTIPLY_RECIPROCAL, "float32", Ties.EVEN,
                                   ZeroPointOrder.BEFORE_ROUNDING_FMA),
@@ -558,12 +642,14 @@ PROFILES: dict[str, Profile] = {
         ),
         Profile(
             name="pytorch-qnnpack",
-            version="1",
+            version="2",
             description="PyTorch 2.13 quantized CPU ops on the qnnpack engine (quint8 x qint8): "
-                        "nearbyint(f32(acc) * f32(f32(s_w s_x) * f32(1 / s_y))) + Z",
-            conv=_F32_RECIP_EVEN,
-            depthwise_conv=_F32_RECIP_EVEN,
-            fully_connected=_F32_RECIP_EVEN,
+                        "nearbyint(f32(acc) * f32(f32(s_w s_x) * f32(1 / s_y))) + Z, the float "
+                        "bias quantized to int32 first",
+            # quant_utils::QuantizeBias (aten/src/ATen/native/quantized/cpu/QuantUtils.h)
+            conv=_QNNPACK_F32,
+            depthwise_conv=_QNNPACK_F32,
+            fully_connected=_QNNPACK_F32,
             # q8vadd: 22-bit multipliers from f32(S / S_out), one shift rounding ties away
             add=RequantRule(RequantKind.SINGLE_ROUNDING, MultiplierDerivation.FLOAT32_RATIO,
                             Ties.AWAY),
@@ -625,11 +711,13 @@ PROFILES.update({p.name: p for p in (
     # vpmovzxbd / vpmovsxbd, then vpmaddwd, whose second product is 0 x (0 or -1): x w exactly);
     # a depthwise conv with a channel multiplier > 1 is a grouped GEMM, whose u8 x s8 kernel
     # pairs taps (kh, kw).
-    _without_vnni(PROFILES["onnxruntime"], "3",
+    # version 4: QLinearAveragePool's float32 sequence of onnxruntime version 3
+    _without_vnni(PROFILES["onnxruntime"], "4",
                   "one input and one output channel per group (depthwise, multiplier 1) sums "
                   "exactly (MLAS depthwise kernels)", depthwise_accumulator=_EXACT_INT32),
-    # fbgemm's depthwise kernels (FbgemmI8DepthwiseAvx2) pair kernel taps in vpmaddubsw too
-    _without_vnni(PROFILES["pytorch-fbgemm"], "1",
+    # fbgemm's depthwise kernels (FbgemmI8DepthwiseAvx2) pair kernel taps in vpmaddubsw too;
+    # version 2: the float bias of pytorch-fbgemm version 2
+    _without_vnni(PROFILES["pytorch-fbgemm"], "2",
                   "depthwise convs pair kernel taps (kh, kw) the same way"))})
 
 
@@ -663,8 +751,8 @@ PROFILES["tflite-optimized-aarch64"] = _optimized_on_aarch64(PROFILES["tflite-op
 # QLinearAdd is MLAS's NEON kernel (mlas/lib/qladd.cpp, MLAS_NEON_INTRINSICS), QNNPACK's
 # one-shift sequence with a float32 fallback (npquant.integer.mlas_neon); QLinearConv, QGemm and
 # the quantize ops give the x86 results (exact sums on ARM's dot-product kernels).
-PROFILES["onnxruntime-aarch64"] = replace(
-    PROFILES["onnxruntime"], name="onnxruntime-aarch64", version="1",
+PROFILES["onnxruntime-aarch64"] = replace(  # version 2: QLinearAveragePool as onnxruntime 3
+    PROFILES["onnxruntime"], name="onnxruntime-aarch64", version="2",
     description="onnxruntime on aarch64 (onnxruntime 1.32, neoverse-n1): QLinearAdd is MLAS's NEON "
                 "fixed point, m = rne(f32(S/S_y) 2^(21-e)), one shift ties away, float32 "
                 "fallback outside its ranges",

@@ -8,7 +8,7 @@ once (``prepare_requant``), and applied to every accumulator (``requantize``; ke
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numba
 import numpy as np
@@ -71,12 +71,16 @@ class RequantParams:
     ``quantized_multiplier``/``shift``: ``M = M0 2^shift / 2^31`` for the fixed-point kinds;
     ``M = 2^shift`` (``shift = -n <= 0``, ``M0`` unused) for ``power_of_two``;
     ``multiplier``: ``M`` as the float kinds multiply by it (a float32 value for ``float32``).
+    ``bias_scale``: the bias scale ``S_b = f32(s_x s_w)`` per channel (float32 values), which the
+    rules that bring a float bias back (``BiasAdd``, PyTorch) divide by; ``prepare_requant`` sets
+    it, None when built from the multipliers alone.
     """
 
     rule: RequantRule
     multiplier: np.ndarray
     quantized_multiplier: np.ndarray
     shift: np.ndarray
+    bias_scale: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         """Check what the kernels' contracts assume, so a hand-built value cannot go wrong
@@ -103,6 +107,11 @@ class RequantParams:
         if np.any(qm < 0) or np.any(qm > fp.INT32_MAX):
             raise ValueError("RequantParams.quantized_multiplier must be in 0..2^31 - 1, got "
                              f"{qm.tolist()}")
+        if self.bias_scale is not None:
+            sb = np.asarray(self.bias_scale, dtype=np.float64)
+            if sb.shape != shapes["shift"] or not np.all(np.isfinite(sb)) or np.any(sb <= 0):
+                raise ValueError("RequantParams.bias_scale must be finite, > 0 and of the "
+                                 f"multipliers' length, got {sb.tolist()}")
         lo, hi = _SHIFT_RANGE.get(self.rule.kind, (-62, 62))
         sh = np.asarray(self.shift, dtype=np.int64)
         if np.any(sh < lo) or np.any(sh > hi):
@@ -150,7 +159,13 @@ def prepare_requant(rule: RequantRule, input_scale: float, weight_scale,
     per_channel = np.size(weight_scale) > 1
     m = effective_multiplier(input_scale, weight_scale, output_scale,
                              rule.derivation_for(per_channel))
-    return requant_params_from_multiplier(rule, m)
+    params = requant_params_from_multiplier(rule, m)
+    # the bias scale as PyTorch's kernels compute it: the float32 product of the float32 scales
+    s_b = (_positive_float32(input_scale, "input_scale")
+           * _positive_float32(weight_scale, "weight_scale")).astype(np.float64)
+    if not np.all(np.isfinite(s_b)) or np.any(s_b <= 0):  # underflows float32: no float bias
+        return params
+    return replace(params, bias_scale=np.broadcast_to(s_b, m.shape).copy())
 
 
 def requant_params_from_multiplier(rule: RequantRule, multiplier) -> RequantParams:

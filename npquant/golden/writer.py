@@ -182,9 +182,15 @@ def golden_tensors(model: IntegerModel, x: np.ndarray, *, labels: np.ndarray | N
             layer["qparams"] = {"input": qparams_to_dict(op.input_qparams),
                                 "weight": qparams_to_dict(op.weight_qparams),
                                 "output": qparams_to_dict(op.output_qparams)}
+            formula = ("q_out = clamp(Z_out + round_rule(M[c] acc), act_min, act_max), "
+                       "M = S_in S_w[c] / S_out")
+            if rq.rule.bias_for(rq.channels > 1).in_float:  # PyTorch fbgemm: npquant.integer.bias
+                formula = ("q_out = clamp(Z_out + round_rule(f32(f32(f32(acc - bias[c]) + T[c]) "
+                           "M[c])), act_min, act_max), T[c] the float bias term "
+                           f"({rq.rule.bias_for(rq.channels > 1).value}) of "
+                           "B = f32(bias[c] f32(S_in S_w[c])), M = S_in S_w[c] / S_out")
             layer["requant"] = {"rule": rq.rule.describe(), "kind": rq.rule.kind.value,
-                                "formula": "q_out = clamp(Z_out + round_rule(M[c] acc), "
-                                           "act_min, act_max), M = S_in S_w[c] / S_out",
+                                "formula": formula,
                                 "activation_range": _act_range(op, model.profile)}
             zi, zo = int(op.input_qparams.zero_point), int(op.output_qparams.zero_point)
             layer["zero_points"] = {"input_zero_point": zi, "weight_zero_point": 0,

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from npquant.integer import accumulator as accm
+from npquant.integer.bias import layer_bias
 from npquant.integer.epilogue import (
     activation_range,
     needs_domain_check,
@@ -171,7 +172,8 @@ def check_conv(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, *,
                              w_scale, out_scale, o_len,
                              what=f"{prof.name} {'depthwise_conv' if depthwise else 'conv'}")
     act = activation_range(activation, out_scale, zo, odt, prof, out_bits)
-    return ConvCall(x, w, b, zx, zw, zo, params, rule, act, odt, layer, stride=(sh, sw),
+    b, term = layer_bias(b, params, op_rule)
+    return ConvCall(x, w, b, zx, zw, zo, params, rule, act, odt, layer, term, stride=(sh, sw),
                     dilation=(dh, dw), pads=(pt, pb, pl, pr), groups=groups,
                     out_hw=(oh_len, ow_len), depthwise=depthwise)
 
@@ -194,7 +196,8 @@ def conv2d(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, *,
 
     Args:
         x: ``(N, C, H, W)`` int8/uint8/int16. w: ``(O, C / groups, KH, KW)`` int8/uint8.
-        bias: int32 ``(O,)`` (scale ``S_x S_w[o]``, zero point 0) or None.
+        bias: int32 ``(O,)`` (scale ``S_x S_w[o]``, zero point 0) or None; it enters as the
+            profile's rule says (``RequantRule.bias``, ``npquant.integer.bias``).
         profile: a ``Profile`` or its name (required): its ``conv`` / ``depthwise_conv`` rule
             and its ``accumulator`` (its ``depthwise_accumulator``, when it has one, for a conv
             with one input and one output channel per group). A ``requant`` built for another
@@ -226,12 +229,14 @@ def conv2d(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, *,
         acc, out = conv_exact_vnni(c.xp, c.w, c.x_zero_point, c.w_zero_point, c.bias, c.stride,
                                    c.dilation, c.groups, c.out_hw, requant=c.requant,
                                    out_zero_point=c.out_zero_point, act_range=c.act_range,
-                                   out_dtype=c.out_dtype, want_acc=return_accumulators)
+                                   out_dtype=c.out_dtype, want_acc=return_accumulators,
+                                   float_bias=c.epilogue_bias())
         if acc is not None:
             acc = acc.astype(accm.accumulator_dtype(c.accumulator), copy=False)
         return KernelResult(out, acc) if return_accumulators else out
     if c.depthwise and c.groups > 1 and c.stride == (1, 1) and plan.kind == accm.PLAN_EXACT \
-            and plan.fits_int32 and not needs_domain_check(c.requant):
+            and plan.fits_int32 and not needs_domain_check(c.requant) \
+            and c.float_bias is None:  # (the direct depthwise epilogues add the bias in int32)
         # the direct depthwise sums with the epilogue fused per row (fast.depthwise3x3) or
         # per plane (fast.depthwise)
         if c.w.shape[2:] == (3, 3):
@@ -248,7 +253,7 @@ def conv2d(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, *,
     acc = _accumulate_conv(c, plan)
     out = requantize_accumulators(acc, c.requant, channel_axis=1,
                                   out_zero_point=c.out_zero_point, act_range=c.act_range,
-                                  out_dtype=c.out_dtype)
+                                  out_dtype=c.out_dtype, float_bias=c.epilogue_bias())
     return KernelResult(out, acc) if return_accumulators else out
 
 

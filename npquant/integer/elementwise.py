@@ -27,7 +27,8 @@ multipliers have ``b + 1`` bits, so ``|(a - Za) m_a + (b - Zb) m_b| < 2 * 2^8 * 
 
 Add scheme MLAS is ONNX Runtime's QLinearAdd on x86-64, a float32 sequence
 (``npquant.integer.mlas``); MLAS_NEON is the one on ARM, QNNPACK's sequence with a float32
-fallback (``npquant.integer.mlas_neon``).
+fallback (``npquant.integer.mlas_neon``). Add scheme ATEN is PyTorch's quantized add on CPU, a
+float32 sequence in blocks of 64 with a scalar tail (``npquant.integer.aten_add``).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ import numpy as np
 
 from npquant import fixedpoint as fp
 from npquant.fixedpoint import Ties
+from npquant.integer.aten_add import aten_add, check_aten_shapes
 from npquant.integer.epilogue import activation_range, needs_domain_check
 from npquant.integer.fast import add as fast_add
 from npquant.integer.mlas import mlas_add
@@ -149,6 +151,9 @@ def check_add(a: np.ndarray, b: np.ndarray, *, a_scale: float, a_zero_point: int
                          "int8/uint8 inputs, got int16")
     if prof.add_scheme in (AddScheme.MLAS, AddScheme.MLAS_NEON):  # ONNX Runtime (integer/mlas*)
         return AddCall(**common)
+    if prof.add_scheme is AddScheme.ATEN:  # PyTorch (integer/aten_add)
+        check_aten_shapes(a.shape, b.shape)
+        return AddCall(**common)
     if prof.add_scheme is not AddScheme.TFLITE:
         m_a, m_b, n = one_shift_multipliers(sa, sb, so, prof.add_scheme)
         return AddCall(**common, multipliers=(m_a, m_b), shift=n, ties=prof.add.ties)
@@ -179,6 +184,13 @@ def add(a: np.ndarray, b: np.ndarray, *, a_scale: float, a_zero_point: int, b_sc
     lo, hi = c.act_range
     if c.scheme in (AddScheme.MLAS, AddScheme.MLAS_NEON):
         return _mlas(c, return_accumulators)
+    if c.scheme is AddScheme.ATEN:
+        (sa, sb, so) = c.scales
+        y, acc = aten_add(c.a, c.b, a_scale=sa, a_zero_point=c.a_zero_point, b_scale=sb,
+                          b_zero_point=c.b_zero_point, out_scale=so,
+                          out_zero_point=c.out_zero_point, qmin=lo, qmax=hi)
+        out = y.astype(c.out_dtype)
+        return KernelResult(out, acc) if return_accumulators else out
     af = np.ascontiguousarray(np.broadcast_to(c.a, c.shape)).ravel()
     bf = np.ascontiguousarray(np.broadcast_to(c.b, c.shape)).ravel()
     if c.scheme is not AddScheme.TFLITE:

@@ -7,6 +7,7 @@ The multiplier ``M = S_in S_w[c] / S_out`` is derived and rounded by the profile
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numba
@@ -126,7 +127,8 @@ def requant_for_shape(requant: RequantParams | None, base_rule: RequantRule,
     if requant is None or shape_rule is base_rule or not isinstance(requant, RequantParams) \
             or not requant.rule.same_arithmetic(base_rule):
         return requant
-    return requant_params_from_multiplier(shape_rule, requant.multiplier)
+    return replace(requant_params_from_multiplier(shape_rule, requant.multiplier),
+                   bias_scale=requant.bias_scale)
 
 
 @numba.njit(cache=True, parallel=True)
@@ -296,6 +298,44 @@ def requantize_row_channels(acc_row, kind, ties, qm, shift, mult, zo, lo, hi, ou
             out_row[j] = fp.saturate_scalar(v, lo, hi)
 
 
+@numba.njit(cache=True)
+def requantize_row_float_bias(sum_row, ties, mult, term, zo, lo, hi, out_row):
+    """``requantize_row`` of the float32 kind with a float bias term (``npquant.integer.bias``):
+    ``out_row[j] = clamp(zo + round(f32(f32(f32(sum_row[j]) + term) M)), lo, hi)``.
+
+    Contract: ``sum_row`` the int32 sums *without* the bias; scalars ``ties``, ``mult`` (a
+    float32 value), ``term`` (float64); out_row of the output dtype. The fused VNNI kernels call
+    it per channel row; the same integers as ``_epilogue_float_bias``.
+    """
+    n = out_row.shape[0]
+    m32 = np.float32(mult)
+    if ties == fp.TIES_EVEN:
+        flo, fhi, fzo = np.float32(lo - zo), np.float32(hi - zo), np.float32(zo)
+        for j in range(n):
+            total = fp.float32_sum_scalar(np.float64(np.float32(sum_row[j])), term)
+            r = np.rint(np.float32(total * m32))
+            out_row[j] = np.int32(min(max(r, flo), fhi) + fzo)
+    else:
+        for j in range(n):
+            v = fp.float32_bias_multiply_scalar(sum_row[j], term, m32, ties) + zo
+            out_row[j] = fp.saturate_scalar(v, lo, hi)
+
+
+@numba.njit(cache=True)
+def requantize_row_channels_float_bias(sum_row, ties, mult, term, zo, lo, hi, out_row):
+    """``requantize_row_float_bias`` for one row of a channels-last ``(rows, C)`` array:
+    element j is channel j (``ties``, ``mult`` of length C or 1, ``term`` of length C)."""
+    n = out_row.shape[0]
+    per_channel = mult.shape[0] > 1
+    for j in range(n):
+        m32 = np.float32(mult[j if per_channel else 0])
+        t = ties[j if ties.shape[0] > 1 else 0]
+        total = fp.float32_sum_scalar(np.float64(np.float32(sum_row[j])), term[j])
+        v = np.int64(fp.round_float_scalar(np.float64(np.float32(total * m32)), t)) + zo \
+            if t != fp.TIES_EVEN else np.int64(np.rint(np.float32(total * m32))) + zo
+        out_row[j] = fp.saturate_scalar(v, lo, hi)
+
+
 @numba.njit(cache=True, parallel=True)
 def _epilogue_rows(acc, kind, ties_per_channel, qm, shift, mult, zo, lo, hi, out):
     """``_epilogue`` (same contract, same values) as one ``requantize_row`` per ``(a, c)`` row.
@@ -313,6 +353,36 @@ def _epilogue_rows(acc, kind, ties_per_channel, qm, shift, mult, zo, lo, hi, out
                        shift[i], mult[i], zo, lo, hi, out[a, c])
 
 
+@numba.njit(cache=True, parallel=True)
+def _epilogue_float_bias(acc, bias, term, ties_per_channel, mult, zo, lo, hi, out):
+    """``out[a, c, b] = clamp(zo + round(f32(f32(f32(acc - bias[c]) + term[c]) M[c])), lo, hi)``:
+    the float32 requantization with a float bias term (``npquant.integer.bias``), the inner
+    sum rounded once (``fp.float32_sum_scalar``).
+
+    Contract: acc (A, C, B) int32 or int64 whose ``acc - bias[c]`` fits int32, bias int64 (C,), term
+    float64 (C,), mult float64 (C or 1) holding float32 values, ties int64 codes (C or 1).
+    """
+    a_len, c_len, b_len = acc.shape
+    per_channel = mult.shape[0] > 1
+    per_channel_ties = ties_per_channel.shape[0] > 1
+    flo, fhi, fzo = np.float32(lo - zo), np.float32(hi - zo), np.float32(zo)
+    for t in prange(a_len * c_len):
+        a = t // c_len
+        c = t % c_len
+        m32 = np.float32(mult[c if per_channel else 0])
+        ties = ties_per_channel[c if per_channel_ties else 0]
+        bc, tc = bias[c], term[c]
+        if ties == fp.TIES_EVEN:  # the clamp in float32, as f32_even_out (same integers)
+            for b in range(b_len):
+                total = fp.float32_sum_scalar(np.float64(np.float32(acc[a, c, b] - bc)), tc)
+                r = np.rint(np.float32(total * m32))
+                out[a, c, b] = np.int32(min(max(r, flo), fhi) + fzo)
+        else:
+            for b in range(b_len):
+                v = fp.float32_bias_multiply_scalar(acc[a, c, b] - bc, tc, m32, ties) + zo
+                out[a, c, b] = fp.saturate_scalar(v, lo, hi)
+
+
 def needs_domain_check(params: RequantParams) -> bool:
     """True when double rounding shifts left (``M >= 1``): the accumulators must be checked
     (``check_requant_domain``) before requantization, so a fused epilogue cannot run."""
@@ -321,15 +391,23 @@ def needs_domain_check(params: RequantParams) -> bool:
 
 def requantize_accumulators(acc: np.ndarray, params: RequantParams, *, channel_axis: int,
                             out_zero_point: int, act_range: tuple[int, int],
-                            out_dtype: np.dtype) -> np.ndarray:
+                            out_dtype: np.dtype,
+                            float_bias: tuple[np.ndarray, np.ndarray] | None = None
+                            ) -> np.ndarray:
     """Apply ``params`` to int32/int64 accumulators and cast to ``out_dtype``.
 
     The same arithmetic as ``npquant.requant.requantize`` (one ``requantize_scalar`` per element),
     fused into one parallel pass over ``acc`` viewed as ``(outer, channels, inner)``.
     Requantization takes int32 accumulators (the contract of ``requantize_scalar``); an int64
     accumulator (a rule wider than 32 bits) whose value leaves int32 raises ValueError naming
-    the index.
+    the index. ``float_bias = (bias, term)`` (``npquant.integer.bias.layer_bias``, float32 rules
+    only): each channel's integer bias comes off the accumulator and its float term is added in
+    float32 before the multiply (fbgemm); then ``acc - bias``, the framework's int32 sum, must
+    lie in int32 (ValueError naming the index).
     """
+    if float_bias is not None:
+        return _requantize_float_bias(acc, params, channel_axis, out_zero_point, act_range,
+                                      out_dtype, *float_bias)
     if acc.dtype != np.int32:
         bad = (acc < fp.INT32_MIN) | (acc > fp.INT32_MAX)
         if np.any(bad):
@@ -352,4 +430,32 @@ def requantize_accumulators(acc: np.ndarray, params: RequantParams, *, channel_a
     epilogue = _epilogue_rows if acc3.shape[2] > 1 else _epilogue
     epilogue(acc3, *params.kernel_args(acc3.shape[1]), np.int64(out_zero_point),
              np.int64(act_range[0]), np.int64(act_range[1]), out)
+    return out.reshape(acc.shape)
+
+
+def _requantize_float_bias(acc: np.ndarray, params: RequantParams, channel_axis: int,
+                           out_zero_point: int, act_range: tuple[int, int], out_dtype: np.dtype,
+                           bias: np.ndarray, term: np.ndarray) -> np.ndarray:
+    """``requantize_accumulators`` with a float bias term (its docstring)."""
+    if params.kind_code != KIND_FLOAT32:
+        raise ValueError("a float bias term needs the float32 requantization kind, got "
+                         f"{params.rule.kind.value}")
+    bias = np.asarray(bias, dtype=np.int64)
+    outer = int(np.prod(acc.shape[:channel_axis]))
+    acc3 = np.ascontiguousarray(acc).reshape(outer, acc.shape[channel_axis], -1)
+    if acc3.size and (int(acc3.min()) - int(bias.max()) < fp.INT32_MIN
+                      or int(acc3.max()) - int(bias.min()) > fp.INT32_MAX):
+        total = acc3.astype(np.int64) - bias[None, :, None]  # the bound failed: look closer
+        bad = (total < fp.INT32_MIN) | (total > fp.INT32_MAX)
+        if np.any(bad):
+            i3 = np.argwhere(bad)[0]
+            idx = np.unravel_index(int(np.ravel_multi_index(tuple(i3), acc3.shape)), acc.shape)
+            raise ValueError(f"accumulator without its bias {int(total[tuple(i3)])} at index "
+                             f"{tuple(int(i) for i in idx)} is outside int32, which "
+                             "requantization takes")
+    out = np.empty(acc3.shape, dtype=out_dtype)
+    _, ties, _, _, mult = params.kernel_args(acc3.shape[1])
+    _epilogue_float_bias(acc3, bias, np.asarray(term, np.float64), ties, mult,
+                         np.int64(out_zero_point), np.int64(act_range[0]), np.int64(act_range[1]),
+                         out)
     return out.reshape(acc.shape)

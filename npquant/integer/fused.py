@@ -42,7 +42,7 @@ def conv2d_max_pool(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None
     plan = accm.plan_for(c.x, c.x_zero_point, c.w, c.w_zero_point, c.w[0].size, c.bias,
                          c.accumulator)
     if _vnni_applies(c, plan) and not needs_domain_check(c.requant) \
-            and min(c.out_hw) >= 2:
+            and min(c.out_hw) >= 2 and c.float_bias is None:
         _, out = conv_exact_vnni(c.xp, c.w, c.x_zero_point, c.w_zero_point, c.bias, c.stride,
                                  c.dilation, c.groups, c.out_hw, requant=c.requant,
                                  out_zero_point=c.out_zero_point, act_range=c.act_range,

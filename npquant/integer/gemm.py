@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from npquant.integer import accumulator as accm
+from npquant.integer.bias import layer_bias
 from npquant.integer.epilogue import (
     activation_range,
     needs_domain_check,
@@ -101,6 +102,13 @@ class FcCall:
     act_range: tuple[int, int]
     out_dtype: np.dtype
     layer: str
+    # the float32 bias term per output channel when the profile adds the bias in float32
+    # (``npquant.integer.bias``; the epilogue takes ``bias`` off and adds this), else None
+    float_bias: np.ndarray | None = None
+
+    def epilogue_bias(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """``requantize_accumulators``' ``float_bias`` argument for this call."""
+        return None if self.float_bias is None else (self.bias, self.float_bias)
 
 
 def check_fc(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, *,
@@ -128,7 +136,8 @@ def check_fc(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, *,
     params = resolve_requant(op_rule, requant_for_shape(requant, prof.fully_connected, op_rule),
                              x_scale, w_scale, out_scale, o, what=f"{prof.name} fully_connected")
     act = activation_range(activation, out_scale, zo, odt, prof, out_bits)
-    return FcCall(x, w, b, za, zw, zo, params, rule, act, odt, layer)
+    b, term = layer_bias(b, params, op_rule)
+    return FcCall(x, w, b, za, zw, zo, params, rule, act, odt, layer, term)
 
 
 def fully_connected(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, *,
@@ -149,7 +158,8 @@ def fully_connected(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None
     Args:
         x: activations ``(N, K)``, int8/uint8/int16.
         w: weights ``(O, K)``, int8/uint8 (PyTorch ``Linear`` layout).
-        bias: int32 ``(O,)`` with scale ``S_x S_w[o]`` and zero point 0, or None.
+        bias: int32 ``(O,)`` with scale ``S_x S_w[o]`` and zero point 0, or None; it enters
+            as the profile's rule says (``RequantRule.bias``, ``npquant.integer.bias``).
         x_zero_point, w_zero_point, out_zero_point: zero points (``w_zero_point`` an int or one
             per output channel).
         profile: a ``Profile`` or its name (required): its ``fully_connected`` rule and
@@ -177,7 +187,8 @@ def fully_connected(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None
         acc, out = vnni_gemm.gemm_exact_vnni(c.x, c.w, c.x_zero_point, c.w_zero_point, c.bias,
                                              requant=c.requant, out_zero_point=c.out_zero_point,
                                              act_range=c.act_range, out_dtype=c.out_dtype,
-                                             want_acc=return_accumulators)
+                                             want_acc=return_accumulators,
+                                             float_bias=c.epilogue_bias())
         if acc is not None:
             acc = acc.astype(accm.accumulator_dtype(c.accumulator), copy=False)
         return KernelResult(out, acc) if return_accumulators else out
@@ -185,5 +196,5 @@ def fully_connected(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None
                      layer=c.layer, index_of=lambda m, n: (m, n))
     out = requantize_accumulators(acc, c.requant, channel_axis=1,
                                   out_zero_point=c.out_zero_point, act_range=c.act_range,
-                                  out_dtype=c.out_dtype)
+                                  out_dtype=c.out_dtype, float_bias=c.epilogue_bias())
     return KernelResult(out, acc) if return_accumulators else out

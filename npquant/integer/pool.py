@@ -1,4 +1,5 @@
-"""Integer pooling over NCHW: max pool, average pool (rounded integer division), global average.
+"""Integer pooling over NCHW: max pool, average pool (rounded integer division, or ONNX Runtime's
+float32 sequence: ``AveragePoolScheme``), global average.
 
 Pools keep the input's quantization (TFLite requires output scale and zero point equal to the
 input's), so they work on the stored integers directly: the max of ``q`` is the ``q`` of the max,
@@ -26,12 +27,13 @@ from npquant.integer.conv import Padding, conv_padding
 from npquant.integer.epilogue import activation_range
 from npquant.integer.fast import max_pool
 from npquant.integer.result import KernelResult
-from npquant.profiles import Profile
+from npquant.profiles import AveragePoolScheme, Profile
 from npquant.requant import RequantParams, prepare_requant, requantize
 from npquant.validate import (
     ACTIVATION_DTYPES,
     check_int_array,
     check_profile,
+    check_scale,
     check_zero_point,
     pair,
 )
@@ -76,6 +78,50 @@ def _pool(x, kh_len, kw_len, sh, sw, pt, pl, is_max, include_pad, zp, ties, lo, 
                 out[n, c, i, j] = fp.saturate_scalar(r, lo, hi)
 
 
+@numba.njit(cache=True, parallel=True)
+def _avg_pool_float32(x, kh_len, kw_len, sh, sw, pt, pl, include_pad, zp, scale, lo, hi, acc,
+                      out):
+    """ONNX Runtime's QLinearAveragePool (``AveragePoolScheme.FLOAT32``) of each window, input
+    and output sharing ``scale`` and ``zp``:
+
+        y = rne(f32(f32(m / S) + Z)),  m = f32(s / f32(count)),  s = f32 sum of f32(S (q - Z))
+
+    the float32 sum taken one valid tap at a time, rows then columns (``count`` the valid taps,
+    or the kernel area with ``include_pad``: padded taps add real 0). ``acc`` receives the
+    integer window sum of ``q`` (padded taps as ``zp`` with ``include_pad``), as the integer
+    scheme's. Contract as ``_pool``; ``scale`` a float32 value.
+    """
+    n_len, c_len, h_len, w_len = x.shape
+    oh_len, ow_len = out.shape[2], out.shape[3]
+    s32 = np.float32(scale)
+    z32 = np.float32(zp)
+    for t in prange(n_len * c_len):
+        n = t // c_len
+        c = t % c_len
+        for i in range(oh_len):
+            for j in range(ow_len):
+                total = np.float32(0.0)
+                isum = 0
+                count = 0
+                for a in range(kh_len):
+                    y = i * sh + a - pt
+                    for b in range(kw_len):
+                        z = j * sw + b - pl
+                        if 0 <= y < h_len and 0 <= z < w_len:
+                            q = np.int64(x[n, c, y, z])
+                            total = np.float32(total + np.float32(s32 * np.float32(q - zp)))
+                            isum += q
+                            count += 1
+                        elif include_pad:
+                            isum += zp
+                if include_pad:
+                    count = kh_len * kw_len
+                mean = np.float32(total / np.float32(count))
+                r = np.rint(np.float32(np.float32(mean / s32) + z32))
+                acc[n, c, i, j] = isum
+                out[n, c, i, j] = fp.saturate_scalar(np.int64(r), lo, hi)
+
+
 @dataclass(frozen=True)
 class PoolCall:
     """A checked pool call: the operands every pool kernel (reference or fast) computes from."""
@@ -90,6 +136,14 @@ class PoolCall:
     count_include_pad: bool
     ties: Ties  # the profile's average_pool tie rule
     act_range: tuple[int, int]
+    scheme: AveragePoolScheme = AveragePoolScheme.INTEGER  # the profile's, for average pools
+    scale: float | None = None  # the tensor's scale (a float32 value), which FLOAT32 needs
+
+    @property
+    def whole_plane(self) -> bool:
+        """True when the window is the whole unpadded plane: ONNX Runtime then runs its global
+        average pool (``QLinearAveragePool`` falls back to ``ComputeQLinearGlobalAvgPool``)."""
+        return self.kernel_size == tuple(self.x.shape[2:]) and not any(self.pads)
 
 
 def check_pool(kind: str, x: np.ndarray, kernel_size: int | tuple[int, int], stride: Any,
@@ -115,8 +169,15 @@ def check_pool(kind: str, x: np.ndarray, kernel_size: int | tuple[int, int], str
         raise ValueError(f"kernel_size {(kh_len, kw_len)} has more than 2^15 taps")
     zp = check_zero_point("zero_point", zero_point, x.dtype)
     act = activation_range(activation, scale, zp, x.dtype, prof)
+    scheme = AveragePoolScheme.INTEGER if kind == "max" else prof.average_pool_scheme
+    if scheme is AveragePoolScheme.FLOAT32:
+        if scale is None:
+            raise ValueError(f"profile {prof.name!r} averages in float32 "
+                             f"({scheme.value} scheme): give scale")
+        scale = float(np.float32(check_scale("scale", scale)))
     return PoolCall(x, kind == "max", (kh_len, kw_len), (sh, sw), (pt, pb, pl, pr),
-                    (oh_len, ow_len), zp, bool(count_include_pad), prof.average_pool, act)
+                    (oh_len, ow_len), zp, bool(count_include_pad), prof.average_pool, act,
+                    scheme, scale)
 
 
 def _pool_common(kind: str, x, kernel_size, stride, padding, zero_point, scale, profile,
@@ -126,9 +187,17 @@ def _pool_common(kind: str, x, kernel_size, stride, padding, zero_point, scale, 
     if c.is_max and max_pool.applies(c.kernel_size, c.stride, c.pads):
         out, acc = max_pool.max_pool_2x2(c.x, c.act_range, return_accumulators)
         return KernelResult(out, acc) if return_accumulators else out
+    if c.scheme is AveragePoolScheme.FLOAT32 and c.whole_plane:
+        return global_avg_pool2d(c.x, zero_point=c.zero_point, scale=c.scale, profile=profile,
+                                 activation=activation, return_accumulators=return_accumulators)
     shape = (c.x.shape[0], c.x.shape[1]) + c.out_hw
     acc = np.empty(shape, dtype=np.int32)
     out = np.empty(shape, dtype=c.x.dtype)
+    if c.scheme is AveragePoolScheme.FLOAT32:
+        _avg_pool_float32(c.x, c.kernel_size[0], c.kernel_size[1], c.stride[0], c.stride[1],
+                          c.pads[0], c.pads[2], c.count_include_pad, c.zero_point, c.scale,
+                          c.act_range[0], c.act_range[1], acc, out)
+        return KernelResult(out, acc) if return_accumulators else out
     _pool(c.x, c.kernel_size[0], c.kernel_size[1], c.stride[0], c.stride[1], c.pads[0],
           c.pads[2], c.is_max, c.count_include_pad, c.zero_point, c.ties.code, c.act_range[0],
           c.act_range[1], acc, out)
@@ -154,7 +223,10 @@ def avg_pool2d(x: np.ndarray, kernel_size: int | tuple[int, int], stride: Any = 
                profile: Profile | str, activation: str | None = None,
                count_include_pad: bool = False, return_accumulators: bool = False
                ) -> np.ndarray | KernelResult:
-    """Average pool: ``round(sum q / count)`` with the profile's ``average_pool`` tie rule.
+    """Average pool: ``round(sum q / count)`` with the profile's ``average_pool`` tie rule, or
+    ONNX Runtime's float32 sequence under the ``FLOAT32`` ``average_pool_scheme``
+    (``_avg_pool_float32``; ``scale`` required; a window that is the whole unpadded plane is
+    ``global_avg_pool2d`` there, as in ONNX Runtime).
 
     ``count`` is the number of valid taps of the window (TFLite), or the kernel area with
     ``count_include_pad`` (padded taps then add the zero point). Accumulators are the window sums.

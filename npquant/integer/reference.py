@@ -8,7 +8,8 @@ TFLite's reference kernels read: a loop over the output elements, and for each e
    (``AccumulatorRule``: N bits, overflow raise / wrap / saturate, or the ``vpmaddubsw`` pairs);
 2. **requantize** (``requantize_one``): ``M acc`` rounded by the profile's rule, with the
    fixed-point and float primitives of ``npquant.fixedpoint`` (through
-   ``npquant.requant.requantize_scalar``);
+   ``npquant.requant.requantize_scalar``); where the profile adds the bias in float32 (fbgemm,
+   ``npquant.integer.bias``), ``requantize_float_bias``;
 3. **clamp**: ``Z_out`` plus that, saturated to the fused activation's integer range.
 
 Python integers hold every intermediate value exactly, so nothing here can overflow by accident:
@@ -31,6 +32,7 @@ import numpy as np
 
 from npquant import fixedpoint as fp
 from npquant.integer.accumulator import AccumulatorOverflowError, accumulator_dtype
+from npquant.integer.aten_add import BLOCK, aten_add_one
 from npquant.integer.conv import check_conv
 from npquant.integer.elementwise import check_add
 from npquant.integer.epilogue import activation_range
@@ -39,7 +41,7 @@ from npquant.integer.mlas import check_mlas_shapes, mlas_add_one
 from npquant.integer.mlas_neon import neon_add_one
 from npquant.integer.pool import PoolCall, check_pool, global_pool_output, global_pool_requant
 from npquant.integer.result import KernelResult
-from npquant.profiles import AccumulatorRule, AddScheme, Overflow, RequantKind
+from npquant.profiles import AccumulatorRule, AddScheme, AveragePoolScheme, Overflow, RequantKind
 from npquant.requant import RequantParams, requantize_scalar
 from npquant.validate import ACTIVATION_DTYPES, check_int_array, check_profile, dtype_range
 
@@ -112,10 +114,32 @@ def requantize_one(acc: int, params: RequantParams, channel: int, channels: int)
                                  shift, float(params.multiplier[i])))
 
 
+def requantize_float_bias(acc: int, bias: int, term: float, params: RequantParams,
+                          channel: int, channels: int) -> int:
+    """fbgemm's float bias (``npquant.integer.bias``): ``round(f32(f32(f32(acc - b) + term) M))``
+    with the rule's ties, ``acc - b`` the integer sum without the bias, the inner sum rounded
+    once (no zero point, no clamp)."""
+    total = acc - bias
+    if not fp.INT32_MIN <= total <= fp.INT32_MAX:
+        raise ValueError(f"accumulator {total} is outside int32, which requantization takes")
+    m32 = np.float32(params.multiplier[channel if params.channels > 1 else 0])
+    ties = params.channel_ties(channels)
+    tie = int(ties[channel] if ties.shape[0] > 1 else ties[0])
+    # f32(acc - b) + term rounded once to float32 (a float32 add, or fbgemm's fused fma)
+    with_bias = fp.float32_sum_scalar(float(np.float32(total)), float(term))
+    product = np.float32(np.float32(with_bias) * m32)  # float32 multiply: one rounding
+    return int(fp.round_float_scalar(float(product), tie))
+
+
 def _output(acc: int, params: RequantParams, channel: int, channels: int, zo: int,
-            act_range: tuple[int, int]) -> int:
-    """``clamp(Z_out + M acc, act_min, act_max)``: the epilogue of every GEMM-like op."""
-    return fp.saturate_scalar(zo + requantize_one(acc, params, channel, channels), *act_range)
+            act_range: tuple[int, int], bias: int = 0, term: np.ndarray | None = None) -> int:
+    """``clamp(Z_out + M acc, act_min, act_max)``: the epilogue of every GEMM-like op; with a
+    float bias ``term`` (per channel), ``requantize_float_bias`` instead of ``M acc``."""
+    if term is not None:
+        scaled = requantize_float_bias(acc, bias, term[channel], params, channel, channels)
+    else:
+        scaled = requantize_one(acc, params, channel, channels)
+    return fp.saturate_scalar(zo + scaled, *act_range)
 
 
 def _accumulate_at(layer: str, index: tuple[int, ...], bias: int, xs: list[int],
@@ -156,7 +180,7 @@ def conv2d(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None,
                                          c.x_zero_point, int(c.w_zero_point[o]), c.accumulator)
     for n, o, i, j in np.ndindex(shape):
         out[n, o, i, j] = _output(int(acc[n, o, i, j]), c.requant, o, o_len, c.out_zero_point,
-                                  c.act_range)
+                                  c.act_range, int(c.bias[o]), c.float_bias)
     return KernelResult(out, acc)
 
 
@@ -180,14 +204,25 @@ def fully_connected(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None
                                    c.x_zero_point, int(c.w_zero_point[o]), c.accumulator)
     for n, o in np.ndindex(shape):
         out[n, o] = _output(int(acc[n, o]), c.requant, o, shape[1], c.out_zero_point,
-                            c.act_range)
+                            c.act_range, int(c.bias[o]), c.float_bias)
     return KernelResult(out, acc)
+
+
+def _mean_float32(values: list[int], count: int, scale: float, zp: int) -> int:
+    """ONNX Runtime's QLinearAveragePool of one window (``AveragePoolScheme.FLOAT32``): the
+    float32 sum of ``f32(S (q - Z))`` in order, ``f32(sum / count)``, ``rne(f32(f32(m / S) + Z))``
+    (input and output sharing ``S`` and ``Z``)."""
+    s32, total = np.float32(scale), np.float32(0.0)
+    for q in values:
+        total = np.float32(total + np.float32(s32 * np.float32(q - zp)))
+    mean = np.float32(total / np.float32(count))
+    return int(np.rint(np.float32(np.float32(mean / s32) + np.float32(zp))))
 
 
 def _pool(c: PoolCall) -> KernelResult:
     """Each window's max, or ``round(sum q / count)`` with the profile's tie rule (the stored
-    ``q``, as TFLite averages them); padded taps are skipped, or count as ``Z`` with
-    ``count_include_pad``."""
+    ``q``, as TFLite averages them), or ONNX Runtime's float32 sequence (``_mean_float32``);
+    padded taps are skipped, or count as ``Z`` with ``count_include_pad``."""
     n_len, c_len, h_len, w_len = c.x.shape
     shape = (n_len, c_len) + c.out_hw
     acc = np.zeros(shape, dtype=np.int32)
@@ -205,6 +240,11 @@ def _pool(c: PoolCall) -> KernelResult:
                     padded += 1
         if c.is_max:
             acc[n, ch, i, j] = r = max(values)
+        elif c.scheme is AveragePoolScheme.FLOAT32:
+            count = kh_len * kw_len if c.count_include_pad else len(values)
+            acc[n, ch, i, j] = sum(values) + (c.zero_point * padded if c.count_include_pad
+                                              else 0)
+            r = _mean_float32(values, count, c.scale, c.zero_point)
         else:
             if c.count_include_pad:
                 values += [c.zero_point] * padded
@@ -222,8 +262,13 @@ def max_pool2d(x: np.ndarray, kernel_size: int | tuple[int, int], stride: Any = 
 
 def avg_pool2d(x: np.ndarray, kernel_size: int | tuple[int, int], stride: Any = None,
                padding: Any = 0, **kwargs: Any) -> KernelResult:
-    """Average pool by the definition; the arguments of ``npquant.integer.avg_pool2d``."""
-    return _pool(check_pool("avg", x, kernel_size, stride, padding, **kwargs))
+    """Average pool by the definition; the arguments of ``npquant.integer.avg_pool2d`` (under
+    the FLOAT32 scheme a window that is the whole unpadded plane is the global average pool)."""
+    c = check_pool("avg", x, kernel_size, stride, padding, **kwargs)
+    if c.scheme is AveragePoolScheme.FLOAT32 and c.whole_plane:
+        return global_avg_pool2d(c.x, zero_point=c.zero_point, scale=c.scale,
+                                 profile=kwargs["profile"], activation=kwargs.get("activation"))
+    return _pool(c)
 
 
 def global_avg_pool2d(x: np.ndarray, *, zero_point: int = 0, scale: float | None = None,
@@ -283,6 +328,24 @@ def _mlas_add(c: Any) -> KernelResult:
     return KernelResult(out, acc)
 
 
+def _aten_add(c: Any) -> KernelResult:
+    """PyTorch's quantized add one element at a time (``aten_add.aten_add_one``): elements in
+    the whole blocks of ``BLOCK`` of the flat output take the vectorized sequence, the rest the
+    scalar one; ``acc`` the rounded value before the clamp."""
+    (sa, sb, so) = c.scales
+    acc = np.zeros(c.shape, dtype=np.int32)
+    out = np.zeros(c.shape, dtype=c.out_dtype)
+    n = int(np.prod(c.shape))
+    for flat, idx in enumerate(np.ndindex(c.shape)):
+        acc[idx] = total = aten_add_one(int(c.a[idx]), int(c.b[idx]), a_scale=sa,
+                                        a_zero_point=c.a_zero_point, b_scale=sb,
+                                        b_zero_point=c.b_zero_point, out_scale=so,
+                                        out_zero_point=c.out_zero_point,
+                                        vector=flat < BLOCK * (n // BLOCK))
+        out[idx] = fp.saturate_scalar(total, *c.act_range)
+    return KernelResult(out, acc)
+
+
 def add(a: np.ndarray, b: np.ndarray, **kwargs: Any) -> KernelResult:
     """ADD by the definition; the arguments of ``npquant.integer.add``.
 
@@ -295,6 +358,8 @@ def add(a: np.ndarray, b: np.ndarray, **kwargs: Any) -> KernelResult:
     c = check_add(a, b, **kwargs)
     if c.scheme in (AddScheme.MLAS, AddScheme.MLAS_NEON):
         return _mlas_add(c)
+    if c.scheme is AddScheme.ATEN:
+        return _aten_add(c)
     a_full, b_full = np.broadcast_to(c.a, c.shape), np.broadcast_to(c.b, c.shape)
     acc = np.zeros(c.shape, dtype=np.int32)
     out = np.zeros(c.shape, dtype=c.out_dtype)

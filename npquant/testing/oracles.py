@@ -66,6 +66,7 @@ class Case:
     activation: str = "NONE"
     axis: int | None = None
     dyadic: bool = False
+    count_include_pad: bool = False  # average pools (ONNX)
 
     @property
     def per_channel(self) -> bool:
@@ -115,14 +116,17 @@ def _y_scale(draw, acc_scale: float, typical: float, dyadic: bool) -> float:
 
 @st.composite
 def conv_cases(draw, kind: str, *, x_dtype=np.int8, layout: str = "tflite",
-               per_channel: bool | None = None, fast_3x3: bool = False) -> Case:
+               per_channel: bool | None = None, fast_3x3: bool = False,
+               with_bias: bool = True) -> Case:
     """Conv ("conv"), depthwise ("depthwise") or fully-connected ("fc") cases.
 
     ``layout`` fixes what the framework accepts: "tflite" (SAME/VALID padding, no groups),
-    "onnx" (explicit pads, groups), "torch" (symmetric pads, groups, no bias). ``fast_3x3``
-    (depthwise, tflite): the shapes of TFLite's 3x3 depthwise kernel (8, 16 or 24 channels, a
-    3x3 filter, equal strides 1 or 2, no dilation, depth multiplier 1), which random shapes
-    rarely hit (``profiles.tflite_fast_3x3`` decides; some SAME shapes still miss it).
+    "onnx" (explicit pads, groups), "torch" (symmetric pads, groups; the int32 bias reaches
+    PyTorch as the float32 ``f32(b f32(s_x s_w))``, ``torch_op``). Half the cases with
+    ``with_bias`` (and an op that takes one: not ONNX QLinearMatMul) have a nonzero bias.
+    ``fast_3x3`` (depthwise, tflite): the shapes of TFLite's 3x3 depthwise kernel (8, 16 or
+    24 channels, a 3x3 filter, equal strides 1 or 2, no dilation, depth multiplier 1), which
+    random shapes rarely hit (``profiles.tflite_fast_3x3`` decides; some SAME shapes still miss it).
     """
     dyadic = draw(st.booleans())
     per_channel = draw(st.booleans()) if per_channel is None else per_channel
@@ -189,7 +193,7 @@ def conv_cases(draw, kind: str, *, x_dtype=np.int8, layout: str = "tflite",
         w_scale = (base * 2.0 ** spread_rng.uniform(-2, 2, n_w)).astype(np.float32)
         w_scale[0] = f32(base)
     bias = None
-    no_bias = layout == "torch" or (layout == "onnx" and kind == "fc")  # QLinearMatMul
+    no_bias = not with_bias or (layout == "onnx" and kind == "fc")  # QLinearMatMul
     if not no_bias and draw(st.booleans()):
         blim = 64 if dyadic else 2**draw(st.integers(4, 20))
         bias = np.random.default_rng(draw(st.integers(0, 2**32 - 1))).integers(
@@ -308,9 +312,12 @@ def npq_add(c: Case, profile: str) -> np.ndarray:
 
 
 def npq_pool(c: Case, profile: str, op: str) -> np.ndarray:
-    fn = avg_pool2d if op == "average_pool2d" else max_pool2d
-    return fn(c.x, c.kernel, c.stride, c.padding, zero_point=c.x_zp, scale=c.x_scale,
-              profile=profile, activation=ACT[c.activation])
+    if op == "average_pool2d":
+        return avg_pool2d(c.x, c.kernel, c.stride, c.padding, zero_point=c.x_zp,
+                          scale=c.x_scale, profile=profile, activation=ACT[c.activation],
+                          count_include_pad=c.count_include_pad)
+    return max_pool2d(c.x, c.kernel, c.stride, c.padding, zero_point=c.x_zp, scale=c.x_scale,
+                      profile=profile, activation=ACT[c.activation])
 
 
 def _qparams(c: Case, dtype) -> QParams:
@@ -466,6 +473,9 @@ def torch_op(c: Case, engine: str) -> np.ndarray:
             return run_torch_op("quantize", [c.x], p, engine=engine)
         p = dict(w=c.w, x_scale=c.x_scale, x_zero_point=c.x_zp, w_scale=c.w_scale_arg(),
                  y_scale=c.y_scale, y_zero_point=c.y_zp)
+        if c.bias is not None:  # as a model holds it: the float B = f32(b f32(s_x s_w))
+            s_b = (f32(c.x_scale) * c.w_scale).astype(np.float64)
+            p["bias"] = (c.bias.astype(np.float64) * s_b).astype(np.float32)  # exact, |b| < 2^29
         if c.kind == "fc":
             return run_torch_op("linear", [c.x], p, engine=engine)
         p.update(stride=c.stride, dilation=c.dilation, padding=(c.padding[0], c.padding[2]),
@@ -598,6 +608,13 @@ def _onnx_rows() -> list[Comparison]:
             "MLAS AVX2: r = f32(S/S_y), F = f32(Z_y - fma(r_a, Z_a, f32(r_b Z_b))), "
             "rne(fma(q_a, r_a, fma(q_b, r_b, F)))"))
         rows.append(Comparison(
+            f"QLinearAveragePool {tag}", "onnxruntime", "cpu", ort,
+            lambda dt=dt: pool_cases(dt).flatmap(lambda c: st.booleans().map(
+                lambda inc: replace(c, activation="NONE", count_include_pad=inc))),
+            onnx_avg_pool, lambda c: npq_pool(c, ort, "average_pool2d"),
+            "float32: sum of f32(S (q-Z)), f32(sum/count), rne(f32(f32(m/S) + Z)); "
+            "count_include_pad both ways; whole-plane windows the global pool"))
+        rows.append(Comparison(
             f"QLinearGlobalAveragePool {tag}", "onnxruntime", "cpu", ort,
             lambda dt=dt: global_pool_cases(dt), onnx_global_avg_pool,
             lambda c: npq_global_pool(c, ort),
@@ -613,9 +630,11 @@ def _onnx_accumulators(c: Case, profile: str = "onnxruntime") -> np.ndarray:
 def _torch_rows() -> list[Comparison]:
     rows = []
     for engine, name, why in (
-            ("fbgemm", "pytorch-fbgemm", "rne(f32(acc) f32(M)) + Z, M = f32(f32(s_x s_w)/s_y)"),
+            ("fbgemm", "pytorch-fbgemm", "rne(f32(f32(acc) + f32(B/S_b)) f32(M)) + Z, "
+             "M = f32(f32(s_x s_w)/s_y), float bias B = f32(b S_b) over f32(1/S_b) per tensor"),
             ("qnnpack", "pytorch-qnnpack",
-             "rne(f32(acc) f32(M)) + Z, M = f32(f32(s_w s_x) f32(1/s_y))")):
+             "rne(f32(acc + b') f32(M)) + Z, M = f32(f32(s_w s_x) f32(1/s_y)), "
+             "b' = rne(f32(B f32(1/S_b)))")):
         for kind, op in (("conv", "conv2d"), ("depthwise", "conv2d (depthwise)"),
                          ("fc", "linear")):
             rows.append(Comparison(
@@ -628,7 +647,13 @@ def _torch_rows() -> list[Comparison]:
         "linear", "pytorch", "x86", "pytorch-fbgemm",
         lambda: conv_cases("fc", x_dtype=np.uint8, layout="torch", per_channel=False),
         lambda c: torch_op(c, "x86"), lambda c: npq_conv(c, "pytorch-fbgemm"),
-        "x86 engine linear is fbgemm"))
+        "x86 engine linear is fbgemm (float bias as fbgemm)"))
+    rows.append(Comparison(
+        "add", "pytorch", "fbgemm", "pytorch-fbgemm",
+        lambda: add_cases(np.uint8, activations=False), lambda c: torch_op(c, "fbgemm"),
+        lambda c: npq_add(c, "pytorch-fbgemm"),
+        "ATen qadd: blocks of 64 rne(f32(f32(fma(S,q,-ZS) + ...) f32(1/S_y))) + Z, "
+        "scalar tail rne(f32(f32(c f32(1/S_y)) + Z))"))
     rows.append(Comparison(
         "add", "pytorch", "qnnpack", "pytorch-qnnpack",
         lambda: add_cases(np.uint8, activations=False), lambda c: torch_op(c, "qnnpack"),
@@ -658,7 +683,8 @@ def onnx_avg_pool(c: Case) -> np.ndarray:
     _, pads = tflite_padding(c.padding, c.x.shape[2:], c.kernel, c.stride)
     return run_onnx_op("qlinear_average_pool", [c.x], dict(
         kernel_size=c.kernel, stride=c.stride, pads=pads, x_scale=c.x_scale,
-        x_zero_point=c.x_zp, y_scale=c.x_scale, y_zero_point=c.x_zp))
+        x_zero_point=c.x_zp, y_scale=c.x_scale, y_zero_point=c.x_zp,
+        count_include_pad=c.count_include_pad))
 
 
 def onnx_global_avg_pool(c: Case) -> np.ndarray:
@@ -694,7 +720,7 @@ def _measured_rows() -> list[Comparison]:
     return [
         Comparison(
             "conv2d", "pytorch", "x86", "pytorch-fbgemm",
-            lambda: conv_cases("conv", x_dtype=np.uint8, layout="torch"),
+            lambda: conv_cases("conv", x_dtype=np.uint8, layout="torch", with_bias=False),
             lambda c: torch_op(c, "x86"), lambda c: npq_conv(c, "pytorch-fbgemm"),
             "oneDNN adds Z_y in float before rounding, rne(f32(f32(acc) f32(s_x s_w))/s_y + Z_y)"
             " (zp_in_float), on pair-saturated sums without VNNI: 98 of 100 fixed cases on"
@@ -702,22 +728,10 @@ def _measured_rows() -> list[Comparison]:
             " the padding read input they should not (docs/framework_facts.md)", exact=False),
         Comparison(
             "conv2d (depthwise)", "pytorch", "x86", "pytorch-fbgemm",
-            lambda: conv_cases("depthwise", x_dtype=np.uint8, layout="torch"),
+            lambda: conv_cases("depthwise", x_dtype=np.uint8, layout="torch", with_bias=False),
             lambda c: torch_op(c, "x86"), lambda c: npq_conv(c, "pytorch-fbgemm"),
             "mostly zp_in_float (97 of 100 fixed cases on avx512_core_vnni); rare outliers (up"
             " to 255) unexplained", exact=False),
-        Comparison(
-            "add", "pytorch", "fbgemm", "pytorch-fbgemm",
-            lambda: add_cases(np.uint8, activations=False), lambda c: torch_op(c, "fbgemm"),
-            lambda c: npq_add(c, "pytorch-fbgemm"),
-            "float dequantize-add-quantize (vectorized over 64-element blocks, scalar tail); "
-            "not modelled, off by 1", exact=False),
-        Comparison(
-            "QLinearAveragePool int8", "onnxruntime", "cpu", "onnxruntime",
-            lambda: pool_cases().map(lambda c: replace(c, activation="NONE")), onnx_avg_pool,
-            lambda c: npq_pool(c, "onnxruntime", "average_pool2d"),
-            "not modelled (neither rne nor half-away of the mean of q or q - Z); off by 1",
-            exact=False),
     ]
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from hypothesis import strategies as st
 
-from npquant.profiles import PROFILES, RequantKind
+from npquant.profiles import PROFILES, BiasAdd, RequantKind
 from npquant.requant import requant_params_from_multiplier
 
 ACT_DTYPES = (np.int8, np.uint8, np.int16)
@@ -44,10 +46,15 @@ def zero_points(dtype):
 
 
 @st.composite
-def requant_cases(draw, op: str, channels: int):
+def requant_cases(draw, op: str, channels: int, *, integer_bias: bool = False):
     """``(profile, params, out_scale)`` for op in conv/depthwise_conv/fully_connected: a profile
-    from PROFILES and random per-tensor or per-channel multipliers in [2^-24, 1)."""
-    profile = draw(st.sampled_from(sorted(PROFILES)))
+    from PROFILES and random per-tensor or per-channel multipliers in [2^-24, 1).
+    ``integer_bias``: only profiles that add the int32 bias to the accumulator (the int64
+    references of test_integer_gemm_conv; PyTorch's float bias: test_bias.py)."""
+    names = sorted(n for n in PROFILES if not integer_bias or all(
+        b in (None, BiasAdd.INTEGER) for b in (getattr(PROFILES[n], op).bias,
+                                               getattr(PROFILES[n], op).per_channel_bias)))
+    profile = draw(st.sampled_from(names))
     prof = PROFILES[profile]
     rule = getattr(prof, op)
     per_channel = draw(st.booleans())
@@ -60,6 +67,8 @@ def requant_cases(draw, op: str, channels: int):
                              max_size=count))
         exps = draw(st.lists(st.integers(0, 23), min_size=count, max_size=count))
         mult = np.array([m * 2.0 ** -e for m, e in zip(mant, exps, strict=True)])
-    params = requant_params_from_multiplier(rule, mult)
     out_scale = draw(st.sampled_from([0.5, 0.02, 0.1, 1 / 64, 0.0473]))
+    # the bias scale S_b = S_in S_w = M S_out, which the profiles that add a float bias need
+    params = replace(requant_params_from_multiplier(rule, mult),
+                     bias_scale=(mult * out_scale).astype(np.float32).astype(np.float64))
     return prof, params, out_scale

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from int_ref import activation_ref, pool_ref, same_pads, tflite_add_ref
 from strategies import ACT_DTYPES, int_arrays, zero_points
@@ -20,7 +20,7 @@ from npquant.integer import (
     requantize_tensor,
 )
 from npquant.integer.elementwise import add_multipliers
-from npquant.profiles import PROFILES
+from npquant.profiles import PROFILES, AveragePoolScheme
 from npquant.requant import requant_params_from_multiplier
 
 
@@ -51,6 +51,8 @@ def pool_cases(draw):
 @given(data=st.data())
 def test_pool_matches_reference(kind, data):
     x, kernel, stride, padding, pads, prof, zp, act, include_pad = data.draw(pool_cases())
+    # the integer scheme here; ONNX Runtime's float32 one: test_reference, test_float32_average
+    assume(kind == "max" or prof.average_pool_scheme is AveragePoolScheme.INTEGER)
     fn = max_pool2d if kind == "max" else avg_pool2d
     extra = {"count_include_pad": include_pad} if kind == "avg" else {}
     r = fn(x, kernel, stride, padding, zero_point=zp, scale=0.05, profile=prof, activation=act,
@@ -64,7 +66,7 @@ def test_pool_matches_reference(kind, data):
 
 
 @pytest.mark.parametrize("profile,expected", [("tflite", [-3, 3, -2, 2, 0]),
-                                              ("onnxruntime", [-2, 2, -2, 2, 0]),
+                                              ("pytorch-fbgemm", [-2, 2, -2, 2, 0]),
                                               ("pow2", [-2, 3, -1, 2, 0])])
 def test_average_pool_tie_rules(profile, expected):
     """Sums -5, 5, -3, 3, 0 over 2 taps: -2.5, 2.5, -1.5, 1.5, 0 by each profile's tie rule."""
@@ -72,6 +74,29 @@ def test_average_pool_tie_rules(profile, expected):
     x = np.array([[[list(p) for p in pairs]]], dtype=np.int8)  # (1, 1, 5, 2)
     out = avg_pool2d(x, (1, 2), profile=profile)
     assert out.ravel().tolist() == expected
+
+
+def test_float32_average_pool_is_not_the_rounded_mean():
+    """ONNX Runtime's QLinearAveragePool (AveragePoolScheme.FLOAT32): q = -97, -126 with Z = 43,
+    S = f32(0.3): the exact mean -111.5 rounds to even, -112; the float32 sequence
+    f32(S (q - Z)) summed, halved, divided by S and shifted by Z lands just above the tie."""
+    x = np.array([-97, -126], np.int8).reshape(1, 1, 1, 2)
+    kw = dict(zero_point=43, scale=float(np.float32(0.3)))
+    assert avg_pool2d(x, (1, 2), profile="onnxruntime", **kw)[0, 0, 0, 0] == -111
+    assert avg_pool2d(x, (1, 2), profile="pytorch-fbgemm", **kw)[0, 0, 0, 0] == -112
+    s = np.float32(0.3)
+    total = np.float32(np.float32(s * np.float32(-140)) + np.float32(s * np.float32(-169)))
+    by_hand = np.rint(np.float32(np.float32(np.float32(total / np.float32(2)) / s) + 43))
+    assert by_hand == -111
+    with pytest.raises(ValueError, match="scale"):
+        avg_pool2d(x, (1, 2), profile="onnxruntime", zero_point=43)
+
+
+def test_float32_average_pool_whole_plane_is_the_global_pool():
+    """A window that is the whole unpadded plane runs ONNX Runtime's global average pool."""
+    x = np.arange(-60, 60, 5, dtype=np.int8).reshape(1, 2, 3, 4)
+    kw = dict(zero_point=-7, scale=0.0473, profile="onnxruntime")
+    assert np.array_equal(avg_pool2d(x, (3, 4), **kw), global_avg_pool2d(x, **kw))
 
 
 def test_global_average_pool():
@@ -92,9 +117,9 @@ def add_cases(draw):
     b = draw(int_arrays(dt, shape))
     scales = draw(st.tuples(*[st.floats(1e-3, 1.0)] * 3))
     zs = draw(st.tuples(zero_points(dt), zero_points(dt), zero_points(dt)))
-    # (onnxruntime adds by MLAS's float sequence: tests/integer/test_mlas.py)
-    prof = PROFILES[draw(st.sampled_from(["tflite", "tflite-single-rounding",
-                                          "pytorch-fbgemm"]))]
+    # (onnxruntime adds by MLAS's float sequence: tests/integer/test_mlas.py; pytorch-fbgemm
+    # by ATen's: tests/integer/test_aten_add.py)
+    prof = PROFILES[draw(st.sampled_from(["tflite", "tflite-single-rounding"]))]
     act = draw(st.sampled_from([None, "relu", "relu6"]))
     return a, b, scales, zs, prof, act
 

@@ -31,13 +31,17 @@ def _ref_round_f32(v: Fraction) -> Fraction:
     return Fraction(float(near[0]))
 
 
-def _ref_add(qa: int, qb: int, sa, sb, sc, za, zb, zc, lo, hi) -> int:
+def _ref_add(qa: int, qb: int, sa, sb, sc, za, zb, zc, lo, hi, scalar_a: bool = False) -> int:
+    """One output element; ``scalar_a``: ``a`` is a single element (ORT's IsScalarA path:
+    ``F' = f32(F + f32(q_a r_a))``, then ``u = fma(q_b, r_b, F')``)."""
     fr = Fraction
     ra = _ref_round_f32(fr(float(F32(sa))) / fr(float(F32(sc))))
     rb = _ref_round_f32(fr(float(F32(sb))) / fr(float(F32(sc))))
     fixed = _ref_round_f32(zc - _ref_round_f32(ra * za + _ref_round_f32(rb * zb)))
-    t = _ref_round_f32(qb * rb + fixed)
-    u = _ref_round_f32(qa * ra + t)
+    if scalar_a:
+        u = _ref_round_f32(qb * rb + _ref_round_f32(fixed + _ref_round_f32(qa * ra)))
+    else:
+        u = _ref_round_f32(qa * ra + _ref_round_f32(qb * rb + fixed))
     fl = u.numerator // u.denominator
     rem = u - fl
     r = fl + 1 if rem > fr(1, 2) or (rem == fr(1, 2) and fl % 2) else fl
@@ -77,7 +81,9 @@ def test_mlas_add_equals_exact_reference(data):
     sa, sb, sc = (float(F32(2.0 ** data.draw(st.floats(-20, 4)))) for _ in range(3))
     y, _ = mlas_add(np.array(qa), np.array(qb), a_scale=sa, a_zero_point=za, b_scale=sb,
                     b_zero_point=zb, out_scale=sc, out_zero_point=zc, qmin=lo, qmax=hi)
-    want = [_ref_add(a, b, sa, sb, sc, za, zb, zc, lo, hi) for a, b in zip(qa, qb, strict=True)]
+    # one element each: ORT takes the scalar-a path
+    want = [_ref_add(a, b, sa, sb, sc, za, zb, zc, lo, hi, scalar_a=n == 1)
+            for a, b in zip(qa, qb, strict=True)]
     assert y.tolist() == want, f"a={qa} b={qb} scales={(sa, sb, sc)} zps={(za, zb, zc)}"
 
 

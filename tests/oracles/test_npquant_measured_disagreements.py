@@ -31,8 +31,6 @@ PINS = {
                            "avx2": (100, 75, 255)},
     "pytorch-x86-conv2d (depthwise)": {"avx512_core_vnni": (100, 70, 255),
                                        "avx512_core": (100, 70, 255), "avx2": (100, 70, 255)},
-    "pytorch-fbgemm-add": (200, 160, 1),
-    "onnxruntime-cpu-QLinearAveragePool int8": (200, 100, 1),
 }
 
 

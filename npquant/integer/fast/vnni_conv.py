@@ -18,7 +18,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from npquant.integer.epilogue import requantize_row
+from npquant.integer.epilogue import requantize_row, requantize_row_float_bias
 from npquant.integer.fast.threads import GEMM_GRAIN, threads_for
 from npquant.integer.fast.vnni_gemm import (
     MR,
@@ -33,7 +33,8 @@ from npquant.requant import RequantParams
 
 @numba.njit(cache=True, parallel=True)
 def _conv_u8s8(xflat, img, wp, wsum, koff, poff, wide, dw, oh_len, ow_len, pstride, za, zw, bias,
-               k_len, out, want_acc, q, want_q, pool, kind, ties, qm, shift, mult, zo, lo, hi):
+               k_len, out, want_acc, q, want_q, pool, kind, ties, qm, shift, mult, term, zo, lo,
+               hi):
     """``out[n, o, p] = bias[o] + sum_k (cols[k, p] - za)(w[o, k] - zw[o])`` for each image n,
     and (``want_q``) the fused epilogue ``q[n, o] = requantize_row(out[n, o], ...)``.
 
@@ -136,8 +137,12 @@ def _conv_u8s8(xflat, img, wp, wsum, koff, poff, wide, dw, oh_len, ow_len, pstri
                             dst[b] = max(max(r0[2 * b], r0[2 * b + 1]),
                                          max(r1[2 * b], r1[2 * b + 1]))
                     src = pooled
-                requantize_row(src, kind, ties[oo if ties.shape[0] > 1 else 0], qm[i], shift[i],
-                               mult[i], zo, lo, hi, q[n, oo])
+                if term.shape[0] > 0:  # a float bias term, ``bias`` zero (conv_exact_vnni)
+                    requantize_row_float_bias(src, ties[oo if ties.shape[0] > 1 else 0],
+                                              mult[i], term[oo], zo, lo, hi, q[n, oo])
+                else:
+                    requantize_row(src, kind, ties[oo if ties.shape[0] > 1 else 0], qm[i],
+                                   shift[i], mult[i], zo, lo, hi, q[n, oo])
 
 
 class _ConvPlan(NamedTuple):
@@ -235,7 +240,9 @@ def conv_exact_vnni(xp: np.ndarray, w: np.ndarray, zx: int, zw: np.ndarray, bias
                     out_hw: tuple[int, int], *, requant: RequantParams | None = None,
                     out_zero_point: int = 0, act_range: tuple[int, int] = (0, 0),
                     out_dtype: np.dtype | None = None, want_acc: bool = True,
-                    max_pool: bool = False) -> tuple[np.ndarray | None, np.ndarray | None]:
+                    max_pool: bool = False,
+                    float_bias: tuple[np.ndarray, np.ndarray] | None = None
+                    ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """``(acc, out)``: accumulators ``(N, O, OH, OW)`` int32 of the padded int8/uint8 input
     ``xp`` (None unless ``want_acc``) and, with ``requant``, the requantized output of
     ``out_dtype`` (``requantize_accumulators`` fused per channel row; None without ``requant``).
@@ -250,6 +257,10 @@ def conv_exact_vnni(xp: np.ndarray, w: np.ndarray, zx: int, zw: np.ndarray, bias
     requantization rule of a positive multiplier (a rounding of ``M acc``, plus ``Zy``, clamped)
     is a non-decreasing function of ``acc``, and ``max(f(a), f(b)) = f(max(a, b))`` for such an
     ``f``. A quarter of the requantizations, and the conv output is never stored.
+
+    ``float_bias = (bias, term)`` (with ``requant``, the float32 kind; ``npquant.integer.bias``):
+    the epilogue adds each channel's float term to the sum without the bias (the kernel runs
+    with a zero bias; the accumulators returned still hold ``bias``).
 
     Contract: vnni_gemm.HAVE_VNNI; the operand bound proves eq. 1 fits int32; ``requant`` needs
     no domain check (``epilogue.needs_domain_check`` is False) and has 1 or O multipliers.
@@ -280,11 +291,17 @@ def conv_exact_vnni(xp: np.ndarray, w: np.ndarray, zx: int, zw: np.ndarray, bias
     else:
         one = np.zeros(1, dtype=np.int64)
         params = (np.int64(0), one, one, one, np.zeros(1, dtype=np.float64))
+    term = np.zeros(0, dtype=np.float64)
+    if float_bias is not None and want_q:
+        term = np.asarray(float_bias[1], dtype=np.float64)
+        bias = np.zeros_like(bias)  # the sums without it; its float term comes in the epilogue
     with threads_for(n_len * o_len * oh_len * ow_len * k_len, GEMM_GRAIN):
         _conv_u8s8(xflat, np.int64(img), plan.wp, plan.wsum, plan.koff, plan.poff, plan.wide,
                    np.uint64(plan.tstep), np.int64(oh_len), np.int64(ow_len),
                    np.int64(plan.pstride), np.int64(za), plan.zw, bias, np.int64(k_len), acc,
-                   want_acc, q, want_q, max_pool, *params,
+                   want_acc, q, want_q, max_pool, *params, term,
                    np.int64(out_zero_point), np.int64(act_range[0]), np.int64(act_range[1]))
+    if term.shape[0] and want_acc:  # the accumulators' contract: bias + sum
+        acc += np.asarray(float_bias[0], dtype=np.int64).astype(np.int32)[None, :, None]
     return (acc.reshape(n_len, o_len, oh_len, ow_len) if want_acc else None,
             q.reshape((n_len, o_len) + q_hw) if want_q else None)

@@ -39,7 +39,7 @@ from numba import prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from npquant.integer.epilogue import requantize_row_channels
+from npquant.integer.epilogue import requantize_row_channels, requantize_row_channels_float_bias
 from npquant.integer.fast.threads import GEMM_GRAIN, threads_for
 from npquant.requant import RequantParams
 
@@ -224,10 +224,12 @@ def gemm_u8s8(ap, bp, kpad, c):
 
 @numba.njit(cache=True, parallel=True)
 def finish_gemm(c, row_sum, col_sum, za, zw, bias, k_len, out, want_acc, q, want_q, kind, ties,
-                qm, shift, mult, zo, lo, hi):
+                qm, shift, mult, term, zo, lo, hi):
     """Eq. 2 modulo 2^32: ``acc[m, n] = C[m, n] - Zw[n] row_sum[m] - Za col_sum[n] + K Za Zw[n]
     + bias[n]`` (exact when eq. 1 fits int32, the caller's bound), stored in ``out`` when
-    ``want_acc``, and requantized into ``q`` when ``want_q`` (``requantize_row_channels``).
+    ``want_acc``, and requantized into ``q`` when ``want_q`` (``requantize_row_channels``;
+    with a float bias ``term`` of length N, ``requantize_row_channels_float_bias`` of the row
+    without ``bias``, which then also stays out of ``out``: the caller adds it back).
 
     Contract: c int32 (>= M, >= N); row_sum (M,), col_sum/zw/bias (N,) int64; out int32 (M, N)
     or a dummy; q (M, N) of the output dtype or a dummy; requantization arguments as
@@ -248,7 +250,9 @@ def finish_gemm(c, row_sum, col_sum, za, zw, bias, k_len, out, want_acc, q, want
             row[n] = np.int32(cm[n] - zw32[n] * rs + const[n])
         if want_acc:
             out[m, :] = row
-        if want_q:
+        if want_q and term.shape[0] > 0:
+            requantize_row_channels_float_bias(row, ties, mult, term, zo, lo, hi, q[m])
+        elif want_q:
             requantize_row_channels(row, kind, ties, qm, shift, mult, zo, lo, hi, q[m])
 
 
@@ -269,12 +273,15 @@ def to_s8(w: np.ndarray, zw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def gemm_exact_vnni(a: np.ndarray, w: np.ndarray, za: int, zw: np.ndarray, bias: np.ndarray,
                     *, requant: RequantParams | None = None, out_zero_point: int = 0,
                     act_range: tuple[int, int] = (0, 0), out_dtype: np.dtype | None = None,
-                    want_acc: bool = True) -> np.ndarray | tuple[np.ndarray | None, np.ndarray]:
+                    want_acc: bool = True,
+                    float_bias: tuple[np.ndarray, np.ndarray] | None = None
+                    ) -> np.ndarray | tuple[np.ndarray | None, np.ndarray]:
     """Accumulators ``(M, N)`` int32 of eq. 1 for int8/uint8 ``a (M, K)``, ``w (N, K)``.
 
     With ``requant`` returns ``(acc or None, out)``: the requantized output of ``out_dtype`` as
     ``requantize_accumulators(acc, requant, channel_axis=1, ...)`` computes it, fused into the
-    last pass (and ``acc`` only when ``want_acc``).
+    last pass (and ``acc`` only when ``want_acc``); ``float_bias = (bias, term)``: the float32
+    bias term of ``npquant.integer.bias`` instead of the integer bias in the requantization.
     Contract: HAVE_VNNI; the operand bound proves eq. 1 fits int32 (then the result is exact);
     ``requant`` needs no domain check (``epilogue.needs_domain_check``).
     """
@@ -289,7 +296,7 @@ def gemm_exact_vnni(a: np.ndarray, w: np.ndarray, za: int, zw: np.ndarray, bias:
         c = np.empty((ap.shape[0], padded(n_len, NR)), dtype=np.int32)
         gemm_u8s8(ap, bp, kpad, c)
         return _finish(c, row_sum, col_sum, za_u, zw_s, bias, k_len, m_len, n_len, requant,
-                       out_zero_point, act_range, out_dtype, want_acc)
+                       out_zero_point, act_range, out_dtype, want_acc, float_bias)
 
 
 _PACKED: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
@@ -316,7 +323,7 @@ def _packed_weights(w: np.ndarray, zw: np.ndarray, kpad: int
 
 
 def _finish(c, row_sum, col_sum, za_u, zw_s, bias, k_len, m_len, n_len, requant,
-            out_zero_point, act_range, out_dtype, want_acc):
+            out_zero_point, act_range, out_dtype, want_acc, float_bias=None):
     """eq. 2's zero-point terms and the fused requantization (``finish_gemm``)."""
     want_q = requant is not None
     want_acc = want_acc or not want_q
@@ -327,9 +334,15 @@ def _finish(c, row_sum, col_sum, za_u, zw_s, bias, k_len, m_len, n_len, requant,
     else:
         one = np.zeros(1, dtype=np.int64)
         params = (np.int64(0), one, one, one, np.zeros(1, dtype=np.float64))
+    term = np.zeros(0, dtype=np.float64)
+    if float_bias is not None and want_q:
+        term = np.asarray(float_bias[1], dtype=np.float64)
+        bias = np.zeros_like(bias)  # the sums without it; its float term comes in the epilogue
     finish_gemm(c, row_sum, col_sum, np.int64(za_u), zw_s, bias, np.int64(k_len),
-                acc, want_acc, q, want_q, *params, np.int64(out_zero_point),
+                acc, want_acc, q, want_q, *params, term, np.int64(out_zero_point),
                 np.int64(act_range[0]), np.int64(act_range[1]))
+    if term.shape[0] and want_acc:  # the accumulators' contract: bias + sum
+        acc += np.asarray(float_bias[0], dtype=np.int64).astype(np.int32)[None, :]
     if not want_q:
         return acc
     return (acc if want_acc else None), q

@@ -1,7 +1,7 @@
 /*
  * Golden data written by npquant 0.1.0 (npquant.golden, format npquant-golden 2); manifest.json lists every file's sha256.
- * profile: onnxruntime version 2; seed: None; batch: None
- * provenance: git 1b6a5d4a36de176a1d0950f0fb8e6d4fdd3ac575 (dirty); python 3.11.7, numpy 2.4.6, numba 0.68.1
+ * profile: onnxruntime version 3; seed: None; batch: None
+ * provenance: git 7c9542bdb9c5ef82422659025cfe5672ccdfe894 (dirty); python 3.11.7, numpy 2.4.6, numba 0.68.1
  * command: None
  * Quantized values: r = S (q - Z); input_offset = -input_zero_point, output_offset = +output_zero_point (CMSIS-NN).
  * Layouts: activations NCHW, conv weights OIHW, FC weights (O, I); C order.
