@@ -10,7 +10,10 @@ of a positive multiplier is a non-decreasing function ``f`` of the accumulator (
     max(f(a), f(b), f(c), f(d)) = f(max(a, b, c, d)),
 
 so a quarter of the requantizations give the same integers and the full-size conv output is
-never stored. Elsewhere it is the two kernels one after the other.
+never stored. PyTorch's float bias (``npquant.integer.bias``: ``f32(acc - b)`` plus the float
+term, times ``M``, rounded) is non-decreasing in ``acc`` too — every step is a float32 rounding
+of a non-decreasing function — so it fuses the same way. Elsewhere it is the two kernels one
+after the other.
 """
 
 from __future__ import annotations
@@ -42,10 +45,11 @@ def conv2d_max_pool(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None
     plan = accm.plan_for(c.x, c.x_zero_point, c.w, c.w_zero_point, c.w[0].size, c.bias,
                          c.accumulator)
     if _vnni_applies(c, plan) and not needs_domain_check(c.requant) \
-            and min(c.out_hw) >= 2 and c.float_bias is None:
+            and min(c.out_hw) >= 2:
         _, out = conv_exact_vnni(c.xp, c.w, c.x_zero_point, c.w_zero_point, c.bias, c.stride,
                                  c.dilation, c.groups, c.out_hw, requant=c.requant,
                                  out_zero_point=c.out_zero_point, act_range=c.act_range,
-                                 out_dtype=c.out_dtype, want_acc=False, max_pool=True)
+                                 out_dtype=c.out_dtype, want_acc=False, max_pool=True,
+                                 float_bias=c.epilogue_bias())
         return out
     return max_pool2d(conv2d(x, w, bias, **kwargs), 2, profile=kwargs["profile"])

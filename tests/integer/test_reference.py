@@ -268,6 +268,33 @@ def test_conv_max_pool_equals_reference(regime, data):
     assert got[1] == want[1] if got[0] == "raises" else np.array_equal(got[1], want[1]), what
 
 
+@settings(max_examples=25)
+@given(data=st.data())
+def test_conv_max_pool_with_a_float_bias_equals_reference(data):
+    """PyTorch's fbgemm profiles add the bias in float32 (``npquant.integer.bias``); the fused
+    conv + pool requantizes the pooled sums with that epilogue: the same integers as the
+    reference conv (float-bias epilogue) followed by the reference pool."""
+    n, cin, og = data.draw(st.integers(1, 2)), data.draw(st.integers(1, 6)), data.draw(
+        st.integers(1, 5))
+    h, wd = data.draw(st.integers(4, 9)), data.draw(st.integers(4, 9))
+    x, w, _, kw = data.draw(_operands("exact", (n, cin, h, wd), (og, cin, 3, 3), og))
+    # fbgemm's operands: uint8 activations, int8 weights with zero points 0
+    if x.dtype == np.int8:
+        x = (x.astype(np.int16) + 128).astype(np.uint8)
+    if w.dtype == np.uint8:
+        w = (w.astype(np.int16) - 128).astype(np.int8)
+    kw = dict(kw, x_zero_point=data.draw(st.integers(0, 255)),
+              w_zero_point=0 if np.ndim(kw["w_zero_point"]) == 0 else np.zeros(og, np.int64),
+              profile=data.draw(st.sampled_from(["pytorch-fbgemm", "pytorch-fbgemm-avx2"])))
+    bias = (data.draw(int_arrays(np.int32, (og,))) >> 12).astype(np.int32)
+    assume(np.any(bias != 0))
+    call = dict(kw, padding=data.draw(st.sampled_from([0, 1])))
+    want = reference.max_pool2d(reference.conv2d(x, w, bias, **call).out, 2,
+                                profile=call["profile"]).out
+    got = integer.conv2d_max_pool(x, w, bias, **call)
+    assert np.array_equal(got, want), f"{call['profile']} x{x.shape} bias {bias}"
+
+
 @pytest.mark.parametrize("kind", ["max", "avg", "avg_include_pad"])
 @settings(max_examples=30)
 @given(data=st.data())
