@@ -221,7 +221,7 @@ def render(results: dict[str, Any], command: str) -> str:
             cells.append(text + (f" ({seed}%)" if seed is not None else ""))
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
     if results.get("paired"):
-        lines += ["", "CNN_BN minus CNN on the same 10,000 images (points; images only CNN_BN / "
+        lines += ["", "CNN_BN minus CNN on the same test images (points; images only CNN_BN / "
                   "only CNN gets right; McNemar's exact two-sided p):", "", head,
                   "|---|" + "---|" * len(bits)]
         for kind in ("ptq", "qat"):

@@ -27,6 +27,13 @@ over the stored chunks; ``--no-measure`` only rewrites it from the JSON.
 Measured with ``--chunk 100`` at nice 19 on 2 shared cores under load (26 min): about 5,700
 cases per row per hour natively (58 rows), 1,700 under AVX2 emulation (58 rows) and 3,600 under
 aarch64 emulation (43 rows); 10,000 per row on the three CPUs is about 10 hours.
+
+docs/results/fidelity_campaign.json is the campaign so far (resume it with ``--results
+docs/results/fidelity_campaign.json``): natively (AMD EPYC, AVX-512 VNNI) 2,500-2,600 cases on
+each of 59 rows, all equal bit for bit except the two pinned PyTorch x86 (oneDNN) conv rows,
+measured at nice 19 beside other work (load 4-10) in about two hours; on the emulated AVX2 CPU
+100 cases on 31 rows. At that pace the emulated columns need days: under qemu a case costs about
+0.3 s of the emulated child's setup and run.
 """
 
 from __future__ import annotations
@@ -128,7 +135,9 @@ class Campaign:
     native CPU (model, SIMD flags, oneDNN family) the ``native`` chunks were measured on. A
     campaign resumed with other versions, or measuring native chunks on another CPU, would sum
     tallies of different kernels, so it is refused (start another results file); the emulated
-    CPUs are the same on every host, so their chunks may be added on any machine."""
+    CPUs are the same on every host, so their chunks may be added on any machine. npquant's own
+    rules are not keyed: a change of what npquant computes for a row, or of the cases a row
+    draws, must delete that row's chunks (``"<cpu>|<row id>"``) from the file."""
 
     def __init__(self, path: str | Path, versions: dict | None = None,
                  native_host: dict | None = None) -> None:
