@@ -277,7 +277,10 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--freeze-observers-after", type=float, default=None,
                    help="epochs (default: half of --epochs)")
     p.add_argument("--freeze-bn-after", type=float, default=None,
-                   help="epochs (default: half of --epochs)")
+                   help="epochs of BatchNorm folded with batch statistics (default: half of "
+                        "--epochs); 0 folds with the running statistics from the start, the "
+                        "better choice for a short fine-tune of a converged model at low bits "
+                        "(docs/experiments.md, section 5)")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--limit-train", type=int, default=None)
     p.add_argument("--limit-test", type=int, default=None)
