@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,25 @@ ONEDNN_ISA_ID = ONEDNN_ISA + ("-pinned" if ONEDNN_PINNED else "")
 # only (tools/emulated_cpu.py, docs/framework_facts.md), not on a real CPU without VNNI. (oneDNN's
 # own pair-saturated sums are modelled: tests/oracles/oracle_refs.conv2d_acc_pair_saturated.)
 EXACT_U8S8_ACCUMULATION = has_vnni()
+
+
+def emulated_child(cpu: str, *modules: str):
+    """Yield one child process of tools/emulated_cpu.py running the frameworks on the emulated
+    ``cpu`` (for a module-scoped fixture): ``modules`` are required as by ``require``, and
+    without the emulation the test skips, or fails in CI (NPQUANT_REQUIRE_ORACLES=1)."""
+    for name in modules:
+        require(name)
+    tools = str(Path(__file__).resolve().parents[1] / "tools")
+    if tools not in sys.path:  # the module the emulated tests import, not a second copy
+        sys.path.insert(0, tools)
+    emulated_cpu = importlib.import_module("emulated_cpu")
+    reason = emulated_cpu.missing(cpu)
+    if reason:
+        if os.environ.get("NPQUANT_REQUIRE_ORACLES") == "1":
+            pytest.fail(f"the {cpu} emulation is required in CI: {reason}")
+        pytest.skip(reason)
+    with emulated_cpu.EmulatedFrameworks(cpu) as proc:
+        yield proc
 
 
 def require_exact_u8s8_accumulation(what: str) -> None:

@@ -18,14 +18,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import require
+from conftest import emulated_child
 
 from npquant.profiles import get_profile
 from npquant.qparams import QParams, dequantize
 from npquant.testing.oracles import COMPARISONS, disagreements, on_cpu
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
-from emulated_cpu import FRAMEWORKS, EmulatedFrameworks, frameworks_on, missing  # noqa: E402
+from emulated_cpu import FRAMEWORKS, frameworks_on  # noqa: E402
 
 pytestmark = pytest.mark.oracle
 
@@ -40,16 +40,7 @@ CAMPAIGN_CASES = 1000
 @pytest.fixture(scope="module")
 def child():
     """One aarch64 child process for the module (skip, or fail in CI, without the emulation)."""
-    require("ai_edge_litert")
-    require("onnxruntime")
-    require("onnx")
-    reason = missing(CPU)
-    if reason:
-        if os.environ.get("NPQUANT_REQUIRE_ORACLES") == "1":
-            pytest.fail(f"the aarch64 emulation is required in CI: {reason}")
-        pytest.skip(reason)
-    with EmulatedFrameworks(CPU) as proc:
-        yield proc
+    yield from emulated_child(CPU, "ai_edge_litert", "onnxruntime", "onnx")
 
 
 def _check_rows(child, n: int) -> None:

@@ -18,7 +18,6 @@ tools/emulated_cpu.py's).
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 from dataclasses import replace
@@ -26,14 +25,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import require
+from conftest import emulated_child, require
 
 from npquant.integer import conv2d
 from npquant.profiles import get_profile
 from npquant.testing.oracles import COMPARISONS, disagreements, on_cpu
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
-from emulated_cpu import FRAMEWORKS, EmulatedFrameworks, frameworks_on, missing  # noqa: E402
+from emulated_cpu import FRAMEWORKS, frameworks_on  # noqa: E402
 
 pytestmark = pytest.mark.oracle
 
@@ -48,15 +47,7 @@ CAMPAIGN_CASES = 1000
 @pytest.fixture(scope="module")
 def child():
     """One AVX2 child process for the module (skip, or fail in CI, without the emulation)."""
-    require("onnxruntime")
-    require("onnx")
-    reason = missing(CPU)
-    if reason:
-        if os.environ.get("NPQUANT_REQUIRE_ORACLES") == "1":
-            pytest.fail(f"the AVX2 emulation is required in CI: {reason}")
-        pytest.skip(reason)
-    with EmulatedFrameworks(CPU) as proc:
-        yield proc
+    yield from emulated_child(CPU, "onnxruntime", "onnx")
 
 
 def _check_rows(child, rows, n: int) -> None:
