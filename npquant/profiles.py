@@ -34,6 +34,10 @@ class RequantKind(str, Enum):
     # as DOUBLE_ROUNDING, but a left shift (M >= 1) comes after the rounded SRDHM:
     # SRDHM(acc, M0) 2^shift (TFLite's aarch64 dot-product 3x3 depthwise kernel)
     DOUBLE_ROUNDING_LATE_SHIFT = "double_rounding_late_shift"
+    # oneDNN's int8 epilogue (PyTorch's x86 engine conv): three float32 multiplies with the bias
+    # and the zero point between and after them, rounded once at the end:
+    # rne(f32(f32(f32(f32(f32(acc) src) wei[c]) + B[c]) D) + Z) (ONEDNN_RECIPROCALS)
+    FLOAT32_ONEDNN = "float32_onednn"
 
 
 class MultiplierDerivation(str, Enum):
@@ -43,6 +47,10 @@ class MultiplierDerivation(str, Enum):
     FLOAT32_PRODUCT = "float32_product"  # f64(f32(s_x * s_w)) / f64(s_y)  (TFLite per-tensor)
     FLOAT32_RATIO = "float32_ratio"  # f32(f32(s_x * s_w) / s_y)     (ORT, FBGEMM)
     FLOAT32_RECIPROCAL = "float32_reciprocal"  # f32(f32(s_w * s_x) * f32(1 / s_y))  (QNNPACK)
+    # three factors, for the float32_onednn kind: src = f32(1 / f32(1 / s_x)), wei[c] = s_w[c],
+    # D = f32(1 / f32(1 / f32(1 / s_y))): PyTorch passes 1/s_x and 1/s_y, ideep inverts them
+    # for oneDNN, and oneDNN multiplies by the inverse of its dst scale
+    ONEDNN_RECIPROCALS = "onednn_reciprocals"
 
 
 class Overflow(str, Enum):
@@ -72,11 +80,15 @@ class BiasAdd(str, Enum):
     FLOAT32_RECIPROCAL = "float32_reciprocal"
     # the same with per-channel weights: the bias term is f32(B / S_b[c]) (a float32 division)
     FLOAT32_DIVIDE = "float32_divide"
+    # oneDNN (PyTorch's x86 engine conv): the float bias B = f32(b S_b) itself, added after the
+    # accumulator's multiplies by the scales src and wei[c] (RequantKind.FLOAT32_ONEDNN)
+    FLOAT32_AFTER_SCALE = "float32_after_scale"
 
     @property
     def in_float(self) -> bool:
-        """True when the bias is added in float32 after the integer sum (fbgemm)."""
-        return self in (BiasAdd.FLOAT32_RECIPROCAL, BiasAdd.FLOAT32_DIVIDE)
+        """True when the bias is added in float32 after the integer sum (fbgemm, oneDNN)."""
+        return self in (BiasAdd.FLOAT32_RECIPROCAL, BiasAdd.FLOAT32_DIVIDE,
+                        BiasAdd.FLOAT32_AFTER_SCALE)
 
 
 class QuantizeMethod(str, Enum):
@@ -189,10 +201,23 @@ class RequantRule:
     per_channel_bias: BiasAdd | None = None
 
     def __post_init__(self) -> None:
-        floats = [b for b in (self.bias, self.per_channel_bias) if b is not None and b.in_float]
-        if floats and self.kind is not RequantKind.FLOAT32:
-            raise ValueError(f"a float32 bias ({floats[0].value}) needs the float32 "
-                             f"requantization kind, got {self.kind.value}")
+        biases = [b for b in (self.bias, self.per_channel_bias) if b is not None]
+        for b in biases:
+            # fbgemm's terms go with the float32 kind, oneDNN's bias after the scale with its own
+            need = (RequantKind.FLOAT32_ONEDNN if b is BiasAdd.FLOAT32_AFTER_SCALE
+                    else RequantKind.FLOAT32 if b.in_float else None)
+            if need is not None and self.kind is not need:
+                raise ValueError(f"the float32 bias {b.value} needs the {need.value} "
+                                 f"requantization kind, got {self.kind.value}")
+        onednn_parts = (self.kind is RequantKind.FLOAT32_ONEDNN,
+                        MultiplierDerivation.ONEDNN_RECIPROCALS in
+                        (self.derivation, self.per_channel_derivation))
+        if any(onednn_parts) and not (all(onednn_parts) and self.per_channel_derivation in
+                                      (None, MultiplierDerivation.ONEDNN_RECIPROCALS)):
+            raise ValueError("the float32_onednn kind and the onednn_reciprocals derivation go "
+                             f"together (got kind={self.kind.value}, derivation="
+                             f"{self.derivation.value}, per_channel_derivation="
+                             f"{getattr(self.per_channel_derivation, 'value', None)})")
         if (self.channel_group > 0) != (self.tail_ties is not None):
             raise ValueError("channel_group > 0 and tail_ties go together "
                              f"(got channel_group={self.channel_group}, "
@@ -497,6 +522,11 @@ _F32_RECIP_EVEN = RequantRule(RequantKind.FLOAT32, MultiplierDerivation.FLOAT32_
                               Ties.EVEN)
 # QNNPACK (PyTorch qnnpack engine): the float bias quantized to int32, b' = rne(f32(B f32(1/S_b)))
 _QNNPACK_F32 = replace(_F32_RECIP_EVEN, bias=BiasAdd.QUANTIZED_RECIPROCAL)
+# oneDNN's int8 conv epilogue (PyTorch x86 engine, brgemm / jit / gemm convs alike):
+# rne(f32(f32(f32(f32(f32(acc) src) wei[c]) + B[c]) D) + Z), the float bias B itself after
+# the scales
+_ONEDNN_F32 = RequantRule(RequantKind.FLOAT32_ONEDNN, MultiplierDerivation.ONEDNN_RECIPROCALS,
+                          Ties.EVEN, bias=BiasAdd.FLOAT32_AFTER_SCALE)
 _XNNPACK_QUANTIZE = QuantizeRule(QuantizeMethod.MULTIPLY_RECIPROCAL, "float32", Ties.EVEN,
                                  ZeroPointOrder.AFTER_ROUNDING)
 _TFLITE_QUANTIZE = QuantizeRule(QuantizeMethod.DIVIDE, "float32", Ties.AWAY,
@@ -719,6 +749,22 @@ PROFILES.update({p.name: p for p in (
     # version 2: the float bias of pytorch-fbgemm version 2
     _without_vnni(PROFILES["pytorch-fbgemm"], "2",
                   "depthwise convs pair kernel taps (kh, kw) the same way"))})
+
+
+# PyTorch's x86 engine (torch.backends.quantized.engine = "x86", the default on x86) with
+# AVX-512 VNNI: its conv and depthwise conv run on oneDNN (ATen PackedConvWeightsOnednn,
+# aten/src/ATen/native/quantized/cpu/qconv.cpp), its linear and add on fbgemm / ATen as the
+# fbgemm engine. oneDNN's int8 conv kernels (brgemm, jit, gemm alike) apply the scales, the
+# float bias, the dst scale and the zero point one float32 operation at a time (_ONEDNN_F32;
+# docs/framework_facts.md). Without VNNI the engine hands these convs to fbgemm
+# (pytorch-fbgemm-avx2; npquant.testing.oracles.CPU_VARIANTS).
+PROFILES["pytorch-x86"] = replace(
+    PROFILES["pytorch-fbgemm"], name="pytorch-x86", version="1",
+    description="PyTorch 2.13 quantized CPU ops on the x86 engine with AVX-512 VNNI: conv and "
+                "depthwise on oneDNN 3.12, rne(f32(f32(f32(f32(f32(acc) src) s_w) + B) D) + Z) "
+                "with src = f32(1/f32(1/s_x)), D = f32(1/f32(1/f32(1/s_y))), B the float "
+                "bias; linear, add and quantize as pytorch-fbgemm",
+    conv=_ONEDNN_F32, depthwise_conv=_ONEDNN_F32)
 
 
 def _optimized_on_aarch64(base: Profile) -> Profile:

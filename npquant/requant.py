@@ -17,7 +17,7 @@ from npquant import fixedpoint as fp
 from npquant.profiles import MultiplierDerivation, RequantKind, RequantRule
 
 (KIND_DOUBLE_ROUNDING, KIND_SINGLE_ROUNDING, KIND_FLOAT32, KIND_FLOAT64, KIND_POWER_OF_TWO,
- KIND_DOUBLE_ROUNDING_LATE_SHIFT) = range(6)
+ KIND_DOUBLE_ROUNDING_LATE_SHIFT, KIND_FLOAT32_ONEDNN) = range(7)
 _KIND_CODES = {
     RequantKind.DOUBLE_ROUNDING: KIND_DOUBLE_ROUNDING,
     RequantKind.SINGLE_ROUNDING: KIND_SINGLE_ROUNDING,
@@ -25,6 +25,7 @@ _KIND_CODES = {
     RequantKind.FLOAT64: KIND_FLOAT64,
     RequantKind.POWER_OF_TWO: KIND_POWER_OF_TWO,
     RequantKind.DOUBLE_ROUNDING_LATE_SHIFT: KIND_DOUBLE_ROUNDING_LATE_SHIFT,
+    RequantKind.FLOAT32_ONEDNN: KIND_FLOAT32_ONEDNN,
 }
 
 
@@ -39,7 +40,9 @@ def effective_multiplier(input_scale: float, weight_scale, output_scale: float,
     * ``double``: ``f64(S_in) f64(S_w) / f64(S_out)`` (TFLite per-channel conv);
     * ``float32_product``: ``f64(f32(S_in S_w)) / f64(S_out)`` (TFLite per-tensor);
     * ``float32_ratio``: ``f32(f32(S_in S_w) / S_out)`` (ONNX Runtime, FBGEMM);
-    * ``float32_reciprocal``: ``f32(f32(S_w S_in) f32(1 / S_out))`` (QNNPACK).
+    * ``float32_reciprocal``: ``f32(f32(S_w S_in) f32(1 / S_out))`` (QNNPACK);
+    * ``onednn_reciprocals``: ``f64(src) f64(wei) f64(D)``, the product of oneDNN's three
+      factors (``onednn_scales``), which its kind applies one at a time.
     """
     s_in = _positive_float32(input_scale, "input_scale")
     s_w = _positive_float32(weight_scale, "weight_scale")
@@ -51,11 +54,46 @@ def effective_multiplier(input_scale: float, weight_scale, output_scale: float,
         m = (s_in * s_w).astype(np.float64) / s_out.astype(np.float64)
     elif d is MultiplierDerivation.FLOAT32_RATIO:
         m = ((s_in * s_w) / s_out).astype(np.float64)
+    elif d is MultiplierDerivation.ONEDNN_RECIPROCALS:
+        src, wei, d_out = onednn_scales(input_scale, weight_scale, output_scale)
+        m = np.float64(src) * wei.astype(np.float64) * np.float64(d_out)
     else:
         m = ((s_w * s_in) * (np.float32(1.0) / s_out)).astype(np.float64)
     if not np.all(np.isfinite(m)) or np.any(m <= 0):
         raise ValueError(f"effective multiplier S_in*S_w/S_out is not finite and > 0: {m}")
     return np.atleast_1d(m)
+
+
+def onednn_scales(input_scale: float, weight_scale, output_scale: float
+                  ) -> tuple[np.float32, np.ndarray, np.float32]:
+    """oneDNN's three float32 factors ``(src, wei[c], D)`` of PyTorch's x86-engine conv
+    (``RequantKind.FLOAT32_ONEDNN``), from the scales as PyTorch holds them.
+
+    PyTorch passes reciprocals (``PackedConvWeightsOnednn::apply_impl``, qconv.cpp:
+    ``src_scales = 1.0 / input_scale``, ``inv_output_scale = 1.0 / output_scale``, double
+    quotients stored as float) and the weight scales as they are (``prepack``: float); ideep
+    inverts the two reciprocals in float (``op_attr.set_scales(DNNL_ARG_SRC, .., {1.0f / s})``,
+    and the same for DNNL_ARG_DST); oneDNN multiplies by the inverse of its dst scale
+    (``DEFINE_ARG_SCALES_BUFFER``: ``1.f / s``)::
+
+        src = f32(1 / f32(1 / s_x)),  wei[c] = f32(s_w[c]),  D = f32(1 / f32(1 / f32(1 / s_y)))
+
+    with ``1 / s`` of a float scale a double quotient. A reciprocal of a reciprocal is not
+    always the number itself in float32: ``src`` is one unit in the last place off ``s_x`` for
+    about one scale in six (measured: the x86 engine follows the chain, not ``s_x``); ``D`` came
+    out as ``f32(1 / s_y)`` on every scale tried. A scale of 1 is not passed at all (ideep skips
+    ``set_scales`` for 1.0f); the formulas give 1 there too.
+    """
+    s_in = _positive_float32(input_scale, "input_scale")[0]
+    wei = _positive_float32(weight_scale, "weight_scale")
+    s_out = _positive_float32(output_scale, "output_scale")[0]
+    one = np.float32(1.0)
+    src = one / np.float32(1.0 / np.float64(s_in))  # float(1.0 / double), then 1.0f / that
+    d_out = one / (one / np.float32(1.0 / np.float64(s_out)))
+    if not (np.isfinite(src) and src > 0 and np.isfinite(d_out) and d_out > 0):
+        raise ValueError(f"oneDNN's scales src = {float(src)}, D = {float(d_out)} are not finite "
+                         "and > 0 in float32")
+    return np.float32(src), wei, np.float32(d_out)
 
 
 # The shift each fixed-point kind's scalar core accepts (npquant.fixedpoint contracts).
@@ -74,6 +112,9 @@ class RequantParams:
     ``bias_scale``: the bias scale ``S_b = f32(s_x s_w)`` per channel (float32 values), which the
     rules that bring a float bias back (``BiasAdd``, PyTorch) divide by; ``prepare_requant`` sets
     it, None when built from the multipliers alone.
+    ``onednn_factors``: ``(src, D)`` (float32 values) of the ``float32_onednn`` kind, whose
+    ``multiplier`` holds the weight scales ``wei[c]`` (``onednn_scales``); None for every other
+    kind.
     """
 
     rule: RequantRule
@@ -81,6 +122,7 @@ class RequantParams:
     quantized_multiplier: np.ndarray
     shift: np.ndarray
     bias_scale: np.ndarray | None = None
+    onednn_factors: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         """Check what the kernels' contracts assume, so a hand-built value cannot go wrong
@@ -112,6 +154,16 @@ class RequantParams:
             if sb.shape != shapes["shift"] or not np.all(np.isfinite(sb)) or np.any(sb <= 0):
                 raise ValueError("RequantParams.bias_scale must be finite, > 0 and of the "
                                  f"multipliers' length, got {sb.tolist()}")
+        onednn = self.rule.kind is RequantKind.FLOAT32_ONEDNN
+        if onednn != (self.onednn_factors is not None):
+            raise ValueError("RequantParams.onednn_factors (src, D) are given with the "
+                             f"float32_onednn kind and only then (kind {self.rule.kind.value}, "
+                             f"onednn_factors {self.onednn_factors!r})")
+        if onednn:
+            f = np.asarray(self.onednn_factors, dtype=np.float64)
+            if f.shape != (2,) or not np.all(np.isfinite(f)) or np.any(f <= 0):
+                raise ValueError("RequantParams.onednn_factors must hold (src, D), finite and "
+                                 f"> 0, got {f.tolist()}")
         lo, hi = _SHIFT_RANGE.get(self.rule.kind, (-62, 62))
         sh = np.asarray(self.shift, dtype=np.int64)
         if np.any(sh < lo) or np.any(sh > hi):
@@ -157,15 +209,22 @@ def prepare_requant(rule: RequantRule, input_scale: float, weight_scale,
     ``rule.derivation_for(per_channel=True)``.
     """
     per_channel = np.size(weight_scale) > 1
-    m = effective_multiplier(input_scale, weight_scale, output_scale,
-                             rule.derivation_for(per_channel))
-    params = requant_params_from_multiplier(rule, m)
+    if rule.kind is RequantKind.FLOAT32_ONEDNN:  # three factors, not one M (onednn_scales)
+        src, wei, d_out = onednn_scales(input_scale, weight_scale, output_scale)
+        zeros = np.zeros(wei.shape[0], dtype=np.int32)
+        params = RequantParams(rule=rule, multiplier=wei.astype(np.float64),
+                               quantized_multiplier=zeros, shift=zeros,
+                               onednn_factors=np.array([src, d_out], dtype=np.float64))
+    else:
+        m = effective_multiplier(input_scale, weight_scale, output_scale,
+                                 rule.derivation_for(per_channel))
+        params = requant_params_from_multiplier(rule, m)
     # the bias scale as PyTorch's kernels compute it: the float32 product of the float32 scales
     s_b = (_positive_float32(input_scale, "input_scale")
            * _positive_float32(weight_scale, "weight_scale")).astype(np.float64)
     if not np.all(np.isfinite(s_b)) or np.any(s_b <= 0):  # underflows float32: no float bias
         return params
-    return replace(params, bias_scale=np.broadcast_to(s_b, m.shape).copy())
+    return replace(params, bias_scale=np.broadcast_to(s_b, params.multiplier.shape).copy())
 
 
 def requant_params_from_multiplier(rule: RequantRule, multiplier) -> RequantParams:
@@ -174,6 +233,9 @@ def requant_params_from_multiplier(rule: RequantRule, multiplier) -> RequantPara
     if m.ndim != 1 or not np.all(np.isfinite(m)) or np.any(m <= 0):
         raise ValueError(f"multiplier must be a 1-D array of finite values > 0, got {multiplier!r}")
     kind = rule.kind
+    if kind is RequantKind.FLOAT32_ONEDNN:
+        raise ValueError("the float32_onednn kind applies three factors (src, wei, D) derived "
+                         "from the scales, not one multiplier: use prepare_requant with them")
     n = m.shape[0]
     qm = np.zeros(n, dtype=np.int32)
     shift = np.zeros(n, dtype=np.int32)
@@ -217,7 +279,36 @@ def requantize_scalar(acc: int, kind: int, ties: int, quantized_multiplier: int,
     if kind == KIND_DOUBLE_ROUNDING_LATE_SHIFT:
         return fp.late_shift_double_rounding_multiply_scalar(acc, quantized_multiplier, shift,
                                                              ties)
+    if kind == KIND_FLOAT32_ONEDNN:  # the zero point enters before the rounding: onednn_output
+        raise ValueError("the float32_onednn kind rounds with the zero point: onednn_output")
     return fp.rounding_shift_right_scalar(acc, -shift, ties)
+
+
+@numba.njit(cache=True)
+def onednn_output(acc: int, src: float, wei: float, bias: float, d_out: float, zero_point: int,
+                  ties: int) -> float:
+    """oneDNN 3.12's int8 epilogue (``RequantKind.FLOAT32_ONEDNN``), one float32 operation at a
+    time::
+
+        y = round(f32(f32(f32(f32(f32(f32(acc) src) wei) + B) D) + Z))
+
+    ``acc``: the int32 sum ``sum (x - Zx) w`` without the bias; ``src``, ``wei`` (this channel's
+    weight scale) and ``d_out`` ``D``: float32 values (``onednn_scales``); ``bias`` the float32
+    bias ``B[c]`` (0.0 without one); ``zero_point`` ``Z``, added in float32 *before* the
+    rounding (``ties``: oneDNN's ``vcvtps2dq``, ties to even). Returns the rounded float: the
+    caller clamps it to the output range (oneDNN clamps in float32 before converting: the same
+    integer, since the bounds are integers). The order is oneDNN's (``jit_brgemm_kernel_t::
+    store_accumulators_apply_post_ops``: vcvtdq2ps, vmulps scales, vaddps bias, vmulps dst
+    scale, vaddps zero point, saturate, vcvtps2dq); the source and weight scales as two
+    multiplies, not their float32 product, is measured on 3.12 (near-tie probes, the
+    source read precomputes the product: docs/framework_facts.md).
+    """
+    v = np.float32(np.float32(acc) * np.float32(src))  # float32 products: one rounding each
+    v = np.float32(v * np.float32(wei))
+    v = fp.float32_sum_scalar(np.float64(v), np.float64(np.float32(bias)))
+    v = np.float32(v * np.float32(d_out))
+    v = fp.float32_sum_scalar(np.float64(v), np.float64(zero_point))
+    return fp.round_float_scalar(np.float64(v), ties)
 
 
 @fp.lazy_vectorize("int64(int64, int64, int64, int64, int64, float64)")
@@ -239,6 +330,12 @@ def requantize(acc: np.ndarray, params: RequantParams, *, channel_axis: int | No
     if qmin > qmax:
         raise ValueError(f"qmin={qmin} > qmax={qmax}")
     qm, shift, mult = _broadcast_params(acc, params, channel_axis)
+    if params.rule.kind is RequantKind.FLOAT32_ONEDNN:  # zero point before rounding, no bias
+        (src, d_out), tie = params.onednn_factors, params.ties_code
+        flat = np.broadcast_to(mult, acc.shape).ravel()
+        out = np.array([onednn_output(int(a), src, float(m), 0.0, d_out, int(zero_point), tie)
+                        for a, m in zip(acc.ravel(), flat, strict=True)], dtype=np.float64)
+        return np.clip(out, qmin, qmax).astype(np.int64).reshape(acc.shape)
     ties = params.channel_ties(1 if channel_axis is None else acc.shape[channel_axis])
     if ties.shape[0] > 1:
         shape = [1] * acc.ndim

@@ -28,6 +28,9 @@ as the bias scale), and each engine brings ``B`` back its own way:
   ``y = Z - 5``, not ``Z - 4``; with ``b = 55``, ``acc - b = -31``, ``S_b = 3 2^-17``,
   ``M = 0.1875``: the product ``B r = 55.0000016`` rounded alone is 55 and gives the tie 4.5,
   fused it gives ``24.000002 M > 4.5``).
+* oneDNN (the x86 engine's conv, ``FLOAT32_AFTER_SCALE``) keeps ``B`` itself and adds it after
+  the sum's multiplies by the scales ``src`` and ``wei[c]`` (``npquant.requant.onednn_output``):
+  ``y = round(f32(f32(f32(f32(f32(acc - b) src) wei) + B) D) + Z)``.
 """
 
 from __future__ import annotations
@@ -57,7 +60,8 @@ def float_bias(bias: np.ndarray, bias_scale: np.ndarray) -> np.ndarray:
 def layer_bias(bias: np.ndarray, params: RequantParams, rule: RequantRule
                ) -> tuple[np.ndarray, np.ndarray | None]:
     """``(integer bias, float bias term or None)`` of a layer under ``rule`` (module docstring);
-    the term is float64: the exact product ``B r`` (per tensor) or the float32 ``B / S_b``.
+    the term is float64: the exact product ``B r`` (per tensor), the float32 ``B / S_b``, or
+    ``B`` itself (oneDNN, added after the scale).
 
     ``bias``: npquant's int64 bias ``(O,)``; ``params``: the layer's requantization (per-channel
     when it has more than one multiplier; its ``bias_scale`` gives ``S_b``). The integer bias is
@@ -79,6 +83,8 @@ def layer_bias(bias: np.ndarray, params: RequantParams, rule: RequantRule
         inv = np.float32(1.0) / s_b  # float32 division (1.0f / scale)
         requantized = np.rint(b_float * inv)  # float32 product, nearbyint
         return np.clip(requantized.astype(np.float64), INT32_MIN, INT32_MAX).astype(np.int64), None
+    if kind is BiasAdd.FLOAT32_AFTER_SCALE:
+        return bias, b_float.astype(np.float64)  # B itself (oneDNN)
     if kind is BiasAdd.FLOAT32_RECIPROCAL:
         recip = (1.0 / s_b.astype(np.float64)).astype(np.float32)  # 1.0 / S_b in double
         # the exact product (two float32 multiply exactly in float64): the compiler fuses the

@@ -34,6 +34,7 @@ from npquant.integer import accumulator as accm
 from npquant.integer.bias import layer_bias
 from npquant.integer.epilogue import (
     activation_range,
+    fuses_epilogue,
     needs_domain_check,
     requant_for_shape,
     requantize_accumulators,
@@ -224,7 +225,8 @@ def conv2d(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, *,
     # the padded taps hold Zx and add 0 to the bound: the bound of x is that of xp
     plan = accm.plan_for(c.x, c.x_zero_point, c.w, c.w_zero_point, c.w[0].size, c.bias,
                          c.accumulator)
-    if _vnni_applies(c, plan) and not needs_domain_check(c.requant):
+    if _vnni_applies(c, plan) and not needs_domain_check(c.requant) \
+            and fuses_epilogue(c.requant):
         # the same sums and the same epilogue, fused per image (npquant.integer.fast.vnni_conv)
         acc, out = conv_exact_vnni(c.xp, c.w, c.x_zero_point, c.w_zero_point, c.bias, c.stride,
                                    c.dilation, c.groups, c.out_hw, requant=c.requant,
@@ -236,6 +238,7 @@ def conv2d(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, *,
         return KernelResult(out, acc) if return_accumulators else out
     if c.depthwise and c.groups > 1 and c.stride == (1, 1) and plan.kind == accm.PLAN_EXACT \
             and plan.fits_int32 and not needs_domain_check(c.requant) \
+            and fuses_epilogue(c.requant) \
             and c.float_bias is None:  # (the direct depthwise epilogues add the bias in int32)
         # the direct depthwise sums with the epilogue fused per row (fast.depthwise3x3) or
         # per plane (fast.depthwise)

@@ -20,8 +20,10 @@ from npquant.qparams import QParams, quantize
 from npquant.requant import (
     KIND_DOUBLE_ROUNDING,
     KIND_FLOAT32,
+    KIND_FLOAT32_ONEDNN,
     RequantParams,
     check_requant_domain,
+    onednn_output,
     prepare_requant,
     requant_params_from_multiplier,
     requantize_scalar,
@@ -383,6 +385,37 @@ def _epilogue_float_bias(acc, bias, term, ties_per_channel, mult, zo, lo, hi, ou
                 out[a, c, b] = fp.saturate_scalar(v, lo, hi)
 
 
+@numba.njit(cache=True, parallel=True)
+def _epilogue_onednn(acc, bias, term, src, mult, d_out, ties_per_channel, zo, lo, hi, out):
+    """``out[a, c, b] = clamp(round(f32(f32(f32(f32(f32(acc - bias[c]) src) wei[c]) + term[c])
+    D) + zo), lo, hi)``: oneDNN's epilogue (``npquant.requant.onednn_output``), the float bias
+    ``term`` (``B``, 0 without one) added after the scales, the zero point before the rounding.
+
+    Contract: acc (A, C, B) int32 or int64 whose ``acc - bias[c]`` fits int32, bias int64 (C,),
+    term float64 (C,) holding float32 values; src, d_out, and mult (the weight scales, C or 1)
+    float64 holding float32 values; ties int64 codes (C or 1).
+    """
+    a_len, c_len, b_len = acc.shape
+    per_channel = mult.shape[0] > 1
+    per_channel_ties = ties_per_channel.shape[0] > 1
+    for t in prange(a_len * c_len):
+        a = t // c_len
+        c = t % c_len
+        s = mult[c if per_channel else 0]
+        ties = ties_per_channel[c if per_channel_ties else 0]
+        bc, tc = bias[c], term[c]
+        for b in range(b_len):
+            v = np.int64(onednn_output(acc[a, c, b] - bc, src, s, tc, d_out, zo, ties))
+            out[a, c, b] = fp.saturate_scalar(v, lo, hi)
+
+
+def fuses_epilogue(params: RequantParams) -> bool:
+    """True when the fast kernels may requantize inside their loops (``requantize_row`` and
+    friends): every kind but ``float32_onednn``, whose zero point enters before the rounding
+    and which runs after the sums (``requantize_accumulators``)."""
+    return params.kind_code != KIND_FLOAT32_ONEDNN
+
+
 def needs_domain_check(params: RequantParams) -> bool:
     """True when double rounding shifts left (``M >= 1``): the accumulators must be checked
     (``check_requant_domain``) before requantization, so a fused epilogue cannot run."""
@@ -405,9 +438,9 @@ def requantize_accumulators(acc: np.ndarray, params: RequantParams, *, channel_a
     float32 before the multiply (fbgemm); then ``acc - bias``, the framework's int32 sum, must
     lie in int32 (ValueError naming the index).
     """
-    if float_bias is not None:
+    if params.kind_code == KIND_FLOAT32_ONEDNN or float_bias is not None:
         return _requantize_float_bias(acc, params, channel_axis, out_zero_point, act_range,
-                                      out_dtype, *float_bias)
+                                      out_dtype, *(float_bias or (None, None)))
     if acc.dtype != np.int32:
         bad = (acc < fp.INT32_MIN) | (acc > fp.INT32_MAX)
         if np.any(bad):
@@ -435,14 +468,18 @@ def requantize_accumulators(acc: np.ndarray, params: RequantParams, *, channel_a
 
 def _requantize_float_bias(acc: np.ndarray, params: RequantParams, channel_axis: int,
                            out_zero_point: int, act_range: tuple[int, int], out_dtype: np.dtype,
-                           bias: np.ndarray, term: np.ndarray) -> np.ndarray:
-    """``requantize_accumulators`` with a float bias term (its docstring)."""
-    if params.kind_code != KIND_FLOAT32:
+                           bias: np.ndarray | None, term: np.ndarray | None) -> np.ndarray:
+    """``requantize_accumulators`` with a float bias term (its docstring), or under the
+    ``float32_onednn`` kind (with or without one: ``bias``, ``term`` None)."""
+    onednn = params.kind_code == KIND_FLOAT32_ONEDNN
+    if not onednn and params.kind_code != KIND_FLOAT32:
         raise ValueError("a float bias term needs the float32 requantization kind, got "
                          f"{params.rule.kind.value}")
-    bias = np.asarray(bias, dtype=np.int64)
     outer = int(np.prod(acc.shape[:channel_axis]))
     acc3 = np.ascontiguousarray(acc).reshape(outer, acc.shape[channel_axis], -1)
+    if bias is None:  # oneDNN without a float bias: nothing comes off, nothing is added
+        bias, term = np.zeros(acc3.shape[1], np.int64), np.zeros(acc3.shape[1], np.float64)
+    bias = np.asarray(bias, dtype=np.int64)
     if acc3.size and (int(acc3.min()) - int(bias.max()) < fp.INT32_MIN
                       or int(acc3.max()) - int(bias.min()) > fp.INT32_MAX):
         total = acc3.astype(np.int64) - bias[None, :, None]  # the bound failed: look closer
@@ -455,6 +492,12 @@ def _requantize_float_bias(acc: np.ndarray, params: RequantParams, channel_axis:
                              "requantization takes")
     out = np.empty(acc3.shape, dtype=out_dtype)
     _, ties, _, _, mult = params.kernel_args(acc3.shape[1])
+    if onednn:
+        src, d_out = (float(f) for f in params.onednn_factors)
+        _epilogue_onednn(acc3, bias, np.asarray(term, np.float64), src, mult, d_out, ties,
+                         np.int64(out_zero_point),
+                         np.int64(act_range[0]), np.int64(act_range[1]), out)
+        return out.reshape(acc.shape)
     _epilogue_float_bias(acc3, bias, np.asarray(term, np.float64), ties, mult,
                          np.int64(out_zero_point), np.int64(act_range[0]), np.int64(act_range[1]),
                          out)

@@ -24,7 +24,7 @@ import numpy as np
 
 from npquant.integer import accumulator as accm
 from npquant.integer.conv import _vnni_applies, check_conv, conv2d
-from npquant.integer.epilogue import needs_domain_check
+from npquant.integer.epilogue import fuses_epilogue, needs_domain_check
 from npquant.integer.fast.vnni_conv import conv_exact_vnni
 from npquant.integer.pool import max_pool2d
 
@@ -45,7 +45,7 @@ def conv2d_max_pool(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None
     plan = accm.plan_for(c.x, c.x_zero_point, c.w, c.w_zero_point, c.w[0].size, c.bias,
                          c.accumulator)
     if _vnni_applies(c, plan) and not needs_domain_check(c.requant) \
-            and min(c.out_hw) >= 2:
+            and fuses_epilogue(c.requant) and min(c.out_hw) >= 2:
         _, out = conv_exact_vnni(c.xp, c.w, c.x_zero_point, c.w_zero_point, c.bias, c.stride,
                                  c.dilation, c.groups, c.out_hw, requant=c.requant,
                                  out_zero_point=c.out_zero_point, act_range=c.act_range,

@@ -30,6 +30,7 @@ from npquant.integer import accumulator as accm
 from npquant.integer.bias import layer_bias
 from npquant.integer.epilogue import (
     activation_range,
+    fuses_epilogue,
     needs_domain_check,
     requant_for_shape,
     requantize_accumulators,
@@ -182,7 +183,8 @@ def fully_connected(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None
                  activation=activation, accumulator=accumulator, layer=layer)
     plan = accm.plan_for(c.x, c.x_zero_point, c.w, c.w_zero_point, c.x.shape[1], c.bias,
                          c.accumulator)
-    if vnni_gemm.runs_exactly(c.x.dtype, plan) and not needs_domain_check(c.requant):
+    if vnni_gemm.runs_exactly(c.x.dtype, plan) and not needs_domain_check(c.requant) \
+            and fuses_epilogue(c.requant):
         # the same sums and the same epilogue, fused into the GEMM's last pass
         acc, out = vnni_gemm.gemm_exact_vnni(c.x, c.w, c.x_zero_point, c.w_zero_point, c.bias,
                                              requant=c.requant, out_zero_point=c.out_zero_point,

@@ -131,10 +131,34 @@ def requantize_float_bias(acc: int, bias: int, term: float, params: RequantParam
     return int(fp.round_float_scalar(float(product), tie))
 
 
+def requantize_onednn(acc: int, bias: int, term: float, params: RequantParams, channel: int,
+                      zo: int) -> int:
+    """oneDNN's epilogue (``RequantKind.FLOAT32_ONEDNN``), one numpy float32 operation per
+    step, the zero point *included*: ``round(f32(f32(f32(f32(f32(acc - b) src) wei) + B) D)
+    + Z)`` with ``B`` the float bias ``term`` (0 without one) and ``b`` the integer bias it
+    replaces (no clamp)."""
+    total = acc - bias
+    if not fp.INT32_MIN <= total <= fp.INT32_MAX:
+        raise ValueError(f"accumulator {total} is outside int32, which requantization takes")
+    wei = np.float32(params.multiplier[channel if params.channels > 1 else 0])
+    src, d = (np.float32(f) for f in params.onednn_factors)
+    v = np.float32(total) * src  # numpy float32 scalars: each operation rounds to float32
+    v = v * wei
+    v = v + np.float32(term)
+    v = v * d
+    v = v + np.float32(zo)
+    # oneDNN's vcvtps2dq rounds ties to even; the rule's ties say so (fp.round_float_scalar)
+    return int(fp.round_float_scalar(float(v), int(params.channel_ties(1)[0])))
+
+
 def _output(acc: int, params: RequantParams, channel: int, channels: int, zo: int,
             act_range: tuple[int, int], bias: int = 0, term: np.ndarray | None = None) -> int:
     """``clamp(Z_out + M acc, act_min, act_max)``: the epilogue of every GEMM-like op; with a
-    float bias ``term`` (per channel), ``requantize_float_bias`` instead of ``M acc``."""
+    float bias ``term`` (per channel), ``requantize_float_bias`` instead of ``M acc``; under
+    the ``float32_onednn`` kind, ``requantize_onednn`` (the zero point before the rounding)."""
+    if params.rule.kind is RequantKind.FLOAT32_ONEDNN:
+        b, t = (bias, float(term[channel])) if term is not None else (0, 0.0)
+        return fp.saturate_scalar(requantize_onednn(acc, b, t, params, channel, zo), *act_range)
     if term is not None:
         scaled = requantize_float_bias(acc, bias, term[channel], params, channel, channels)
     else:
