@@ -205,3 +205,94 @@ def test_all_padding_window_is_zero_in_npquant():
                    out_scale=8.0, stride=1, padding=(1, 1), dilation=(1, 2), profile=profile,
                    out_dtype=np.uint8, return_accumulators=True)
         assert r.acc.ravel().tolist() == [0, 0] and r.out.ravel().tolist() == [0, 0], profile
+
+
+def near_tie_case(rng, kind):
+    """A case built so that oneDNN's float32 steps decide the rounding: scales drawn at random,
+    then the accumulator ``k w`` (one tap of value ``Zx + k``, weight ``w``, the other tap 0) and
+    a float bias chosen where the candidate orders of the float32 steps (``tie_rivals``) round
+    apart. Every output of the case has that accumulator."""
+    from npquant.requant import onednn_scales
+
+    ks, ws = np.arange(-128, 128).reshape(-1, 1), np.arange(-127, 128).reshape(1, -1)
+    while True:
+        s_x, s_w = float(f32(rng.uniform(0.01, 2))), float(f32(rng.uniform(0.001, 0.5)))
+        s_y, z_y = float(f32(rng.uniform(0.5, 80))), int(rng.choice([0, 1, 77, 128, 200]))
+        b = int(rng.integers(-5000, 5000)) if rng.random() < 0.5 else 0
+        bias = float(f32(b * np.float64(f32(f32(s_x) * f32(s_w)))))  # torch_op's float bias
+        src, wei, d = onednn_scales(s_x, s_w, s_y)
+        outs = [r(ks * ws, src, wei[0], f32(bias), d, z_y) for r in tie_rivals()]
+        apart = np.argwhere((np.stack(outs) != outs[0]).any(axis=0))
+        if len(apart):
+            i, j = apart[rng.integers(len(apart))]
+            return s_x, s_w, s_y, z_y, bias, int(ks[i, 0]), int(ws[0, j])
+
+
+def tie_rivals():
+    """pytorch-x86's order (first) and the orders it was told apart from, on float32 arrays:
+    the source and weight scales multiplied first (oneDNN's precomputed product), the dst scale
+    and zero point fused (fma), the zero point after the rounding."""
+    def ours(acc, src, wei, b, d, z):
+        return np.rint((((acc.astype(f32) * src) * wei + b) * d) + f32(z))
+
+    def product_first(acc, src, wei, b, d, z):
+        return np.rint(((acc.astype(f32) * f32(src * wei) + b) * d) + f32(z))
+
+    def fused_zero_point(acc, src, wei, b, d, z):
+        v = (acc.astype(f32) * src) * wei + b
+        return np.rint((v.astype(np.float64) * np.float64(d) + z).astype(f32))
+
+    def zero_point_after(acc, src, wei, b, d, z):
+        return np.rint(((acc.astype(f32) * src) * wei + b) * d) + z
+
+    return [ours, product_first, fused_zero_point, zero_point_after]
+
+
+@pytest.mark.parametrize("kind", ["conv", "depthwise"],
+                         ids=[f"{k}-x86[{ONEDNN_ISA_ID}]" for k in ("conv", "depthwise")])
+def test_x86_engine_near_ties(kind, n=40):
+    """Cases where the order of oneDNN's float32 steps decides the output (``near_tie_case``):
+    npquant's conv under pytorch-x86 equals the x86 engine on every one, and each rival order
+    (``tie_rivals``) misses some. Measured on avx512_core_vnni (every case, every order told
+    apart); other families skip."""
+    require("torch")
+    if ONEDNN_ISA != "avx512_core_vnni":
+        pytest.skip(f"oneDNN runs its {ONEDNN_ISA} int8 kernels here; the near-tie cases were "
+                    "measured on avx512_core_vnni")
+    from npquant.integer import conv2d
+    from npquant.requant import onednn_scales
+
+    rng = np.random.default_rng(5010 + (kind == "depthwise"))
+    rival_hits = np.zeros(len(tie_rivals()), int)
+    for _ in range(n):
+        s_x, s_w, s_y, z_y, bias, k, wv = near_tie_case(rng, kind)
+        c_in, z_x = 8, 128
+        x = np.full((1, c_in, 2, 10), z_x + k, np.uint8)
+        o, groups = (c_in, c_in) if kind == "depthwise" else (4, 1)
+        w = np.zeros((o, c_in // groups, 2, 1), np.int8)
+        w[:, 0, 0, 0] = wv
+        got = run_case_raw(x, w, s_x, z_x, s_w, s_y, z_y, groups, bias)
+        b_int = round(bias / float(f32(f32(s_x) * f32(s_w))))
+        want = conv2d(x, w, np.full(o, b_int, np.int32) if bias else None, x_zero_point=z_x,
+                      out_zero_point=z_y, x_scale=s_x, w_scale=s_w, out_scale=s_y,
+                      groups=groups, profile="pytorch-x86", out_dtype=np.uint8)
+        assert np.array_equal(got, want), (kind, s_x, s_w, s_y, z_y, bias, k, wv)
+        src, wei, d = onednn_scales(s_x, s_w, s_y)
+        acc = np.array([k * wv])
+        for i, rule in enumerate(tie_rivals()):
+            rival_hits[i] += int(np.clip(rule(acc, src, wei[0], f32(bias), d, z_y), 0, 255)[0]
+                                 == got.ravel()[0])
+    assert rival_hits[0] == n and all(h < n for h in rival_hits[1:]), rival_hits
+
+
+def run_case_raw(x, w, s_x, z_x, s_w, s_y, z_y, groups, bias):
+    """The x86 engine's conv2d on raw arrays, the float bias ``bias`` on every channel."""
+    from npquant.interop.torch import run_torch_op
+
+    p = dict(w=w, x_scale=s_x, x_zero_point=z_x, w_scale=s_w, y_scale=s_y, y_zero_point=z_y,
+             stride=(1, 1), dilation=(1, 1), padding=(0, 0), groups=groups)
+    if bias:
+        p["bias"] = np.full(w.shape[0], bias, np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return run_torch_op("conv2d", [x], p, engine="x86")
