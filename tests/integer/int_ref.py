@@ -45,6 +45,13 @@ def requant_ref(acc, params: RequantParams, channel_axis, zo, lo, hi):
         c = idx[channel_axis] if params.channels > 1 else 0
         ties = (rule.ties if grouped is None or idx[channel_axis] < grouped
                 else rule.tail_ties).value
+        if kind is RequantKind.FLOAT32_ONEDNN:  # the zero point before the rounding (oneDNN)
+            src, d = (np.float32(f) for f in params.onednn_factors)
+            y = np.float32(np.float32(np.float32(acc[idx]) * src)
+                           * np.float32(params.multiplier[c])) * d
+            r = round_fraction(Fraction(float(np.float32(y + np.float32(zo)))), ties)
+            out[idx] = min(max(r, lo), hi)
+            continue
         v = requant_value(int(acc[idx]), kind, ties, int(params.quantized_multiplier[c]),
                           int(params.shift[c]), float(params.multiplier[c]))
         out[idx] = min(max(v + zo, lo), hi)
