@@ -183,31 +183,44 @@ def _past(until: str | None) -> bool:
 def run_campaign(camp: Campaign, cmps: list, cpus: list[str], cases: int, chunk: int,
                  seed: int, until: str | None) -> None:
     """Measure chunk after chunk (chunk k: ``chunk`` cases, seed ``seed + k``) for every row on
-    every CPU until each has ``cases`` cases or ``until`` comes; stored chunks are skipped."""
+    every CPU until each has ``cases`` cases or ``until`` comes; stored chunks are skipped.
+
+    An emulated CPU's child process starts once and serves every chunk: under qemu the
+    frameworks' code is translated on its first run, which a fresh child per chunk paid again
+    for every row (most of an emulated chunk's time)."""
+    children: dict = {}
+    with contextlib.ExitStack() as keep:
+        for k in range(-(-cases // chunk)):
+            if not _campaign_chunk(camp, cmps, cpus, chunk, seed + k, until, children, keep):
+                return
+
+
+def _campaign_chunk(camp: Campaign, cmps: list, cpus: list[str], chunk: int, s: int,
+                    until: str | None, children: dict, keep: contextlib.ExitStack) -> bool:
+    """Chunk ``s`` of every row on every CPU (``run_campaign``); False once ``until`` came."""
     from emulated_cpu import FRAMEWORKS, EmulatedFrameworks, frameworks_on, missing
 
-    for k in range(-(-cases // chunk)):
-        s = seed + k
-        for cpu in cpus:
-            if cpu != "native" and missing(cpu):
-                continue
-            todo = [c for c in cmps if str(s) not in camp.chunks(cpu, c.id)
-                    and (cpu == "native" or c.framework in FRAMEWORKS[cpu])]
-            if not todo:
-                continue
-            with contextlib.ExitStack() as stack:
-                if cpu != "native":  # one emulated child for the chunk's rows
-                    stack.enter_context(frameworks_on(stack.enter_context(
-                        EmulatedFrameworks(cpu))))
-                for cmp in todo:
-                    if _past(until):
-                        return
-                    t0 = time.time()
-                    tally = measure(on_cpu(cmp, cpu) if cpu != "native" else cmp, chunk,
-                                    seed=s)
-                    camp.add(cpu, cmp.id, s, tally)
-                    print(f"[{cpu}] seed {s} {cmp.id:48s} {tally.agree:>5}/{tally.cases:<5} "
-                          f"{time.time() - t0:6.1f} s", flush=True)
+    for cpu in cpus:
+        if cpu != "native" and missing(cpu):
+            continue
+        todo = [c for c in cmps if str(s) not in camp.chunks(cpu, c.id)
+                and (cpu == "native" or c.framework in FRAMEWORKS[cpu])]
+        if not todo:
+            continue
+        with contextlib.ExitStack() as stack:
+            if cpu != "native":
+                if cpu not in children:
+                    children[cpu] = keep.enter_context(EmulatedFrameworks(cpu))
+                stack.enter_context(frameworks_on(children[cpu]))
+            for cmp in todo:
+                if _past(until):
+                    return False
+                t0 = time.time()
+                tally = measure(on_cpu(cmp, cpu) if cpu != "native" else cmp, chunk, seed=s)
+                camp.add(cpu, cmp.id, s, tally)
+                print(f"[{cpu}] seed {s} {cmp.id:48s} {tally.agree:>5}/{tally.cases:<5} "
+                      f"{time.time() - t0:6.1f} s", flush=True)
+    return True
 
 
 def _cpu_cell(cmp, measured: dict, with_cases: bool = False) -> str:
