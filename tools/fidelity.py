@@ -24,16 +24,22 @@ over the stored chunks; ``--no-measure`` only rewrites it from the JSON.
     nice -n 19 python3 tools/fidelity.py --results fidelity_campaign.json --cases 10000 \
         --chunk 500 --until 06:00
 
-Measured with ``--chunk 100`` at nice 19 on 2 shared cores under load (26 min): about 5,700
-cases per row per hour natively (58 rows), 1,700 under AVX2 emulation (58 rows) and 3,600 under
-aarch64 emulation (43 rows); 10,000 per row on the three CPUs is about 10 hours.
+An emulated CPU's child process serves the whole campaign (started once: qemu translates the
+frameworks' code on first use); warm, a case costs 0.015-0.03 s under qemu for TFLite and ORT
+rows and ~0.06 s for PyTorch's conv (measured alone, 60 cases). A chunk of 100 cases of every
+native row (59) took 48-310 s at nice 19 beside other work on 2 cores.
 
 docs/results/fidelity_campaign.json is the campaign so far (resume it with ``--results
-docs/results/fidelity_campaign.json``): natively (AMD EPYC, AVX-512 VNNI) 2,500-2,600 cases on
-each of 59 rows, all equal bit for bit except the two pinned PyTorch x86 (oneDNN) conv rows,
-measured at nice 19 beside other work (load 4-10) in about two hours; on the emulated AVX2 CPU
-100 cases on 31 rows. At that pace the emulated columns need days: under qemu a case costs about
-0.3 s of the emulated child's setup and run.
+docs/results/fidelity_campaign.json``; its native chunks only on the CPU it names).
+
+``--tell-apart`` first measures, natively, which cases tell each row's profile from the other
+profiles of its framework (npquant.testing.tell_apart: search npquant-only for cases where the
+two differ, run the framework on them) into docs/results/tell_apart.json; the page renders the
+last such run as "Profiles told apart". With ``--results F --no-measure`` it measures only
+that and rewrites the page from F:
+
+    python3 tools/fidelity.py --tell-apart --results docs/results/fidelity_campaign.json \
+        --no-measure --cases 10000 --chunk 100
 """
 
 from __future__ import annotations
