@@ -43,8 +43,9 @@ from npquant.requant import RequantParams, prepare_requant
 class TraceEntry:
     """One op's tensors from ``IntegerModel.run(..., return_trace=True)``.
 
-    ``acc``: the int32 accumulators of CONV_2D/FULLY_CONNECTED (before requantization), the
-    window maxima of MAX_POOL_2D, None otherwise.
+    ``acc``: the int32 accumulators of CONV_2D/FULLY_CONNECTED (before requantization) and the
+    window sums of average pools, None otherwise (MAX_POOL_2D: its window maxima are its
+    output).
     """
 
     index: int
@@ -205,10 +206,10 @@ class MaxPoolOp(IntOp):
     op = "MAX_POOL_2D"
 
     def run(self, x, profile):
-        r = integer.max_pool2d(x, self.kernel_size, self.stride, self.padding,
-                               zero_point=_zp(self.qparams), profile=profile,
-                               return_accumulators=True)
-        return r.out, r.acc
+        # no accumulator: the window maxima of stored integers are the output itself (no
+        # activation clamp here), so a trace would only hold them again, widened to int32
+        return integer.max_pool2d(x, self.kernel_size, self.stride, self.padding,
+                                  zero_point=_zp(self.qparams), profile=profile), None
 
     def describe(self):
         return {"kernel_size": list(self.kernel_size), "stride": list(self.stride),

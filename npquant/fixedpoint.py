@@ -288,12 +288,6 @@ def float32_sum_scalar(a: float, b: float) -> np.float32:
     return r2_32 if beyond else r
 
 
-@numba.vectorize(["float32(float64, float64)"], cache=True)
-def float32_sum(a, b):
-    """``float32_sum_scalar`` element-wise over arrays (float64 in, float32 out)."""
-    return float32_sum_scalar(a, b)
-
-
 @numba.njit(cache=True, inline="always")
 def float32_bias_multiply_scalar(x: int, term: float, multiplier: np.float32,
                                  ties: int) -> int:
@@ -515,6 +509,12 @@ def lazy_vectorize(signature: str) -> Callable[[Callable[..., Any]], Callable[..
             return built[0](*args)
         return call
     return wrap
+
+
+@lazy_vectorize("float32(float64, float64)")
+def float32_sum(a, b):
+    """``float32_sum_scalar`` element-wise over arrays (float64 in, float32 out)."""
+    return float32_sum_scalar(a, b)
 
 
 @lazy_vectorize("int64(int64, int64)")

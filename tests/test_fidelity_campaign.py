@@ -63,3 +63,18 @@ def test_campaign_refuses_chunks_of_another_host_or_versions(tmp_path):
     fidelity.Campaign(path, versions=vers, native_host=None)
     with pytest.raises(SystemExit, match=r"versions.*onnxruntime"):
         fidelity.Campaign(path, versions={**vers, "onnxruntime": "1.33.0"})
+
+
+def test_tell_apart_section_lists_every_differing_pair_with_its_rows():
+    data = {"draws": 100, "keep": 10, "seconds": 1, "native_host": {"cpu_model": "test CPU"},
+            "rows": {"tflite-reference-ADD": {
+                "op": "ADD", "path": "reference", "framework": "tflite", "profile": "tflite",
+                "rivals": {"tflite-optimized": {"found": 3, "sides_with_profile": 3,
+                                                "sides_with_rival": 0, "declined": 0}}}}}
+    lines = fidelity.tell_apart_section(data)
+    pair = [line for line in lines if line.startswith("| `tflite` / `tflite-optimized` |")]
+    assert len(pair) == 1 and "ADD reference (3: 3 as `tflite`)" in pair[0]
+    assert "add_inputs" in pair[0]
+    missing = [line for line in lines if line.startswith("| `tflite` / `tflite-xnnpack` |")]
+    assert len(missing) == 1 and "not told apart" in missing[0]
+    assert not any("`onnxruntime` / `tflite`" in line for line in lines)

@@ -24,16 +24,22 @@ over the stored chunks; ``--no-measure`` only rewrites it from the JSON.
     nice -n 19 python3 tools/fidelity.py --results fidelity_campaign.json --cases 10000 \
         --chunk 500 --until 06:00
 
-Measured with ``--chunk 100`` at nice 19 on 2 shared cores under load (26 min): about 5,700
-cases per row per hour natively (58 rows), 1,700 under AVX2 emulation (58 rows) and 3,600 under
-aarch64 emulation (43 rows); 10,000 per row on the three CPUs is about 10 hours.
+An emulated CPU's child process serves the whole campaign (started once: qemu translates the
+frameworks' code on first use); warm, a case costs 0.015-0.03 s under qemu for TFLite and ORT
+rows and ~0.06 s for PyTorch's conv (measured alone, 60 cases). A chunk of 100 cases of every
+native row (59) took 48-310 s at nice 19 beside other work on 2 cores.
 
 docs/results/fidelity_campaign.json is the campaign so far (resume it with ``--results
-docs/results/fidelity_campaign.json``): natively (AMD EPYC, AVX-512 VNNI) 2,500-2,600 cases on
-each of 59 rows, all equal bit for bit except the two pinned PyTorch x86 (oneDNN) conv rows,
-measured at nice 19 beside other work (load 4-10) in about two hours; on the emulated AVX2 CPU
-100 cases on 31 rows. At that pace the emulated columns need days: under qemu a case costs about
-0.3 s of the emulated child's setup and run.
+docs/results/fidelity_campaign.json``; its native chunks only on the CPU it names).
+
+``--tell-apart`` first measures, natively, which cases tell each row's profile from the other
+profiles of its framework (npquant.testing.tell_apart: search npquant-only for cases where the
+two differ, run the framework on them) into docs/results/tell_apart.json; the page renders the
+last such run as "Profiles told apart". With ``--results F --no-measure`` it measures only
+that and rewrites the page from F:
+
+    python3 tools/fidelity.py --tell-apart --results docs/results/fidelity_campaign.json \
+        --no-measure --cases 10000 --chunk 100
 """
 
 from __future__ import annotations
@@ -183,31 +189,44 @@ def _past(until: str | None) -> bool:
 def run_campaign(camp: Campaign, cmps: list, cpus: list[str], cases: int, chunk: int,
                  seed: int, until: str | None) -> None:
     """Measure chunk after chunk (chunk k: ``chunk`` cases, seed ``seed + k``) for every row on
-    every CPU until each has ``cases`` cases or ``until`` comes; stored chunks are skipped."""
+    every CPU until each has ``cases`` cases or ``until`` comes; stored chunks are skipped.
+
+    An emulated CPU's child process starts once and serves every chunk: under qemu the
+    frameworks' code is translated on its first run, which a fresh child per chunk paid again
+    for every row (most of an emulated chunk's time)."""
+    children: dict = {}
+    with contextlib.ExitStack() as keep:
+        for k in range(-(-cases // chunk)):
+            if not _campaign_chunk(camp, cmps, cpus, chunk, seed + k, until, children, keep):
+                return
+
+
+def _campaign_chunk(camp: Campaign, cmps: list, cpus: list[str], chunk: int, s: int,
+                    until: str | None, children: dict, keep: contextlib.ExitStack) -> bool:
+    """Chunk ``s`` of every row on every CPU (``run_campaign``); False once ``until`` came."""
     from emulated_cpu import FRAMEWORKS, EmulatedFrameworks, frameworks_on, missing
 
-    for k in range(-(-cases // chunk)):
-        s = seed + k
-        for cpu in cpus:
-            if cpu != "native" and missing(cpu):
-                continue
-            todo = [c for c in cmps if str(s) not in camp.chunks(cpu, c.id)
-                    and (cpu == "native" or c.framework in FRAMEWORKS[cpu])]
-            if not todo:
-                continue
-            with contextlib.ExitStack() as stack:
-                if cpu != "native":  # one emulated child for the chunk's rows
-                    stack.enter_context(frameworks_on(stack.enter_context(
-                        EmulatedFrameworks(cpu))))
-                for cmp in todo:
-                    if _past(until):
-                        return
-                    t0 = time.time()
-                    tally = measure(on_cpu(cmp, cpu) if cpu != "native" else cmp, chunk,
-                                    seed=s)
-                    camp.add(cpu, cmp.id, s, tally)
-                    print(f"[{cpu}] seed {s} {cmp.id:48s} {tally.agree:>5}/{tally.cases:<5} "
-                          f"{time.time() - t0:6.1f} s", flush=True)
+    for cpu in cpus:
+        if cpu != "native" and missing(cpu):
+            continue
+        todo = [c for c in cmps if str(s) not in camp.chunks(cpu, c.id)
+                and (cpu == "native" or c.framework in FRAMEWORKS[cpu])]
+        if not todo:
+            continue
+        with contextlib.ExitStack() as stack:
+            if cpu != "native":
+                if cpu not in children:
+                    children[cpu] = keep.enter_context(EmulatedFrameworks(cpu))
+                stack.enter_context(frameworks_on(children[cpu]))
+            for cmp in todo:
+                if _past(until):
+                    return False
+                t0 = time.time()
+                tally = measure(on_cpu(cmp, cpu) if cpu != "native" else cmp, chunk, seed=s)
+                camp.add(cpu, cmp.id, s, tally)
+                print(f"[{cpu}] seed {s} {cmp.id:48s} {tally.agree:>5}/{tally.cases:<5} "
+                      f"{time.time() - t0:6.1f} s", flush=True)
+    return True
 
 
 def _cpu_cell(cmp, measured: dict, with_cases: bool = False) -> str:
@@ -254,6 +273,84 @@ def _measure_all(cmps: list, installed: set, cpus: list[str], cases: int, emulat
     return rows, measured
 
 
+TELL_APART = ROOT / "docs" / "results" / "tell_apart.json"
+
+
+def measure_tell_apart(cmps: list, draws: int, keep: int, seed: int, vers: dict,
+                       host: dict) -> dict:
+    """``tell_apart`` of every row natively (npquant.testing.tell_apart), as the JSON that
+    ``tell_apart_section`` renders."""
+    from dataclasses import asdict
+
+    from npquant.testing.tell_apart import tell_apart
+
+    rows, start = {}, time.time()
+    for cmp in cmps:
+        t0 = time.time()
+        found = tell_apart(cmp, draws=draws, keep=keep, seed=seed)
+        rows[cmp.id] = {"op": cmp.op, "path": cmp.path, "framework": cmp.framework,
+                        "profile": cmp.profile,
+                        "rivals": {r: asdict(t) for r, t in found.items()}}
+        print(f"[tell apart] {cmp.id:48s} {time.time() - t0:6.1f} s " + ", ".join(
+            f"{r} {t.sides_with_profile}/{t.found}" for r, t in found.items()), flush=True)
+    return {"format": "npquant-tell-apart", "format_version": 1, "draws": draws, "keep": keep,
+            "seed": seed, "seconds": round(time.time() - start), "versions": vers,
+            "native_host": host, "rows": rows}
+
+
+def tell_apart_section(data: dict) -> list[str]:
+    """docs/fidelity.md's "Profiles told apart": one line per two profiles of a framework that
+    differ in a rule, with the rows whose cases tell them apart."""
+    from npquant.profiles import PROFILES
+    from npquant.testing.tell_apart import family, profile_differences
+
+    evidence: dict[tuple[str, str], list[tuple[int, str]]] = {}
+    for d in data["rows"].values():
+        for rival, t in d["rivals"].items():
+            if rival not in PROFILES or not t["found"]:
+                continue
+            pair = tuple(sorted((d["profile"], rival)))
+            text = (f"{d['op']} {d['path']} ({t['found']}: {t['sides_with_profile']} as "
+                    f"`{d['profile']}`" + (f", {t['sides_with_rival']} as `{rival}`"
+                                           if t["sides_with_rival"] else "")
+                    + (f", {t['declined']} declined" if t["declined"] else "") + ")")
+            evidence.setdefault(pair, []).append((t["sides_with_profile"], text))
+    lines = [
+        "",
+        "## Profiles told apart",
+        "",
+        f"Generated by `python3 tools/fidelity.py --tell-apart --tell-draws {data['draws']}` "
+        f"({data['seconds']} s, natively on {data['native_host']['cpu_model']}); the page "
+        "shows the last such run (docs/results/tell_apart.json).",
+        "A row agreeing with its profile on random cases says little if the other profiles of",
+        "the framework would have agreed too. For each row and each other profile of its",
+        "framework, `npquant.testing.tell_apart` searches the row's cases (up to "
+        f"{data['draws']} draws; for",
+        "element-wise ADD also cases holding every pair of input values) for ones on which",
+        f"npquant gives different integers under the two profiles, keeps up to {data['keep']}, "
+        "and runs",
+        "the framework on them. Each cell lists rows as *op path (cases found: how many the",
+        "framework computed as the row's profile, as the other)*, most telling first.",
+        "",
+        "| profiles | rules that differ | told apart by |",
+        "|---|---|---|",
+    ]
+    names = sorted(PROFILES)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            if family(a) != family(b):
+                continue
+            differ = profile_differences(a, b)
+            if not differ:
+                continue
+            found = sorted(evidence.get((a, b), []), key=lambda e: -e[0])
+            cell = "; ".join(text for _, text in found[:4]) + (
+                f"; and {len(found) - 4} more rows" if len(found) > 4 else "")
+            lines.append(f"| `{a}` / `{b}` | {', '.join(differ)} | "
+                         f"{cell or '**not told apart by a row measured here**'} |")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", type=int, default=200, help="hypothesis cases per row")
@@ -270,6 +367,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--until", default=None, help="campaign: stop starting rows at HH:MM UTC")
     ap.add_argument("--no-measure", action="store_true",
                     help="campaign: only write the page from the JSON")
+    ap.add_argument("--tell-apart", action="store_true",
+                    help="measure only which cases tell each row's profile from the other "
+                         "profiles of its framework (docs/results/tell_apart.json), then write "
+                         "the page from --results (or leave the table as it is)")
+    ap.add_argument("--tell-draws", type=int, default=2000,
+                    help="--tell-apart: cases searched per row")
     args = ap.parse_args(argv)
     if args.cases < 1:
         ap.error(f"--cases must be >= 1, got {args.cases}")
@@ -286,6 +389,11 @@ def main(argv: list[str] | None = None) -> int:
     installed = {cmp.id for cmp in COMPARISONS
                  if all(vers.get(m) != "not installed" for m in REQUIRES[cmp.framework])}
     cmps = [c for c in COMPARISONS if not args.only or args.only in c.id]
+    if args.tell_apart:
+        TELL_APART.write_text(json.dumps(measure_tell_apart(
+            [c for c in cmps if c.id in installed], args.tell_draws, 10, args.seed, vers,
+            {"cpu_model": model, "simd_flags": sorted(flags), "onednn": onednn}),
+            indent=1, sort_keys=True) + "\n")
     if args.results:
         measuring = not args.no_measure
         camp = Campaign(args.results, versions=vers if measuring else None,
@@ -392,6 +500,8 @@ def main(argv: list[str] | None = None) -> int:
     if unmodelled:
         lines += ["", "Not modelled on an emulated CPU (rows exact natively): "
                   + "; ".join(unmodelled) + "."]
+    if TELL_APART.is_file():
+        lines += tell_apart_section(json.loads(TELL_APART.read_text()))
     lines += [
         "",
         "Not in the table: TFLite AVERAGE_POOL_2D on XNNPACK (int8 is not delegated; the",

@@ -29,6 +29,7 @@ import numpy as np
 from numba import uint64
 
 from npquant.golden.formats import check_dtype
+from npquant.golden.hex_vector import FAST, LINES, periods, reach
 
 _UINT = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 _NEWLINE = 10
@@ -49,9 +50,12 @@ def hex_size(count: int, itemsize: int) -> int:
     return count * (2 * itemsize + 1)
 
 
-def hex_range(bits: np.ndarray, out: np.ndarray, start: int) -> None:
+def hex_range(bits: np.ndarray, out: np.ndarray, start: int, *, vector: bool | None = None
+              ) -> None:
     """Fill ``out`` (1-D uint8) with characters ``[start, start + out.size)`` of the hex text of
-    ``bits`` (``value_bits`` of an array). The range must lie inside the text (``hex_size``)."""
+    ``bits`` (``value_bits`` of an array). The range must lie inside the text (``hex_size``).
+    ``vector``: make runs of 64 whole lines of 4- and 1-byte values in 512-bit registers
+    (``hex_vector``; default: where that is fast, ``hex_vector.FAST``); the bytes are the same."""
     if bits.dtype not in _UINT.values() or bits.ndim != 1:
         raise TypeError(f"bits must be a 1-D unsigned array (value_bits), got {bits.dtype} "
                         f"{bits.shape}")
@@ -61,7 +65,8 @@ def hex_range(bits: np.ndarray, out: np.ndarray, start: int) -> None:
     if start < 0 or start + out.size > total:
         raise ValueError(f"range [{start}, {start + out.size}) is outside the hex text of "
                          f"{total} bytes")
-    _hex_range(bits, bits.itemsize, out, start, out.ctypes.data, sys.byteorder == "little")
+    _hex_range(bits, bits.itemsize, out, start, out.ctypes.data, sys.byteorder == "little",
+               FAST if vector is None else bool(vector))
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -169,9 +174,10 @@ def _groups1(bits, v, words):
 
 
 @numba.njit(cache=True, nogil=True)
-def _hex_range(bits, s, out, start, address, little):
+def _hex_range(bits, s, out, start, address, little, vector):
     # Contract: [start, start + out.size) lies inside the text of bits (s bytes per value);
-    # address is out's address (for the word stores), little: a little-endian host.
+    # address is out's address (for the word stores), little: a little-endian host; vector:
+    # periods of 64 lines in 512-bit registers (hex_vector) first.
     width = 2 * s + 1
     n = out.size
     v, c = start // width, start % width
@@ -182,6 +188,11 @@ def _hex_range(bits, s, out, start, address, little):
         k = min(width - c, n)
         out[:k] = line[c:c + k]
         pos, v = k, v + 1
+    if vector and little and (s == 4 or s == 1) and bits.size - v >= reach(s):
+        count = min((n - pos) // (LINES * width), (bits.size - v - reach(s)) // LINES + 1)
+        if count > 0:
+            periods(bits, s, v, out, pos, count)
+            pos, v = pos + count * LINES * width, v + count * LINES
     if little and (s == 4 or s == 1):
         # groups of 8 lines stored as 64-bit words: first single lines up to an 8-byte aligned
         # address (the width, 9 or 3, is odd, so at most 7 of them)

@@ -1,12 +1,12 @@
 """Writing large files at disk speed: block-aligned buffers, direct I/O, sha256 on the way, one
 fsync per file.
 
-A golden export writes ~11 GB for 10k images. Through the page cache, every byte is copied into
-newly touched kernel memory (in a virtual machine each such page costs a fault on the host too)
-and written back later; measured on the development VM that is 0.4-0.7 GB/s with most of the
-CPU in the kernel, against 1.3-1.8 GB/s with ``O_DIRECT`` from reused aligned buffers
-(``docs/pipeline.md``, stage 5). So a file here is written through a small pool of reused
-buffers of ``BUFFER_SIZE`` bytes:
+A golden export writes ~9.4 GB for 10k images of the seed CNN (all formats). Through the page
+cache, every byte is copied into newly touched kernel memory (in a virtual machine each such
+page costs a fault on the host too) and written back later; measured on the development VM that
+is 0.4-0.7 GB/s with most of the CPU in the kernel, against 1.3-1.8 GB/s with ``O_DIRECT`` from
+reused aligned buffers (``docs/pipeline.md``, stage 5). So a file here is written through a
+small pool of reused buffers of ``BUFFER_SIZE`` bytes:
 
 * a producer fills the current buffer (``write`` copies bytes in; ``space``/``commit`` let a
   formatter write straight into it), and a full buffer is hashed (sha256, GIL released) and

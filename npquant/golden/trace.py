@@ -10,9 +10,12 @@ This buys two things:
 
 * memory: the kernels' temporaries are a slice's size, so the allocator reuses them slice after
   slice; the full-size arrays (~2 GB for 10k images of the seed CNN, mostly int32 accumulators)
-  are one anonymous ``mmap`` touched once, without the transparent huge pages NumPy asks for on
-  large arrays: on the development VM faulting 2 GB in took 3-3.9 s of kernel time with them
-  and 1.1-1.3 s without (docs/pipeline.md, "How the files are written, and how fast");
+  are one private anonymous ``mmap`` touched once, without the transparent huge pages NumPy asks
+  for on large arrays, and a thread populates each slice's rows ahead of the run
+  (``madvise(MADV_POPULATE_WRITE)``, Linux 5.14+; elsewhere the pages fault in as they are
+  written): on the development VM 2 GB took 3-3.9 s of kernel time with huge pages, 1.3-1.4 s
+  faulted in page by page (shared), 1.2-2.7 s (private), and 0.6-0.7 s populated in 64 MiB
+  steps (docs/pipeline.md, "How the files are written, and how fast");
 * overlap: ``wait(n)`` returns once rows ``[0, n)`` of every tensor are final, so the writer's
   threads format, hash and write them while the next slices run.
 
@@ -27,7 +30,9 @@ does the rest in the calling thread (the numba kernels' thread team belongs to i
 
 from __future__ import annotations
 
+import ctypes
 import mmap
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -123,6 +128,8 @@ class SlicedTrace:
         before = numba.get_num_threads()
         if threads is not None:
             numba.set_num_threads(max(1, min(threads, before)))
+        ahead = threading.Thread(target=self._populate, name="golden-populate", daemon=True)
+        ahead.start()
         try:
             for a in range(self.done, self.n, self.step):
                 if self._cancelled or (stop is not None and stop()):
@@ -138,6 +145,20 @@ class SlicedTrace:
             raise
         finally:
             numba.set_num_threads(before)
+            ahead.join()
+
+    def _populate(self) -> None:
+        """Populate the rows of the slices still to run, slice after slice, in every full-size
+        array (module docstring); stops at the first refusal (no such madvise here)."""
+        arrays = [*self._arrays, *(full for full, _, _ in self._derived)]
+        for a in range(self.done, self.n, self.step):
+            if self._cancelled or self._error is not None:
+                return
+            b = min(a + self.step, self.n)
+            for arr in arrays:
+                row = arr.nbytes // max(len(arr), 1)
+                if row and not populate(arr.ctypes.data + a * row, (b - a) * row):
+                    return
 
     def cancel(self) -> None:
         """Make ``run`` stop before its next slice and ``wait`` raise."""
@@ -191,16 +212,35 @@ def _moves_images(op: IntOp) -> bool:
     return False
 
 
+_MADV_POPULATE_WRITE = 23  # linux/mman.h (5.14+)
+_LIBC = ctypes.CDLL(None, use_errno=True) if os.name == "posix" else None
+
+
+def populate(address: int, length: int) -> bool:
+    """Fault in the pages of ``[address, address + length)`` of a private anonymous map for
+    writing, in one system call (the pages outward to page boundaries); False where the kernel
+    or the OS has no ``MADV_POPULATE_WRITE`` (nothing done: the pages fault in when written).
+    ctypes releases the GIL for the call."""
+    if _LIBC is None or length <= 0:
+        return _LIBC is not None
+    page = mmap.PAGESIZE
+    first = address - address % page
+    end = -(-(address + length) // page) * page
+    return _LIBC.madvise(ctypes.c_void_p(first), ctypes.c_size_t(end - first),
+                         _MADV_POPULATE_WRITE) == 0
+
+
 def _arena(specs: list[tuple[np.dtype, tuple[int, ...]]]) -> list[np.ndarray]:
-    """Arrays of the given (dtype, shape)s in one anonymous ``mmap``, each at a 4 KiB-aligned
-    offset: zero pages until written, no huge pages asked for (module docstring). The map lives
-    as long as any of the arrays."""
+    """Arrays of the given (dtype, shape)s in one private anonymous ``mmap``, each at a 4 KiB-
+    aligned offset: zero pages until written, no huge pages asked for (module docstring). The
+    map lives as long as any of the arrays."""
     offsets, total = [], 0
     for dtype, shape in specs:
         offsets.append(total)
         size = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
         total += -(-max(size, 1) // _ALIGN) * _ALIGN
-    buf = mmap.mmap(-1, max(total, _ALIGN))
+    private = getattr(mmap, "MAP_PRIVATE", 0) | getattr(mmap, "MAP_ANONYMOUS", 0)
+    buf = mmap.mmap(-1, max(total, _ALIGN), **({"flags": private} if private else {}))
     return [np.frombuffer(buf, dtype=dtype, count=int(np.prod(shape, dtype=np.int64)),
                           offset=off).reshape(shape)
             for (dtype, shape), off in zip(specs, offsets, strict=True)]

@@ -17,7 +17,8 @@ with tensors (the manifest's ``layers[k].tensors`` maps each role to its file st
   ``layers[k].tensors.input`` names ``<j>_<name>.output``; an ADD's second input is
   ``input_b``;
 * ``acc``: int32 accumulators before requantization and activation clamp (CONV_2D,
-  FULLY_CONNECTED; for MAX_POOL_2D the window maxima);
+  FULLY_CONNECTED; the window sums of average pools); none for MAX_POOL_2D, whose window
+  maxima are its output;
 * ``weight`` (int8 OIHW / (O, I)), ``bias`` (int32, scale ``S_in S_w[o]``, zero point 0);
 * ``requant_multiplier`` (int32 Q31 ``M0``), ``requant_shift`` (int32; ``M = M0 2^shift / 2^31``;
   for power-of-two rules ``M = 2^shift``), ``requant_real_multiplier`` (float64 ``M`` as the rule

@@ -839,6 +839,8 @@ def npquant_under(cmp: Comparison, profile: str) -> Callable[[Case], np.ndarray]
         return lambda c: npq_conv(c, profile)
     if op.startswith(("ADD", "add", "QLinearAdd")):
         return lambda c: npq_add(c, profile)
+    if op.startswith("QLinearGlobalAveragePool"):
+        return lambda c: npq_global_pool(c, profile)
     if op.startswith(("AVERAGE_POOL", "QLinearAveragePool", "MAX_POOL")):
         kind = "max_pool2d" if op.startswith("MAX") else "average_pool2d"
         return lambda c: npq_pool(c, profile, kind)

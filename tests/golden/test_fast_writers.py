@@ -49,10 +49,13 @@ def reference_hex(arr: np.ndarray) -> bytes:
     return b"".join(hex_chunks(arr))
 
 
-@given(golden_arrays(), st.lists(st.integers(1, 40), max_size=8), st.integers(0, 7))
-@settings(max_examples=300)
-def test_hex_kernel_equals_the_numpy_formula_on_any_split(arr, cuts, shift):
-    """Any byte range of the text on its own, at any out-address mod 8 (the word stores)."""
+@pytest.mark.parametrize("vector", [False, True], ids=["words", "vector"])
+@given(arr=golden_arrays(), cuts=st.lists(st.integers(1, 400), max_size=8),
+       shift=st.integers(0, 7))
+@settings(max_examples=200)
+def test_hex_kernel_equals_the_numpy_formula_on_any_split(vector, arr, cuts, shift):
+    """Any byte range of the text on its own, at any out-address mod 8 (the word stores), with
+    and without the 64-line register periods (``hex_vector``: generic IR, the same on any CPU)."""
     want = reference_hex(arr)
     bits = value_bits(arr)
     assert hex_size(bits.size, bits.itemsize) == len(want)
@@ -61,15 +64,16 @@ def test_hex_kernel_equals_the_numpy_formula_on_any_split(arr, cuts, shift):
     start = 0
     for k in [*cuts, len(want)]:
         k = min(k, len(want) - start)
-        hex_range(bits, out[start:start + k], start)
+        hex_range(bits, out[start:start + k], start, vector=vector)
         start += k
     assert out.tobytes() == want
 
 
+@pytest.mark.parametrize("vector", [False, True], ids=["words", "vector"])
 @pytest.mark.parametrize("dtype", ["int8", "int32", "uint8", "float32"])
-def test_hex_kernel_grouped_path_on_a_long_array(dtype):
-    """The 8-line word stores over thousands of groups, split at 8 KiB buffer boundaries (lines
-    straddle them), edges first."""
+def test_hex_kernel_grouped_path_on_a_long_array(dtype, vector):
+    """The 8-line word stores (and the 64-line periods) over thousands of groups, split at 8 KiB
+    buffer boundaries (lines straddle them), edges first."""
     rng = np.random.default_rng(3)
     dt = np.dtype(dtype)
     bits = rng.integers(0, 2 ** (8 * dt.itemsize), size=50_003, dtype=f"u{dt.itemsize}")
@@ -78,8 +82,28 @@ def test_hex_kernel_grouped_path_on_a_long_array(dtype):
     want = reference_hex(arr)
     out = np.empty(len(want), dtype=np.uint8)
     for start in range(0, len(want), 8192):
-        hex_range(value_bits(arr), out[start:start + 8192], start)
+        hex_range(value_bits(arr), out[start:start + 8192], start, vector=vector)
     assert out.tobytes() == want
+
+
+@pytest.mark.parametrize("dtype", ["int8", "uint8", "int32", "uint32"])
+def test_hex_periods_at_the_end_of_the_values(dtype):
+    """The last period a range may take reads up to ``reach`` values past its first: every count
+    of values around it, and a range starting at every line of the first period."""
+    from npquant.golden.hex_vector import LINES, reach
+
+    dt = np.dtype(dtype)
+    rng = np.random.default_rng(5)
+    edge = LINES + reach(dt.itemsize)
+    for count in range(edge - 80, edge + 80):
+        arr = rng.integers(0, 2 ** (8 * dt.itemsize), size=count,
+                           dtype=f"u{dt.itemsize}").view(dt)
+        want = reference_hex(arr)
+        for first_line in (v for v in (0, 1, 7, 63) if v < count):
+            start = first_line * (2 * dt.itemsize + 1)
+            out = np.empty(len(want) - start, dtype=np.uint8)
+            hex_range(value_bits(arr), out, start, vector=True)
+            assert out.tobytes() == want[start:], (count, first_line)
 
 
 def test_hex_range_rejects_a_range_outside_the_text():
