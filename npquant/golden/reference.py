@@ -34,7 +34,7 @@ from npquant.profiles import PROFILES, RequantKind, get_profile
 from npquant.qparams import QParams, quantize
 from npquant.quant import fold_batch_norm
 from npquant.quant.ptq import LayerQParams, ModelQParams
-from npquant.requant import requant_params_from_multiplier, requantize
+from npquant.requant import prepare_requant, requant_params_from_multiplier, requantize
 
 CNN_IMAGES = 2
 CNN_FORMATS = ("hex",)  # the RTL format; load_golden reads hex-only sets (manifest: dtype, shape)
@@ -150,7 +150,10 @@ def write_ops(out: str | Path, profile: str, *, provenance_record: dict[str, Any
         t: dict[str, str] = {}
         attrs = {k: c[k] for k in ("zero_point", "qmin", "qmax")}
         if c["op"] == "REQUANTIZE":
-            params = requant_params_from_multiplier(rule, [c["M"]])
+            onednn = rule.kind is RequantKind.FLOAT32_ONEDNN
+            # oneDNN's three factors (npquant.requant.onednn_scales): M as the input scale
+            params = (prepare_requant(rule, c["M"], 1.0, 1.0) if onednn
+                      else requant_params_from_multiplier(rule, [c["M"]]))
             out_q = requantize(c["x"], params, channel_axis=None, zero_point=c["zero_point"],
                                qmin=c["qmin"], qmax=c["qmax"]).astype(c["dtype"])
             named = [("acc", c["x"], "vector"),
@@ -160,6 +163,11 @@ def write_ops(out: str | Path, profile: str, *, provenance_record: dict[str, Any
                      ("output", out_q, "vector")]
             extra = {"rule": rule.describe(), "formula": "q = clamp(Z + round_rule(M acc), "
                                                          "qmin, qmax); M = M0 2^shift / 2^31"}
+            if onednn:
+                named.insert(4, ("requant_onednn_src_d", params.onednn_factors, "O"))
+                extra["formula"] = ("q = clamp(round_even(f32(f32(f32(f32(acc) src) W) D) + Z), "
+                                    "qmin, qmax); (src, D) = requant_onednn_src_d = "
+                                    "(f32(1/f32(1/M)), 1), W = requant_real_multiplier = 1")
         else:
             bits = 8
             q = QParams(c["scale"], c["zero_point"], bits=bits, signed=c["dtype"] == "int8")

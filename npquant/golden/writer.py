@@ -212,6 +212,13 @@ def _trace_tensors(model: IntegerModel, trace: SlicedTrace, *, labels: np.ndarra
                            "M[c])), act_min, act_max), T[c] the float bias term "
                            f"({rq.rule.bias_for(rq.channels > 1).value}) of "
                            "B = f32(bias[c] f32(S_in S_w[c])), M = S_in S_w[c] / S_out")
+            if rq.onednn_factors is not None:  # PyTorch x86 engine (oneDNN): npquant.requant
+                src, d = (float(f) for f in rq.onednn_factors)
+                formula = ("q_out = clamp(round_even(f32(f32(f32(f32(f32(f32(acc - bias[c]) src) "
+                           "W[c]) + B[c]) D) + Z_out)), act_min, act_max), W[c] = "
+                           "requant_real_multiplier[c] = f32(S_w[c]), B = f32(bias[c] f32(S_in "
+                           f"S_w[c])), src = {src!r} = f32(1/f32(1/S_in)), D = {d!r} = "
+                           "f32(1/f32(1/f32(1/S_out)))")
             layer["requant"] = {"rule": rq.rule.describe(), "kind": rq.rule.kind.value,
                                 "formula": formula,
                                 "activation_range": _act_range(op, model.profile)}
