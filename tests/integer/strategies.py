@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from npquant.profiles import PROFILES, BiasAdd, RequantKind
-from npquant.requant import requant_params_from_multiplier
+from npquant.requant import prepare_requant, requant_params_from_multiplier
 
 ACT_DTYPES = (np.int8, np.uint8, np.int16)
 W_DTYPES = (np.int8, np.uint8)
@@ -69,6 +69,9 @@ def requant_cases(draw, op: str, channels: int, *, integer_bias: bool = False):
         mult = np.array([m * 2.0 ** -e for m, e in zip(mant, exps, strict=True)])
     out_scale = draw(st.sampled_from([0.5, 0.02, 0.1, 1 / 64, 0.0473]))
     # the bias scale S_b = S_in S_w = M S_out, which the profiles that add a float bias need
-    params = replace(requant_params_from_multiplier(rule, mult),
-                     bias_scale=(mult * out_scale).astype(np.float32).astype(np.float64))
+    # oneDNN's kind takes the scales, not M: M as the weight scales (src = D = 1)
+    base = (prepare_requant(rule, 1.0, mult.astype(np.float32), 1.0)
+            if rule.kind is RequantKind.FLOAT32_ONEDNN
+            else requant_params_from_multiplier(rule, mult))
+    params = replace(base, bias_scale=(mult * out_scale).astype(np.float32).astype(np.float64))
     return prof, params, out_scale
