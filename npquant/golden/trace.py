@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import ctypes
 import mmap
-import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -213,7 +213,7 @@ def _moves_images(op: IntOp) -> bool:
 
 
 _MADV_POPULATE_WRITE = 23  # linux/mman.h (5.14+)
-_LIBC = ctypes.CDLL(None, use_errno=True) if os.name == "posix" else None
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 
 
 def populate(address: int, length: int) -> bool:

@@ -140,3 +140,23 @@ def test_ops_that_move_images_make_one_slice(monkeypatch):
     t = SlicedTrace(im, x[:5], slice_images=2)
     assert t.step == 5 and t.done == 5  # the whole batch in the constructor's one slice
     assert np.array_equal(t.entries[-1].input, im.run(x[:5]))
+
+
+def test_populate_faults_pages_in_without_changing_them():
+    """``populate`` (MADV_POPULATE_WRITE, Linux 5.14+) on an unaligned range of a private map:
+    the bytes stay zero and writable; on a kernel that has it, the call succeeds."""
+    import mmap
+    import platform
+    import sys
+
+    from npquant.golden.trace import populate
+
+    buf = mmap.mmap(-1, 1 << 20, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    a = np.frombuffer(buf, np.uint8)
+    done = populate(a.ctypes.data + 100, 300_000)
+    release = tuple(int(v) for v in platform.release().split(".")[:2] if v.isdigit())
+    if sys.platform.startswith("linux") and release >= (5, 14):
+        assert done
+    assert not a.any()
+    a[100:300_100] = 7
+    assert int(a.sum()) == 7 * 300_000
