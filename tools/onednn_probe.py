@@ -4,7 +4,7 @@ Two measurements behind docs/framework_facts.md ("The x86 engine's conv", "oneDN
 it should not"), on the CPU at hand (the figures there: AMD EPYC Zen 4, AVX-512 VNNI):
 
     python3 tools/onednn_probe.py shapes --cases 3000 --seed 1
-    python3 tools/onednn_probe.py ties --cases 100 --seed 0 [--depthwise]
+    python3 tools/onednn_probe.py ties --cases 100 --seed 0 [--shape brdgmm_dw]
 
 ``shapes`` draws random depthwise convolutions (channel multiplier 1..3, kernels up to 4x4,
 strides up to 3, dilations up to 2, padding) with small integers and unit scales, so the output
@@ -91,12 +91,26 @@ def orders() -> dict:
             "zero point after rounding": zero_point_after}
 
 
-def ties(cases: int, seed: int, depthwise: bool) -> None:
-    """Near ties that tell the orders apart: how often the engine equals each."""
+# Shapes that oneDNN runs on its different int8 conv kernels (ONEDNN_VERBOSE=1 names them):
+# (input NCHW, weights OIHW, groups, stride, dilation, padding)
+SHAPES = {
+    "brg_conv_fwd": ((1, 8, 2, 10), (4, 8, 2, 1), 1, (1, 1), (1, 1), (0, 0)),
+    "brdgmm_dw": ((1, 8, 2, 10), (8, 1, 2, 1), 8, (1, 1), (1, 1), (0, 0)),
+    "jit_int8": ((2, 3, 3, 7), (3, 1, 2, 4), 3, (1, 1), (1, 2), (0, 0)),
+    "gemm": ((1, 2, 5, 2), (4, 1, 2, 2), 2, (2, 1), (2, 1), (1, 0)),
+}
+
+
+def ties(cases: int, seed: int, shape: str) -> None:
+    """Near ties that tell the orders apart: how often the engine equals each, on every output.
+
+    The input is ``Zx + k`` everywhere and one tap of each filter holds ``w`` (the others 0), so
+    every output whose tap lies in the image has the accumulator ``k w`` (padded taps add 0)."""
     rng = np.random.default_rng(seed)
     ks, ws = np.arange(-128, 128).reshape(-1, 1), np.arange(-127, 128).reshape(1, -1)
     rules = orders()
     agree = dict.fromkeys(rules, 0)
+    x_shape, w_shape, groups, stride, dilation, padding = SHAPES[shape]
     done = 0
     while done < cases:
         s_x, s_w = float(f32(rng.uniform(0.01, 2))), float(f32(rng.uniform(0.001, 0.5)))
@@ -110,22 +124,24 @@ def ties(cases: int, seed: int, depthwise: bool) -> None:
         if not len(apart):
             continue
         i, j = apart[rng.integers(len(apart))]
-        c_in, z_x = 8, 128
-        x = np.full((1, c_in, 2, 10), z_x + int(ks[i, 0]), np.uint8)
-        o, groups = (c_in, c_in) if depthwise else (4, 1)
-        w = np.zeros((o, c_in // groups, 2, 1), np.int8)
+        z_x = 128
+        x = np.full(x_shape, z_x + int(ks[i, 0]), np.uint8)
+        w = np.zeros(w_shape, np.int8)
         w[:, 0, 0, 0] = int(ws[0, j])
+        geo = dict(stride=stride, dilation=dilation, padding=padding, groups=groups)
         p = dict(w=w, x_scale=s_x, x_zero_point=z_x, w_scale=s_w, y_scale=s_y, y_zero_point=z_y,
-                 stride=(1, 1), dilation=(1, 1), padding=(0, 0), groups=groups)
+                 **geo)
         if b:
-            p["bias"] = np.full(o, bias, np.float32)
-        got = set(torch_conv(x, w, p).ravel().tolist())
+            p["bias"] = np.full(w_shape[0], bias, np.float32)
+        got = torch_conv(x, w, p)
+        acc = conv2d(x, w, None, x_zero_point=z_x, out_zero_point=z_y, x_scale=s_x, w_scale=s_w,
+                     out_scale=s_y, profile="pytorch-x86", out_dtype=np.uint8,
+                     return_accumulators=True, **geo).acc
         done += 1
-        for k, v in outs.items():
-            agree[k] += got == {int(v[i, j])}
-    kind = "depthwise" if depthwise else "conv"
+        for k, r in rules.items():
+            agree[k] += np.array_equal(got, np.clip(r(acc, src, wei[0], bias, d, z_y), 0, 255))
     for k, v in agree.items():
-        print(f"{kind}: {k:<40} {v}/{done}")
+        print(f"{shape}: {k:<40} {v}/{done}")
 
 
 def main() -> None:
@@ -133,12 +149,13 @@ def main() -> None:
     ap.add_argument("what", choices=["shapes", "ties"])
     ap.add_argument("--cases", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--depthwise", action="store_true", help="ties: depthwise instead of conv")
+    ap.add_argument("--shape", choices=sorted(SHAPES), default="brg_conv_fwd",
+                    help="ties: a shape that runs this oneDNN kernel")
     a = ap.parse_args()
     if a.what == "shapes":
         shapes(a.cases, a.seed)
     else:
-        ties(a.cases, a.seed, a.depthwise)
+        ties(a.cases, a.seed, a.shape)
 
 
 if __name__ == "__main__":

@@ -296,3 +296,47 @@ def run_case_raw(x, w, s_x, z_x, s_w, s_y, z_y, groups, bias):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         return run_torch_op("conv2d", [x], p, engine="x86")
+
+
+def test_x86_engine_gemm_conv_multiplies_the_scale_product_first(n=40):
+    """A residue, pinned: a few depthwise shapes with a channel multiplier run oneDNN's gemm conv
+    (``x64:gemm_s8u8s32:jit`` in ONEDNN_VERBOSE; this one: x (1, 2, 5, 2), w (4, 1, 2, 2),
+    stride (2, 1), dilation (2, 1)), whose epilogue multiplies by the float32 product
+    ``f32(src wei)`` (``precompute_scales``) instead of by ``src`` and then ``wei``. On near
+    ties built for it the engine follows that order on every case and npquant's pytorch-x86
+    misses some; which shapes oneDNN hands to its gemm conv is not modelled
+    (docs/framework_facts.md). When this fails, oneDNN changed: measure again."""
+    require("torch")
+    if ONEDNN_ISA != "avx512_core_vnni":
+        pytest.skip(f"oneDNN runs its {ONEDNN_ISA} int8 kernels here; measured on "
+                    "avx512_core_vnni")
+    from npquant.integer import depthwise_conv2d
+    from npquant.requant import onednn_scales
+
+    rng = np.random.default_rng(5012)
+    product_first = tie_rivals()[1]
+    npquant_agrees = 0
+    for _ in range(n):
+        s_x, s_w, s_y, z_y, bias, k, wv = near_tie_case(rng, "depthwise")
+        z_x = 128
+        x = np.full((1, 2, 5, 2), z_x + k, np.uint8)
+        w = np.zeros((4, 1, 2, 2), np.int8)
+        w[:, 0, 0, 0] = wv
+        p = dict(w=w, x_scale=s_x, x_zero_point=z_x, w_scale=s_w, y_scale=s_y, y_zero_point=z_y,
+                 stride=(2, 1), dilation=(2, 1), padding=(0, 0), groups=2)
+        if bias:
+            p["bias"] = np.full(4, bias, np.float32)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            from npquant.interop.torch import run_torch_op
+            got = run_torch_op("conv2d", [x], p, engine="x86")
+        src, wei, d = onednn_scales(s_x, s_w, s_y)
+        want = np.clip(product_first(np.array([k * wv]), src, wei[0], f32(bias), d, z_y), 0, 255)
+        assert set(got.ravel().tolist()) == {int(want[0])}, (s_x, s_w, s_y, z_y, bias, k, wv)
+        b_int = round(bias / float(f32(f32(s_x) * f32(s_w))))
+        ours = depthwise_conv2d(x, w, np.full(4, b_int, np.int32) if bias else None,
+                                x_zero_point=z_x, out_zero_point=z_y, x_scale=s_x, w_scale=s_w,
+                                out_scale=s_y, stride=(2, 1), dilation=(2, 1),
+                                profile="pytorch-x86", out_dtype=np.uint8)
+        npquant_agrees += np.array_equal(ours, got)
+    assert npquant_agrees < n, "pytorch-x86 agreed on every gemm-conv near tie: measure again"
