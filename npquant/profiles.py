@@ -522,7 +522,9 @@ _F32_RECIP_EVEN = RequantRule(RequantKind.FLOAT32, MultiplierDerivation.FLOAT32_
                               Ties.EVEN)
 # QNNPACK (PyTorch qnnpack engine): the float bias quantized to int32, b' = rne(f32(B f32(1/S_b)))
 _QNNPACK_F32 = replace(_F32_RECIP_EVEN, bias=BiasAdd.QUANTIZED_RECIPROCAL)
-# oneDNN's int8 conv epilogue (PyTorch x86 engine, brgemm / jit / gemm convs alike):
+# oneDNN's int8 conv epilogue (PyTorch x86 engine: its brgemm, brdgmm and jit convs; its gemm
+# conv, which a few depthwise shapes with a channel multiplier take, multiplies by f32(src wei)
+# first instead, not modelled: docs/framework_facts.md):
 # rne(f32(f32(f32(f32(f32(acc) src) wei[c]) + B[c]) D) + Z), the float bias B itself after
 # the scales
 _ONEDNN_F32 = RequantRule(RequantKind.FLOAT32_ONEDNN, MultiplierDerivation.ONEDNN_RECIPROCALS,
