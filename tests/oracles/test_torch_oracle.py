@@ -229,23 +229,17 @@ def near_tie_case(rng, kind):
 
 
 def tie_rivals():
-    """pytorch-x86's order (first) and the orders it was told apart from, on float32 arrays:
-    the source and weight scales multiplied first (oneDNN's precomputed product), the dst scale
-    and zero point fused (fma), the zero point after the rounding."""
-    def ours(acc, src, wei, b, d, z):
-        return np.rint((((acc.astype(f32) * src) * wei + b) * d) + f32(z))
+    """pytorch-x86's order (first) and the orders it was told apart from, on float32 arrays
+    (``tools/onednn_probe.py``'s ``orders``): the source and weight scales multiplied first
+    (oneDNN's precomputed product), the dst scale and zero point fused (fma), the zero point
+    after the rounding."""
+    import sys
+    from pathlib import Path
 
-    def product_first(acc, src, wei, b, d, z):
-        return np.rint(((acc.astype(f32) * f32(src * wei) + b) * d) + f32(z))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+    import onednn_probe
 
-    def fused_zero_point(acc, src, wei, b, d, z):
-        v = (acc.astype(f32) * src) * wei + b
-        return np.rint((v.astype(np.float64) * np.float64(d) + z).astype(f32))
-
-    def zero_point_after(acc, src, wei, b, d, z):
-        return np.rint(((acc.astype(f32) * src) * wei + b) * d) + z
-
-    return [ours, product_first, fused_zero_point, zero_point_after]
+    return list(onednn_probe.orders().values())
 
 
 @pytest.mark.parametrize("kind", ["conv", "depthwise"],
