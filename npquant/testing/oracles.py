@@ -903,19 +903,31 @@ class Tally:
         return False
 
 
-def measure(cmp: Comparison, n: int, *, seed: int = 0) -> Tally:
-    """Run ``cmp`` on ``n`` hypothesis cases (reproducible for a seed) and tally agreement."""
-    from hypothesis import HealthCheck, given, reject, settings
+def run_cases(strategy: st.SearchStrategy, n: int, seed: int,
+              body: Callable[[Case], None]) -> None:
+    """``body(case)`` on ``n`` cases of ``strategy``, the same cases for a seed: no example
+    database, no deadline, no health checks and no shrinking (a tally, not a minimal example).
+    ``body`` may ``hypothesis.reject()`` a case; it does not count towards ``n``."""
+    from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import seed as hseed
-
-    tally = Tally()
 
     @hseed(seed)
     @settings(max_examples=n, database=None, deadline=None, derandomize=False,
-              suppress_health_check=list(HealthCheck), phases=[phase for phase in
-                                                               _generate_phases()])
-    @given(cmp.cases())
+              suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
+    @given(strategy)
     def run(case):
+        body(case)
+
+    run()
+
+
+def measure(cmp: Comparison, n: int, *, seed: int = 0) -> Tally:
+    """Run ``cmp`` on ``n`` hypothesis cases (reproducible for a seed) and tally agreement."""
+    from hypothesis import reject
+
+    tally = Tally()
+
+    def one(case: Case) -> None:
         try:
             want = np.asarray(cmp.run_framework(case))
         except Declined:
@@ -923,7 +935,7 @@ def measure(cmp: Comparison, n: int, *, seed: int = 0) -> Tally:
             reject()
         tally.record(np.asarray(cmp.run_npquant(case)), want, case)
 
-    run()
+    run_cases(cmp.cases(), n, seed, one)
     return tally
 
 
@@ -937,9 +949,3 @@ def disagreements(rows: list[Comparison], n: int, *, seed: int = 0) -> list[str]
             bad.append(f"{cmp.id} under {cmp.profile}: {tally.agree}/{tally.cases}, first "
                        f"{tally.first_failure}")
     return bad
-
-
-def _generate_phases():
-    from hypothesis import Phase
-
-    return [Phase.explicit, Phase.generate]  # no shrinking: a tally, not a minimal example

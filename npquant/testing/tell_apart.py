@@ -36,8 +36,8 @@ from npquant.testing.oracles import (
     Case,
     Comparison,
     Declined,
-    _generate_phases,
     npquant_under,
+    run_cases,
 )
 from npquant.testing.strategies import scales, zero_points
 
@@ -123,9 +123,6 @@ def tell_apart(cmp: Comparison, *, draws: int = 2000, grid_draws: int = 4000, ke
     """``{rival: TellApart}`` for each rival of ``cmp.profile`` (or each profile of
     ``against``): search ``draws`` cases of the row's strategy (and, for element-wise ADD,
     ``grid_draws`` of ``add_grid_cases``), then confirm on the framework (module docstring)."""
-    from hypothesis import HealthCheck, given, settings
-    from hypothesis import seed as hseed
-
     others = rivals(cmp.profile) if against is None else list(against)
     sides = {r: npquant_under(cmp, r) for r in others}
     out = {r: TellApart() for r in others}
@@ -157,15 +154,8 @@ def tell_apart(cmp: Comparison, *, draws: int = 2000, grid_draws: int = 4000, ke
         dtype = np.uint8 if "uint8" in cmp.op or "quint8" in cmp.op else np.int8
         strategies.append((add_grid_cases(dtype), grid_draws))
     for strategy, n in strategies:
-        @hseed(seed)
-        @settings(max_examples=n, database=None, deadline=None, derandomize=False,
-                  suppress_health_check=list(HealthCheck), phases=_generate_phases())
-        @given(strategy)
-        def search(case):
-            visit(case)
-
         try:
-            search()
+            run_cases(strategy, n, seed, visit)
         except _Enough:
             break
     want_of: dict[int, np.ndarray | None] = {}
