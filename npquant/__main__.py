@@ -1,5 +1,5 @@
 """``python -m npquant``: the command-line interface (npquant.cli)."""
 
-from npquant.cli import main
+from npquant.cli import run
 
-raise SystemExit(main())
+run()

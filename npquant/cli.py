@@ -8,7 +8,10 @@ their arguments (``npquant train --help``, ...); this module only dispatches to 
 from __future__ import annotations
 
 import argparse
+import atexit
+import os
 import sys
+import threading
 
 from npquant import __version__
 
@@ -138,3 +141,35 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     parser.error(f"unknown command {args.command!r}")
     return 2
+
+
+def run() -> None:
+    """The ``npquant`` console script and ``python -m npquant``: ``main()``, then the end of the
+    process without the interpreter's teardown.
+
+    After a command, Python would free every module and object one by one; with numba's and
+    LLVM's state loaded that costs 0.15-0.3 s of the command's time (measured after a golden
+    export) and has nothing left to do. So this finishes what a normal exit must — waits for the
+    threads that are not daemons, runs the ``atexit`` handlers (temporary directories, logging),
+    flushes stdout and stderr — and then ends with ``os._exit``. ``main()`` itself returns
+    normally, for callers that import it.
+    """
+    try:
+        code = main()
+    except SystemExit as exc:  # argparse's --help, --version and usage errors
+        code = exc.code
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (``| head``) or stream: nothing to flush to
+            pass
+    os._exit(code)

@@ -4,6 +4,8 @@ no traceback (``--debug`` keeps it); files written by npquant are never left hal
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -81,3 +83,42 @@ def test_module_entry_points_go_through_the_cli(module, tmp_path):
     assert r.returncode == 2, r.stderr
     assert "Traceback" not in r.stderr, r.stderr
     assert r.stderr.strip().splitlines()[-1].startswith(f"npquant {module.split('.')[-1]}: error")
+
+
+def _run_entry(tmp_path, code: str) -> subprocess.CompletedProcess[str]:
+    """``npquant.cli.run`` in a fresh process (stdout a pipe, so block-buffered)."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=120)
+
+
+def test_run_ends_without_teardown_but_finishes_what_an_exit_must(tmp_path):
+    """``run`` skips the interpreter's teardown (os._exit) only after the exit code, the buffered
+    output, the atexit handlers and the non-daemon threads are done."""
+    flag = tmp_path / "thread_done"
+    r = _run_entry(tmp_path, f"""
+import atexit, sys, threading, time
+from npquant import cli
+atexit.register(lambda: print("atexit handler ran"))
+def late():
+    time.sleep(0.3)
+    open({str(flag)!r}, "w").write("done")
+threading.Thread(target=late).start()
+sys.argv = ["npquant", "verify", {str(tmp_path / "missing")!r}]
+cli.run()
+print("not reached")
+""")
+    assert r.returncode == 1, r.stderr
+    assert "BAD" in r.stdout and "not a directory" in r.stdout
+    assert "atexit handler ran" in r.stdout and "not reached" not in r.stdout
+    assert flag.read_text() == "done"
+
+
+@pytest.mark.parametrize("argv, code, text", [
+    (["--version"], 0, "npquant "),
+    (["golden", "--images", "0", "cnn", "OUT"], 2, "must be an int >= 1"),
+], ids=["version", "usage-error"])
+def test_run_keeps_argparse_exit_codes(tmp_path, argv, code, text):
+    r = _run_entry(tmp_path, "import sys\nfrom npquant import cli\n"
+                             f"sys.argv = ['npquant', *{argv!r}]\ncli.run()")
+    assert r.returncode == code
+    assert text in r.stdout + r.stderr
