@@ -78,3 +78,48 @@ def test_tell_apart_section_lists_every_differing_pair_with_its_rows():
     missing = [line for line in lines if line.startswith("| `tflite` / `tflite-xnnpack` |")]
     assert len(missing) == 1 and "not told apart" in missing[0]
     assert not any("`onnxruntime` / `tflite`" in line for line in lines)
+
+
+def test_merge_joins_columns_measured_apart(tmp_path):
+    vers = {"onnxruntime": "1.32.0"}
+    host = {"cpu_model": "AMD EPYC", "simd_flags": ["avx2", "avx512_vnni"], "onednn": "x"}
+    main, arm, avx2 = (tmp_path / f"{n}.json" for n in ("main", "arm", "avx2"))
+    fidelity.Campaign(main, versions=vers, native_host=host).add(
+        "native", "row", 0, Tally(cases=3, agree=3))
+    for path, cpu in ((arm, "aarch64"), (avx2, "avx2")):
+        camp = fidelity.Campaign(path, versions=vers)
+        camp.add(cpu, "row", 0, Tally(cases=3, agree=3))
+        camp.add(cpu, "row", 1, Tally(cases=3, agree=2, elements_differ=1, max_abs_diff=1.0))
+    camp = fidelity.Campaign(main)
+    assert camp.merge(fidelity.Campaign(arm)) == 2
+    assert camp.merge(fidelity.Campaign(avx2)) == 2
+    assert camp.merge(fidelity.Campaign(avx2)) == 0  # already there, the same tallies
+    again = fidelity.Campaign(main)  # written to the file
+    assert again.total("aarch64", "row").cases == 6 and again.total("avx2", "row").agree == 5
+    assert again.total("native", "row").cases == 3 and again.data["native_host"] == host
+
+
+def test_merge_refuses_what_cannot_be_summed(tmp_path):
+    vers = {"onnxruntime": "1.32.0"}
+    host = {"cpu_model": "AMD EPYC", "simd_flags": ["avx2", "avx512_vnni"], "onednn": "x"}
+    main = tmp_path / "main.json"
+    fidelity.Campaign(main, versions=vers, native_host=host).add(
+        "avx2", "row", 0, Tally(cases=3, agree=3))
+
+    def other(name, versions=vers, native_host=None, cpu="avx2", tally=None):
+        path = tmp_path / f"{name}.json"
+        fidelity.Campaign(path, versions=versions, native_host=native_host).add(
+            cpu, "row", 0, tally or Tally(cases=3, agree=3))
+        return fidelity.Campaign(path)
+
+    camp = fidelity.Campaign(main)
+    with pytest.raises(SystemExit, match="other versions"):
+        camp.merge(other("vers", versions={"onnxruntime": "1.31.0"}))
+    with pytest.raises(SystemExit, match="chunk 0 of avx2\\|row differs"):
+        camp.merge(other("tally", tally=Tally(cases=3, agree=2)))
+    intel = {**host, "cpu_model": "Intel Xeon"}
+    with pytest.raises(SystemExit, match="other native host"):
+        camp.merge(other("native", native_host=intel, cpu="native"))
+    # emulated chunks measured on another machine are the same emulated CPU: merged
+    assert camp.merge(other("emulated", native_host=intel, cpu="aarch64")) == 1
+    assert fidelity.Campaign(main).data["native_host"] == host

@@ -29,6 +29,12 @@ frameworks' code on first use); warm, a case costs 0.015-0.03 s under qemu for T
 rows and ~0.06 s for PyTorch's conv (measured alone, 60 cases). A chunk of 100 cases of every
 native row (59) took 48-310 s at nice 19 beside other work on 2 cores.
 
+The columns can be measured side by side (one process per CPU, each with its own copy of the
+results file) and joined with ``--merge``:
+
+    python3 tools/fidelity.py --results docs/results/fidelity_campaign.json --no-measure \
+        --cases 10000 --chunk 100 --merge avx2.json aarch64.json
+
 docs/results/fidelity_campaign.json is the campaign so far (resume it with ``--results
 docs/results/fidelity_campaign.json``; its native chunks only on the CPU it names).
 
@@ -172,6 +178,37 @@ class Campaign:
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True))
         tmp.replace(self.path)
+
+    def merge(self, other: Campaign) -> int:
+        """Add the chunks of ``other`` (another results file of the same campaign, e.g. one
+        CPU's column measured by a second process or machine) that this file lacks; returns how
+        many. Refused (SystemExit): other framework versions, native chunks of another native
+        CPU, and a chunk stored in both with a different tally (the same seed draws the same
+        cases, so the same kernels give the same tally)."""
+        for key in ("versions", "native_host"):
+            mine, theirs = self.data.get(key), other.data.get(key)
+            if key == "native_host" and not any(k.startswith("native|")
+                                                for k in other.data["rows"]):
+                continue  # no native chunks to merge: the native CPU does not matter
+            if mine is not None and theirs is not None and mine != theirs:
+                raise SystemExit(f"{other.path}: other {key.replace('_', ' ')} than "
+                                 f"{self.path} ({theirs} vs {mine}); not merged")
+            if mine is None and theirs is not None:
+                self.data[key] = theirs
+        added = 0
+        for key, chunks in sorted(other.data["rows"].items()):
+            mine = self.data["rows"].setdefault(key, {})
+            for seed, tally in sorted(chunks.items()):
+                if seed not in mine:
+                    mine[seed] = tally
+                    added += 1
+                elif mine[seed] != tally:
+                    raise SystemExit(f"{other.path}: chunk {seed} of {key} differs from "
+                                     f"{self.path}'s ({tally} vs {mine[seed]}); not merged")
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True))
+        tmp.replace(self.path)
+        return added
 
     def total(self, cpu: str, row: str) -> Tally | None:
         chunks = self.chunks(cpu, row)
@@ -383,6 +420,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--until", default=None, help="campaign: stop starting rows at HH:MM UTC")
     ap.add_argument("--no-measure", action="store_true",
                     help="campaign: only write the page from the JSON")
+    ap.add_argument("--merge", nargs="+", default=[], metavar="FILE",
+                    help="campaign: first add the chunks of these results files (same "
+                         "versions; e.g. one CPU column measured by another process)")
     ap.add_argument("--tell-apart", action="store_true",
                     help="first measure which cases tell each row's profile from the other "
                          "profiles of its framework, natively and on the emulated CPUs of "
@@ -392,6 +432,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.cases < 1:
         ap.error(f"--cases must be >= 1, got {args.cases}")
+    if args.merge and not args.results:
+        ap.error("--merge adds to a campaign: give --results")
     cpus = [c for c in args.cpus.split(",") if c]
     bad_cpus = [c for c in cpus if c not in ("native", *EMULATED)]
     if bad_cpus or not cpus or ("native" not in cpus and not args.results):
@@ -416,6 +458,8 @@ def main(argv: list[str] | None = None) -> int:
                         native_host={"cpu_model": model, "simd_flags": sorted(flags),
                                      "onednn": onednn} if measuring and "native" in cpus
                         else None)
+        for other in args.merge:
+            print(f"merged {camp.merge(Campaign(other))} chunks of {other}")
         if not args.no_measure:
             run_campaign(camp, [c for c in cmps if c.id in installed], cpus, args.cases,
                          args.chunk, args.seed, args.until)
