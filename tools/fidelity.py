@@ -25,9 +25,10 @@ over the stored chunks; ``--no-measure`` only rewrites it from the JSON.
         --chunk 500 --until 06:00
 
 An emulated CPU's child process serves the whole campaign (started once: qemu translates the
-frameworks' code on first use); warm, a case costs 0.015-0.03 s under qemu for TFLite and ORT
-rows and ~0.06 s for PyTorch's conv (measured alone, 60 cases). A chunk of 100 cases of every
-native row (59) took 48-310 s at nice 19 beside other work on 2 cores.
+frameworks' code on first use). A chunk of 100 cases of every row took, at nice 19 on a core
+of its own: 51-63 s for the 44 aarch64 rows and 75-84 s for the 60 AVX2 rows (108 s and 150-300
+s before the messages to the child lost their .npz wrapping, tools/emulated_cpu.py); natively
+48-310 s for the 59 rows beside other work on 2 cores.
 
 The columns can be measured side by side (one process per CPU, each with its own copy of the
 results file) and joined with ``--merge``:
