@@ -170,6 +170,6 @@ def run() -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except (OSError, ValueError):  # a closed pipe (``| head``) or stream: nothing to flush to
-            pass
+        except (OSError, ValueError):  # a closed pipe (``| head``), a full disk: output lost
+            code = code or 120  # what the interpreter's own exit reports then
     os._exit(code)
