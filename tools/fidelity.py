@@ -471,8 +471,9 @@ def main(argv: list[str] | None = None) -> int:
         host = camp.data.get("native_host")
         if host:
             model, flags, onednn = host["cpu_model"], host["simd_flags"], host["onednn"]
-        emulated_cases = "up to " + str(max((t.cases for m in measured.values()
-                                             for _, t in m.values()), default=0))
+        counts = {t.cases for m in measured.values() for _, t in m.values()}
+        emulated_cases = (str(max(counts, default=0)) if len(counts) <= 1
+                          else f"{min(counts)}-{max(counts)}")
     else:
         rows, measured = _measure_all(cmps, installed, cpus, args.cases, emulated_cases,
                                       args.seed)
