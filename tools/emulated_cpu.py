@@ -75,8 +75,8 @@ def _pack(arrays: dict[str, np.ndarray]) -> bytes:
 
 
 def _unpack(data: bytes) -> dict[str, np.ndarray]:
-    """The arrays of a ``_pack`` body (writable copies); ValueError for a body that does not
-    hold what its header says."""
+    """The arrays of a ``_pack`` body (writable views of one copy of it); ValueError for a body
+    that does not hold what its header says."""
     buf = bytearray(data)
     if len(buf) < 8:
         raise ValueError(f"message of {len(buf)} bytes has no header length")
