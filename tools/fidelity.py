@@ -176,6 +176,10 @@ class Campaign:
     def add(self, cpu: str, row: str, seed: int, tally: Tally) -> None:
         self.data["rows"].setdefault(f"{cpu}|{row}", {})[str(seed)] = {
             f: getattr(tally, f) for f in TALLY_FIELDS}
+        self._save()
+
+    def _save(self) -> None:
+        """Write the JSON whole, then rename it over the file: a killed run leaves either."""
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True))
         tmp.replace(self.path)
@@ -198,17 +202,15 @@ class Campaign:
                 self.data[key] = theirs
         added = 0
         for key, chunks in sorted(other.data["rows"].items()):
-            mine = self.data["rows"].setdefault(key, {})
+            stored = self.data["rows"].setdefault(key, {})
             for seed, tally in sorted(chunks.items()):
-                if seed not in mine:
-                    mine[seed] = tally
+                if seed not in stored:
+                    stored[seed] = tally
                     added += 1
-                elif mine[seed] != tally:
+                elif stored[seed] != tally:
                     raise SystemExit(f"{other.path}: chunk {seed} of {key} differs from "
-                                     f"{self.path}'s ({tally} vs {mine[seed]}); not merged")
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True))
-        tmp.replace(self.path)
+                                     f"{self.path}'s ({tally} vs {stored[seed]}); not merged")
+        self._save()
         return added
 
     def total(self, cpu: str, row: str) -> Tally | None:
